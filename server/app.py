@@ -1,0 +1,29 @@
+"""The application factory: it only wires."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import validation_middleware
+
+from .config import Config
+from .auth import auth_middleware
+from .middlewares import error_middleware
+from .keys import CONFIG
+from .openapi import setup_openapi
+from .resources import cpu_pool_ctx, database_ctx, storage_ctx
+from .routes import setup_routes
+
+# JSON bodies are small; uploads are streamed with request.multipart() and counted by hand.
+CLIENT_MAX_SIZE = 1024 * 1024
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=CLIENT_MAX_SIZE,
+        middlewares=[error_middleware, auth_middleware, validation_middleware],
+    )
+    app[CONFIG] = config
+    app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, storage_ctx])
+    setup_routes(app)
+    setup_openapi(app)
+    return app

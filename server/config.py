@@ -1,0 +1,80 @@
+"""Configuration read from the environment (the table in the README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database_url: str | None
+    data_dir: Path
+    storage_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 50 * MIB
+    max_files_per_request: int = 100
+    max_image_pixels: int = 100_000_000
+    # Threads for CPU-bound work (decoding, hashing, bcrypt): one per core.
+    cpu_workers: int = os.cpu_count() or 2
+    db_pool_size: int = 10
+    # bcrypt cost of new password hashes; 12 costs about 0.25 s a check here.
+    bcrypt_cost: int = 12
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR") or "./data").expanduser().resolve()
+        storage_url = env.get("STORAGE_URL") or (data_dir / "objects").as_uri()
+        if not storage_url.startswith(("s3://", "file:///")):
+            raise ConfigError(f"STORAGE_URL must be s3://bucket[/prefix] or file:///abs/dir, "
+                              f"got {storage_url!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=data_dir,
+            storage_url=storage_url,
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8080, minimum=0),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 50 * MIB),
+            max_files_per_request=_int(env, "MAX_FILES_PER_REQUEST", 100),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
+            cpu_workers=_int(env, "CPU_WORKERS", os.cpu_count() or 2),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+            bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
+        )
+
+    def with_overrides(self, **changes: object) -> Config:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -1,0 +1,33 @@
+"""The asyncpg connection pool."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+
+if TYPE_CHECKING:
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
+else:  # asyncpg's classes are generic only in its stubs
+    Pool = asyncpg.Pool
+    Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: Connection) -> None:
+    # Every statement runs in UTC so that timestamps read back the same everywhere.
+    await conn.execute("set timezone to 'UTC'")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        command_timeout=30,
+        # Connections go stale when PostgreSQL restarts; recycle idle ones.
+        max_inactive_connection_lifetime=60,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool

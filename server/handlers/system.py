@@ -1,0 +1,62 @@
+"""Service endpoints: what this is, is it alive, can it serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+
+from .. import __version__
+from ..keys import POOL, QUERIES, STORAGE
+from ..schemas.system import HealthSchema, ReadinessSchema, ServiceInfoSchema
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 3.0
+
+
+@docs(tags=["service"], summary="Service name, version and where the docs are")
+@response_schema(ServiceInfoSchema, 200, description="About this service")
+async def index(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"name": "imagerepo", "version": __version__, "docs": "/docs", "openapi": "/openapi.json"}
+    )
+
+
+@docs(tags=["service"], summary="Liveness: the process answers")
+@response_schema(HealthSchema, 200, description="Alive")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _check_database(request: web.Request) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with request.app[POOL].acquire() as conn:
+                await request.app[QUERIES].ping(conn)
+    except Exception as exc:
+        log.warning("readiness: database check failed: %r", exc)
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
+async def _check_storage(request: web.Request) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await request.app[STORAGE].check()
+    except Exception as exc:
+        log.warning("readiness: storage check failed: %r", exc)
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
+@docs(tags=["service"], summary="Readiness: the database and the object storage answer")
+@response_schema(ReadinessSchema, 200, description="Ready to serve")
+@response_schema(ReadinessSchema, 503, description="A dependency is unavailable")
+async def ready(request: web.Request) -> web.Response:
+    database, storage = await asyncio.gather(_check_database(request), _check_storage(request))
+    ok = database == "ok" and storage == "ok"
+    body = {"status": "ready" if ok else "unavailable",
+            "checks": {"database": database, "storage": storage}}
+    return web.json_response(body, status=200 if ok else 503)

@@ -1,0 +1,52 @@
+"""Sign-up and the caller's own account."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import docs, json_schema, response_schema
+
+from ..auth import Access, access, require_user
+from ..credentials import hash_password
+from ..cpu import run_cpu
+from ..keys import CONFIG, CPU_POOL, POOL, QUERIES
+from ..schemas.accounts import SignedUpSchema, SignUpSchema, UserSchema, dump
+from ..schemas.common import error_responses
+from ..services import users
+
+
+@access(Access.PUBLIC)
+@docs(tags=["accounts"], summary="Sign up; the answer holds your first API key",
+      responses=error_responses(400, 409, 413, 422))
+@json_schema(SignUpSchema)
+@response_schema(SignedUpSchema, 201, description="The new user, with its first API key")
+async def sign_up(request: web.Request) -> web.Response:
+    data = request["data"]
+    app = request.app
+    password_hash = await run_cpu(app[CPU_POOL], hash_password, data["password"],
+                                  app[CONFIG].bcrypt_cost)
+    async with app[POOL].acquire() as conn:
+        user, api_key = await users.sign_up(
+            conn, app[QUERIES], username=data["username"], password_hash=password_hash
+        )
+    return web.json_response({**dump(UserSchema(), user), "api_key": api_key}, status=201)
+
+
+@access(Access.KEY)
+@docs(tags=["accounts"], summary="Your own profile", responses=error_responses(401))
+@response_schema(UserSchema, 200, description="The caller")
+async def me(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    async with request.app[POOL].acquire() as conn:
+        user = await users.get_profile(conn, request.app[QUERIES], caller.id)
+    return web.json_response(dump(UserSchema(), user))
+
+
+@access(Access.PASSWORD)
+@docs(tags=["accounts"], summary="Delete your account, its keys and its images",
+      description="Needs HTTP Basic with your username and password.",
+      responses={204: {"description": "Deleted"}, **error_responses(401, 429)})
+async def delete_me(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    async with request.app[POOL].acquire() as conn:
+        await users.delete_account(conn, request.app[QUERIES], caller.id)
+    return web.Response(status=204)

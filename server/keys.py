@@ -1,0 +1,20 @@
+"""Every object shared through the application, each behind a typed key."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from .config import Config
+from .db.pool import Pool
+from .db.queries import Queries
+from .storage import Storage
+
+CONFIG = web.AppKey("config", Config)
+DSN = web.AppKey("dsn", str)
+POOL = web.AppKey[Pool]("pool")
+QUERIES = web.AppKey[Queries]("queries")
+STORAGE = web.AppKey[Storage]("storage")
+# Threads for CPU-bound work: image decoding, hashing, bcrypt (all release the GIL).
+CPU_POOL = web.AppKey("cpu_pool", ThreadPoolExecutor)

@@ -1,0 +1,101 @@
+"""The middleware that turns every failure into the JSON error envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import ApiError
+from .storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+# Failures of a dependency rather than of the request: the client may retry.
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": dict(details or {})}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")}
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    message = exc.reason
+    if exc.status == 404:
+        message = "No such resource"
+    elif exc.status == 405:
+        message = "Method not allowed here; see the Allow header"
+    elif exc.status == 413:
+        message = "Request body too large"
+    details = _json_details(exc)
+    if exc.status == 400 and details:
+        message = "Request body is not valid JSON"
+    return error_response(exc.status, code, message, details, headers=headers)
+
+
+def _json_details(exc: web.HTTPException) -> Mapping[str, Any]:
+    """webargs raises HTTP errors whose text is a JSON object of messages: keep them."""
+    if exc.content_type != "application/json" or not exc.text:
+        return {}
+    try:
+        parsed = json.loads(exc.text)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and 304 are answers, not errors
+        return _from_http_exception(exc)
+    except StorageUnavailable:
+        log.warning("storage unavailable during %s %s", request.method, request.path)
+        return error_response(503, "storage_unavailable", "Object storage is unavailable; retry later",
+                              headers={"Retry-After": "5"})
+    except DATABASE_DOWN:
+        log.warning("database unavailable during %s %s", request.method, request.path,
+                    exc_info=True)
+        return error_response(503, "database_unavailable", "The database is unavailable; retry later",
+                              headers={"Retry-After": "5"})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Internal server error")

@@ -1,0 +1,87 @@
+"""The OpenAPI 3 spec and Swagger UI, generated from the handlers' schemas by aiohttp-apigami.
+
+apigami's output is not valid OpenAPI 3 as emitted (Swagger 2 leftovers such as
+``produces`` and ``in: formData``, operations without responses), so the spec is
+cleaned once at start-up, after apigami has built it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from aiohttp import web
+from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
+from aiohttp_apigami.constants import SWAGGER_DICT
+from marshmallow import Schema, ValidationError
+
+from . import __version__
+from .errors import ValidationFailed
+
+SPEC_URL = "/openapi.json"
+DOCS_URL = "/docs"
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+SECURITY_SCHEMES = {
+    "ApiKeyBearer": {"type": "http", "scheme": "bearer",
+                     "description": "`Authorization: Bearer <api_key>`"},
+    "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "PasswordBasic": {"type": "http", "scheme": "basic",
+                      "description": "username and password; only where stated"},
+}
+# Routes that take an API key list both ways of sending it; either one is enough.
+API_KEY = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
+API_KEY_OPTIONAL = [*API_KEY, {}]
+PASSWORD = [{"PasswordBasic": []}]
+
+
+def raise_validation_error(
+    error: ValidationError, req: web.Request, schema: Schema, *,
+    error_status_code: int | None = None, error_headers: Any = None,
+) -> NoReturn:
+    """webargs error callback: per-field messages, without webargs' location layer."""
+    messages: Any = error.messages
+    if isinstance(messages, dict) and len(messages) == 1:
+        (messages,) = messages.values()
+    details = messages if isinstance(messages, dict) else {"_schema": messages}
+    raise ValidationFailed("Request validation failed", details=details)
+
+
+def clean_spec(spec: dict[str, Any]) -> None:
+    """Turn apigami's output into valid OpenAPI 3, in place."""
+    for path_item in spec.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in _METHODS:
+                continue
+            operation.pop("produces", None)
+            operation.pop("consumes", None)
+            params = operation.get("parameters", [])
+            operation["parameters"] = [p for p in params if p.get("in") != "formData"]
+            if not operation["parameters"]:
+                del operation["parameters"]
+            responses = operation.setdefault("responses", {})
+            if not responses:
+                responses["200"] = {"description": "OK"}
+            for response in responses.values():
+                response.setdefault("description", "")
+
+
+def setup_openapi(app: web.Application) -> None:
+    apispec = setup_aiohttp_apispec(
+        app,
+        title="imagerepo",
+        version=__version__,
+        url=SPEC_URL,
+        swagger_path=DOCS_URL,
+        static_path="/docs/static",
+        openapi_version=OpenApiVersion.V303,
+        error_callback=raise_validation_error,
+        info={"description": "Upload images, find them by text and by image."},
+    )
+    for name, scheme in SECURITY_SCHEMES.items():
+        apispec.spec.components.security_scheme(name, scheme)
+
+    async def clean_on_startup(app: web.Application) -> None:
+        clean_spec(app[SWAGGER_DICT])  # type: ignore[index]  # apigami's key is a plain str
+
+    # Registered after apigami's own start-up hook, so the spec exists by then.
+    app.on_startup.append(clean_on_startup)

@@ -1,0 +1,57 @@
+"""One ``cleanup_ctx`` generator per external resource: acquire, yield, release."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+
+from .config import redact_url
+from .db.migrations import migrate
+from .db.pool import create_pool
+from .db.queries import load_queries
+from .embedded import embedded_postgres
+from .keys import CONFIG, CPU_POOL, DSN, POOL, QUERIES, STORAGE
+from .storage import open_storage
+
+log = logging.getLogger(__name__)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    async with AsyncExitStack() as stack:
+        if config.database_url:
+            dsn = config.database_url
+            log.info("database: %s", redact_url(dsn))
+        else:
+            dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
+            log.info("database: embedded PostgreSQL in %s", config.data_dir / "postgres")
+        pool = await create_pool(dsn, max_size=config.db_pool_size)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+        app[DSN] = dsn
+        app[POOL] = pool
+        app[QUERIES] = load_queries()
+        yield
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_storage(app[CONFIG].storage_url) as storage:
+        log.info("storage: %s", storage.describe())
+        app[STORAGE] = storage
+        yield
+
+
+async def cpu_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    workers = app[CONFIG].cpu_workers
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cpu")
+    app[CPU_POOL] = executor
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)

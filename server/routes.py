@@ -1,0 +1,21 @@
+"""The URL map."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .handlers import keys, system, users
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", system.index)
+    app.router.add_get("/health", system.health)
+    app.router.add_get("/ready", system.ready)
+
+    app.router.add_post("/users", users.sign_up)
+    app.router.add_get("/users/me", users.me)
+    app.router.add_delete("/users/me", users.delete_me)
+
+    app.router.add_post("/keys", keys.create_key)
+    app.router.add_get("/keys", keys.list_keys)
+    app.router.add_delete("/keys/{id}", keys.revoke_key)

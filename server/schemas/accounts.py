@@ -1,0 +1,85 @@
+"""Schemas of users and API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..credentials import PASSWORD_MAX_BYTES
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+PASSWORD_MIN_CHARS = 10
+
+
+def _validate_password(value: str) -> None:
+    if len(value) < PASSWORD_MIN_CHARS:
+        raise ValidationError(f"Must be at least {PASSWORD_MIN_CHARS} characters.")
+    if len(value.encode()) > PASSWORD_MAX_BYTES:
+        # bcrypt reads only the first 72 bytes: refuse rather than truncate silently.
+        raise ValidationError(f"Must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8.")
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+class SignUpSchema(Schema):
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            USERNAME_PATTERN, error="3 to 32 characters of letters, digits, '_', '.' and '-'."
+        ),
+        metadata={"example": "ada", "pattern": USERNAME_PATTERN},
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=_validate_password,
+        metadata={"description": "10 characters to 72 bytes", "format": "password"},
+    )
+
+
+class UserSchema(Schema):
+    id = fields.UUID(required=True)
+    username = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class SignedUpSchema(UserSchema):
+    api_key = fields.String(
+        required=True, metadata={"description": "Your first API key, shown only this once"}
+    )
+
+
+class NewKeyRequestSchema(Schema):
+    name = fields.String(load_default="", validate=validate.Length(max=100),
+                         metadata={"description": "A label to tell keys apart"})
+
+
+class KeySchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    prefix = fields.String(required=True, metadata={"description": "The key's first characters"})
+    created_at = fields.AwareDateTime(required=True)
+    last_used_at = fields.AwareDateTime(allow_none=True, required=True)
+    revoked_at = fields.AwareDateTime(allow_none=True, required=True)
+
+
+class NewKeySchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    prefix = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    api_key = fields.String(required=True, metadata={"description": "The key, shown only once"})
+
+
+class KeyListSchema(Schema):
+    keys = fields.List(fields.Nested(KeySchema), required=True)
+
+
+class KeyPathSchema(Schema):
+    id = fields.UUID(required=True, metadata={"description": "The key's id"})
+
+
+def dump(schema: Schema, data: Any) -> dict[str, Any]:
+    result: dict[str, Any] = schema.dump(data)
+    return result

@@ -1,0 +1,33 @@
+"""Schemas shared by every resource."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True, metadata={"description": "Per-field details, if any"})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+def error_responses(*statuses: int) -> dict[int, dict[str, object]]:
+    """``@docs(responses=...)`` entries for the error answers an operation can give."""
+    reasons = {
+        400: "Malformed request",
+        401: "Missing, wrong or revoked credentials",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict",
+        413: "Too large",
+        415: "Unsupported media type",
+        416: "Range not satisfiable",
+        422: "Validation failed",
+        429: "Too many attempts",
+        503: "A dependency is unavailable",
+    }
+    return {s: {"schema": ErrorSchema, "description": reasons[s]} for s in statuses}

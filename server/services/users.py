@@ -1,0 +1,41 @@
+"""Accounts: sign-up, profile, deletion."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from ..credentials import new_api_key
+from ..db.pool import Connection
+from ..db.queries import Queries, Record
+from ..errors import Conflict, NotFound
+
+
+async def sign_up(
+    conn: Connection, queries: Queries, *, username: str, password_hash: str
+) -> tuple[Record, str]:
+    """Create the user and a first API key in one transaction; return the user and the key."""
+    key = new_api_key()
+    try:
+        async with conn.transaction():
+            user = await queries.insert_user(conn, username=username, password_hash=password_hash)
+            await queries.insert_key(
+                conn, user_id=user["id"], name="default", prefix=key.prefix, digest=key.digest
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("This username is taken", details={"username": ["already taken"]}) from None
+    return user, key.secret
+
+
+async def get_profile(conn: Connection, queries: Queries, user_id: UUID) -> Record:
+    user = await queries.get_user(conn, user_id=user_id)
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+async def delete_account(conn: Connection, queries: Queries, user_id: UUID) -> None:
+    """Delete the user; its keys go with it (foreign keys cascade)."""
+    if await queries.delete_user(conn, user_id=user_id) is None:
+        raise NotFound("No such user")

@@ -1,0 +1,254 @@
+"""Object storage in a local folder: one file per key, written atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, ParamSpec, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from .base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    ObjectNotFound,
+    StorageUnavailable,
+    resolve_range,
+    validate_key,
+)
+
+# Temporary files live inside the root so os.replace() never crosses a file system.
+TMP_DIR = ".tmp"
+# Opening a key that is a directory, or under a file, means the object isn't there.
+_MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def _off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking `fn` in a thread; if cancelled, still wait for the thread to finish.
+
+    A thread can't be interrupted, so returning early would let the caller's cleanup
+    race it (e.g. unlink a temp file that the thread is about to rename).
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # mark as retrieved: the cancellation is what matters now
+        raise
+
+
+def root_from_url(url: str) -> Path:
+    """`file:///abs/dir` (percent-encoded, as Path.as_uri() writes it) -> Path."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise ValueError(f"expected a file:///absolute/dir URL, got {url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"file storage URL takes no query or fragment: {url!r}")
+    path = Path(unquote(parts.path))
+    if not path.is_absolute() or path == Path("/"):
+        raise ValueError(f"file storage URL needs an absolute directory: {url!r}")
+    return path
+
+
+class LocalReader:
+    """Streams part of a file in CHUNK_SIZE pieces, reading off the event loop."""
+
+    def __init__(self, file: BinaryIO, size: int, start: int, length: int) -> None:
+        self._file = file
+        self.size = size
+        self.start = start
+        self.length = length
+        self._left = length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self._left > 0:
+            chunk = await _off_loop(self._file.read, min(CHUNK_SIZE, self._left))
+            if not chunk:  # the file shrank under us; serve what there is
+                break
+            self._left -= len(chunk)
+            yield chunk
+
+    async def close(self) -> None:
+        await _off_loop(self._file.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / TMP_DIR
+
+    @classmethod
+    async def open(cls, url: str) -> LocalStorage:
+        storage = cls(root_from_url(url))
+        await _off_loop(storage._tmp.mkdir, parents=True, exist_ok=True)
+        return storage
+
+    def describe(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        if key.split("/", 1)[0] == TMP_DIR:
+            raise ValueError(f"storage key must not start with {TMP_DIR}/: {key!r}")
+        return self.root.joinpath(*key.split("/"))
+
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        # content_type is not kept: the database records it, a file system can't.
+        path = self._path(key)
+        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        file = await _off_loop(_create, tmp)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await _off_loop(file.write, chunk)
+            size, mtime = await _off_loop(_commit, file, tmp, path)
+        except BaseException:  # includes CancelledError: never leave a temp file behind
+            await _off_loop(_discard, file, tmp)
+            raise
+        return ObjectInfo(key=key, size=size, modified=_utc(mtime))
+
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> LocalReader:
+        path = self._path(key)
+        try:
+            file, size = await _off_loop(_open_regular, path)
+        except _MISSING:
+            raise ObjectNotFound(key) from None
+        try:
+            first, length = resolve_range(size, start, end)
+            if first:
+                await _off_loop(file.seek, first)
+        except BaseException:
+            await _off_loop(file.close)
+            raise
+        return LocalReader(file, size, first, length)
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = await _off_loop(path.stat)
+        except _MISSING:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return ObjectInfo(key=key, size=st.st_size, modified=_utc(st.st_mtime))
+
+    async def exists(self, key: str) -> bool:
+        return await self.head(key) is not None
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            await _off_loop(path.unlink)
+        except _MISSING:
+            pass
+
+    async def check(self) -> None:
+        ok = await _off_loop(lambda: self._tmp.is_dir() and os.access(self._tmp, os.W_OK))
+        if not ok:
+            raise StorageUnavailable(f"{self.describe()} is not a writable storage folder")
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        # Depth-first, one scandir per directory off the loop; directories that can't
+        # hold a matching key are skipped, and the temp folder is never entered.
+        pending = [""]
+        while pending:
+            rel_dir = pending.pop()
+            subdirs = []
+            for name, is_dir, size, mtime in await _off_loop(_scan, self.root / rel_dir):
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if is_dir:
+                    if key != TMP_DIR and _may_contain(key, prefix):
+                        subdirs.append(key)
+                elif key.startswith(prefix):
+                    yield ObjectInfo(key=key, size=size, modified=_utc(mtime))
+            pending.extend(reversed(subdirs))  # a stack: visit them in name order
+
+
+def _may_contain(dir_key: str, prefix: str) -> bool:
+    return (dir_key + "/").startswith(prefix) or prefix.startswith(dir_key + "/")
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+# Blocking helpers, each run in a worker thread.
+
+
+def _create(tmp: Path) -> BinaryIO:
+    tmp.parent.mkdir(parents=True, exist_ok=True)  # in case someone removed it
+    return tmp.open("xb")
+
+
+def _commit(file: BinaryIO, tmp: Path, path: Path) -> tuple[int, float]:
+    # fsync before the rename so a crash can't leave a complete-looking empty file,
+    # and fsync the directory so the rename itself survives a crash.
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    st = path.stat()
+    return st.st_size, st.st_mtime
+
+
+def _discard(file: BinaryIO, tmp: Path) -> None:
+    file.close()
+    tmp.unlink(missing_ok=True)
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    file = path.open("rb")
+    st = os.fstat(file.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        file.close()
+        raise IsADirectoryError(path)
+    return file, st.st_size
+
+
+def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
+    """(name, is_dir, size, mtime) of each entry; a vanished directory is empty."""
+    found = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        found.append((entry.name, True, 0, 0.0))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((entry.name, False, st.st_size, st.st_mtime))
+                except FileNotFoundError:  # deleted while we looked
+                    continue
+    except _MISSING:
+        return []
+    found.sort()
+    return found

@@ -1,0 +1,1 @@
+"""SQL shipped with the server: numbered migrations and named queries (package data)."""

@@ -1,0 +1,94 @@
+"""Fixtures: a real PostgreSQL (a throwaway database per run), the app, its client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from server.app import create_app
+from server.config import Config
+from server.db.migrations import migrate
+from server.db.pool import create_pool
+from tests.databases import create_database, drop_database, truncate_all
+
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    """A PostgreSQL server for the run: $DATABASE_URL, or an embedded one."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from server.embedded import start_embedded, stop_embedded
+
+    with tempfile.TemporaryDirectory(prefix="imagerepo-pg-") as tmp:
+        server = start_embedded(Path(tmp))
+        try:
+            yield str(server.get_uri())
+        finally:
+            stop_embedded(server)
+
+
+async def _migrated_database(admin: str) -> str:
+    dsn = await create_database(admin)
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    finally:
+        await pool.close()
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_dsn: str) -> Iterator[str]:
+    """One migrated database for the run; dropped at the end. Sync, so nothing stays open."""
+    dsn = asyncio.run(_migrated_database(admin_dsn))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(drop_database(admin_dsn, dsn))
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> AsyncIterator[str]:
+    """The run's database, emptied after the test."""
+    yield database_url
+    await truncate_all(database_url)
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    return (tmp_path / "objects").as_uri()
+
+
+@pytest.fixture
+def config(clean_db: str, tmp_path: Path, storage_url: str) -> Config:
+    return Config(
+        database_url=clean_db,
+        data_dir=tmp_path,
+        storage_url=storage_url,
+        cpu_workers=2,
+        db_pool_size=5,
+    )
+
+
+@pytest.fixture
+def app(config: Config) -> web.Application:
+    return create_app(config)
+
+
+@pytest.fixture
+async def client(
+    app: web.Application, aiohttp_client: AiohttpClient
+) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(app)
