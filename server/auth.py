@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from aiohttp import BasicAuth, hdrs, web
+import base64
+import binascii
+
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs
 
@@ -88,14 +91,29 @@ async def _key_user(request: web.Request, secret: str) -> User:
     return User(owner.user_id, owner.username, owner.key_id)
 
 
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """(username, password) from an ``Authorization: Basic`` header (RFC 7617, UTF-8)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise ValueError("not HTTP Basic")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("malformed HTTP Basic credentials") from None
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        raise ValueError("malformed HTTP Basic credentials")
+    return username, password
+
+
 async def _password_user(request: web.Request) -> User:
     try:
-        basic = BasicAuth.decode(request.headers.get(hdrs.AUTHORIZATION, ""))
+        username, password = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
     except ValueError:
         raise Unauthorized("This route needs HTTP Basic username and password",
                            headers={"WWW-Authenticate": BASIC_CHALLENGE}) from None
     app = request.app
-    login = await log_in(app[POOL], app[QUERIES], app[CPU_POOL], basic.login, basic.password,
+    login = await log_in(app[POOL], app[QUERIES], app[CPU_POOL], username, password,
                          app[CONFIG].bcrypt_cost)
     return User(login.id, login.username)
 

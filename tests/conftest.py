@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -79,6 +81,8 @@ def config(clean_db: str, tmp_path: Path, storage_url: str) -> Config:
         storage_url=storage_url,
         cpu_workers=2,
         db_pool_size=5,
+        # Tests that measure bcrypt's cost use 12 (the default); the others need no slowness.
+        bcrypt_cost=4,
     )
 
 
@@ -92,3 +96,20 @@ async def client(
     app: web.Application, aiohttp_client: AiohttpClient
 ) -> TestClient[web.Request, web.Application]:
     return await aiohttp_client(app)
+
+
+async def sign_up(client: TestClient[web.Request, web.Application], username: str,
+                  password: str = "correct horse battery") -> dict[str, Any]:
+    resp = await client.post("/users", json={"username": username, "password": password})
+    assert resp.status == 201, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+def basic(username: str, password: str = "correct horse battery") -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}

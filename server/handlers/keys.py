@@ -20,7 +20,7 @@ from ..services import keys
 async def create_key(request: web.Request) -> web.Response:
     caller = require_user(request)
     async with request.app[POOL].acquire() as conn:
-        key = await keys.issue_key(conn, request.app[QUERIES], caller.id, request["data"]["name"])
+        key = await keys.issue_key(conn, request.app[QUERIES], caller.id, request["json"]["name"])
     return web.json_response(dump(NewKeySchema(), key), status=201)
 
 
@@ -41,5 +41,5 @@ async def list_keys(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     caller = require_user(request)
     async with request.app[POOL].acquire() as conn:
-        await keys.revoke_key(conn, request.app[QUERIES], caller.id, request["data"]["id"])
+        await keys.revoke_key(conn, request.app[QUERIES], caller.id, request["match_info"]["id"])
     return web.Response(status=204)

@@ -20,7 +20,7 @@ from ..services import users
 @json_schema(SignUpSchema)
 @response_schema(SignedUpSchema, 201, description="The new user, with its first API key")
 async def sign_up(request: web.Request) -> web.Response:
-    data = request["data"]
+    data = request["json"]
     app = request.app
     password_hash = await run_cpu(app[CPU_POOL], hash_password, data["password"],
                                   app[CONFIG].bcrypt_cost)
