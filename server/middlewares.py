@@ -89,12 +89,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _from_http_exception(exc)
     except StorageUnavailable:
         log.warning("storage unavailable during %s %s", request.method, request.path)
-        return error_response(503, "storage_unavailable", "Object storage is unavailable; retry later",
+        return error_response(503, "storage_unavailable",
+                              "Object storage is unavailable; retry later",
                               headers={"Retry-After": "5"})
     except DATABASE_DOWN:
         log.warning("database unavailable during %s %s", request.method, request.path,
                     exc_info=True)
-        return error_response(503, "database_unavailable", "The database is unavailable; retry later",
+        return error_response(503, "database_unavailable",
+                              "The database is unavailable; retry later",
                               headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)

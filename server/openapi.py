@@ -29,9 +29,9 @@ SECURITY_SCHEMES = {
                       "description": "username and password; only where stated"},
 }
 # Routes that take an API key list both ways of sending it; either one is enough.
-API_KEY = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
+API_KEY: list[dict[str, list[str]]] = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
 API_KEY_OPTIONAL = [*API_KEY, {}]
-PASSWORD = [{"PasswordBasic": []}]
+PASSWORD: list[dict[str, list[str]]] = [{"PasswordBasic": []}]
 
 
 def raise_validation_error(
@@ -81,7 +81,7 @@ def setup_openapi(app: web.Application) -> None:
         apispec.spec.components.security_scheme(name, scheme)
 
     async def clean_on_startup(app: web.Application) -> None:
-        clean_spec(app[SWAGGER_DICT])  # type: ignore[index]  # apigami's key is a plain str
+        clean_spec(app[SWAGGER_DICT])  # apigami's key is a plain str
 
     # Registered after apigami's own start-up hook, so the spec exists by then.
     app.on_startup.append(clean_on_startup)

@@ -22,7 +22,6 @@ from server.db.pool import create_pool
 from tests.databases import create_database, drop_database, truncate_all
 
 
-
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:
     """A PostgreSQL server for the run: $DATABASE_URL, or an embedded one."""

@@ -370,7 +370,9 @@ async def test_ten_failures_lock_the_name_out_until_they_expire(
 
     conn = await asyncpg.connect(clean_db)
     try:
-        await conn.execute("update login_failures set failed_at = failed_at - interval '16 minutes'")
+        await conn.execute(
+            "update login_failures set failed_at = failed_at - interval '16 minutes'"
+        )
     finally:
         await conn.close()
     resp = await client.post("/keys", headers=basic("trent"))

@@ -265,8 +265,9 @@ async def test_empty_object(storage: Storage) -> None:
     head = await storage.head("e/1")
     assert head is not None and head.size == 0
     assert await keys(storage) == ["e/1"]
-    with pytest.raises(InvalidRange):
-        await storage.get("e/1", start=1)
+    for start, end in ((1, None), (0, 5)):  # only "the whole thing" fits an empty object
+        with pytest.raises(InvalidRange):
+            await storage.get("e/1", start=start, end=end)
 
 
 async def test_check_and_describe(storage: Storage) -> None:

@@ -8,9 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
 from .paths import migrations_dir
+from .pool import Connection
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def migrate(conn: Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     migrations = load_migrations() if migrations is None else migrations
     applied_now: list[str] = []

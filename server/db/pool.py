@@ -8,7 +8,12 @@ import asyncpg
 
 if TYPE_CHECKING:
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
-    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
+    from asyncpg.pool import PoolConnectionProxy
+
+    # A connection of its own, or one borrowed from the pool: both run queries alike.
+    Connection: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    )
 else:  # asyncpg's classes are generic only in its stubs
     Pool = asyncpg.Pool
     Connection = asyncpg.Connection

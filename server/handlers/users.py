@@ -6,8 +6,8 @@ from aiohttp import web
 from aiohttp_apigami import docs, json_schema, response_schema
 
 from ..auth import Access, access, require_user
-from ..credentials import hash_password
 from ..cpu import run_cpu
+from ..credentials import hash_password
 from ..keys import CONFIG, CPU_POOL, POOL, QUERIES
 from ..schemas.accounts import SignedUpSchema, SignUpSchema, UserSchema, dump
 from ..schemas.common import error_responses

@@ -21,7 +21,9 @@ class KeyOwner:
     key_id: UUID
 
 
-async def issue_key(conn: Connection, queries: Queries, user_id: UUID, name: str) -> dict[str, object]:
+async def issue_key(
+    conn: Connection, queries: Queries, user_id: UUID, name: str
+) -> dict[str, object]:
     key = new_api_key()
     row = await queries.insert_key(
         conn, user_id=user_id, name=name, prefix=key.prefix, digest=key.digest

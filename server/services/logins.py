@@ -7,8 +7,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from uuid import UUID
 
-from ..credentials import check_password
 from ..cpu import run_cpu
+from ..credentials import check_password
 from ..db.pool import Pool
 from ..db.queries import Queries
 from ..errors import TooManyRequests, Unauthorized
@@ -49,7 +49,9 @@ async def log_in(
     ok = await run_cpu(cpu, check_password, password, password_hash, cost)
     async with pool.acquire() as conn:
         if not ok or login is None:
-            await queries.record_login_failure(conn, username_key=key, window_seconds=WINDOW_SECONDS)
+            await queries.record_login_failure(
+                conn, username_key=key, window_seconds=WINDOW_SECONDS
+            )
             raise Unauthorized("Wrong username or password",
                                headers={"WWW-Authenticate": BASIC_CHALLENGE})
         await queries.clear_login_failures(conn, username_key=key)

@@ -97,7 +97,7 @@ def parse_url(url: str) -> tuple[str, str]:
     if parts.query or parts.fragment:
         raise ValueError(f"S3 storage URL takes no query or fragment: {url!r}")
     prefix = parts.path.strip("/")
-    return parts.netloc, validate_key(prefix) + "/" if prefix else ""
+    return parts.netloc, (validate_key(prefix) + "/") if prefix else ""
 
 
 def _utc(value: datetime) -> datetime:
@@ -216,14 +216,15 @@ class S3Storage:
                         upload_id = await self._create_upload(full_key, extra)
                     part = bytes(buffer[: self.part_size])
                     del buffer[: self.part_size]
-                    parts.append(await self._upload_part(full_key, upload_id, parts, part))
+                    parts.append(await self._upload_part(full_key, upload_id, len(parts), part))
             if upload_id is None:
                 with _translate("put"):
                     await self._client.put_object(
                         Bucket=self.bucket, Key=full_key, Body=bytes(buffer), **extra
                     )
             else:
-                parts.append(await self._upload_part(full_key, upload_id, parts, bytes(buffer)))
+                last = bytes(buffer)  # 1..part_size bytes: S3 lets the last part be short
+                parts.append(await self._upload_part(full_key, upload_id, len(parts), last))
                 with _translate("complete multipart upload"):
                     await self._client.complete_multipart_upload(
                         Bucket=self.bucket, Key=full_key, UploadId=upload_id,
@@ -248,9 +249,9 @@ class S3Storage:
         return str(resp["UploadId"])
 
     async def _upload_part(
-        self, full_key: str, upload_id: str, done: list[dict[str, Any]], data: bytes
+        self, full_key: str, upload_id: str, done: int, data: bytes
     ) -> dict[str, Any]:
-        number = len(done) + 1
+        number = done + 1  # part numbers start at 1
         with _translate("upload part"):
             resp = await self._client.upload_part(
                 Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number,
