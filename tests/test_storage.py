@@ -117,8 +117,6 @@ async def leftovers(storage: Storage) -> list[str]:
     return [upload["Key"] for upload in resp.get("Uploads", ())]
 
 
-
-
 # --- the contract -----------------------------------------------------------------
 
 
@@ -201,18 +199,21 @@ async def test_list(storage: Storage) -> None:
     assert infos["top"].size == 3 and infos["top"].modified.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("key", ["", "/abs/key", "a/../b", "..", "a\\b", "a\x00b", "a//b", "a/"])
-async def test_invalid_keys(storage: Storage, key: str) -> None:
-    with pytest.raises(ValueError):
-        await storage.put(key, chunks_of(b"x"))
-    with pytest.raises(ValueError):
-        await storage.get(key)
-    with pytest.raises(ValueError):
-        await storage.head(key)
-    with pytest.raises(ValueError):
-        await storage.exists(key)
-    with pytest.raises(ValueError):
-        await storage.delete(key)
+BAD_KEYS = ["", "/abs/key", "a/../b", "..", "a\\b", "a\x00b", "a//b", "a/", "./a"]
+
+
+async def test_invalid_keys(storage: Storage) -> None:
+    for key in BAD_KEYS:  # one loop, not a parameter: opening an S3 storage costs ~0.3 s
+        with pytest.raises(ValueError):
+            await storage.put(key, chunks_of(b"x"))
+        with pytest.raises(ValueError):
+            await storage.get(key)
+        with pytest.raises(ValueError):
+            await storage.head(key)
+        with pytest.raises(ValueError):
+            await storage.exists(key)
+        with pytest.raises(ValueError):
+            await storage.delete(key)
     assert await keys(storage) == []
 
 

@@ -7,6 +7,7 @@ signatures so that mypy checks every call site.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol, cast
 from uuid import UUID
 
@@ -50,6 +51,36 @@ class Queries(Protocol):
         self, conn: Connection, *, username_key: str, window_seconds: float
     ) -> str: ...
     async def clear_login_failures(self, conn: Connection, *, username_key: str) -> str: ...
+
+    # images.sql
+    async def insert_image(
+        self, conn: Connection, *, owner_id: UUID, title: str, description: str,
+        tags: list[str], visibility: str, filename: str, content_type: str, width: int,
+        height: int, size_bytes: int, sha256: bytes, phash: int, dhash: int, ahash: int,
+        whash: int, colorhash: str, hash_version: int, storage_key: str,
+    ) -> UUID: ...
+    def get_images_by_ids(self, conn: Connection, *, ids: list[UUID]) -> AsyncIterator[Record]: ...
+    async def get_image(
+        self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
+    ) -> Record | None: ...
+    def list_images(
+        self, conn: Connection, *, viewer_id: UUID | None, owner_id: UUID | None,
+        tag: str | None, visibility: str | None, after_created: datetime | None,
+        after_id: UUID | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
+    async def update_image(
+        self, conn: Connection, *, owner_id: UUID, image_id: UUID, title: str | None,
+        description: str | None, tags: list[str] | None, visibility: str | None,
+    ) -> Record | None: ...
+    async def delete_image(
+        self, conn: Connection, *, owner_id: UUID, image_id: UUID
+    ) -> Record | None: ...
+    def delete_images(
+        self, conn: Connection, *, owner_id: UUID, ids: list[UUID]
+    ) -> AsyncIterator[Record]: ...
+    def delete_all_images(self, conn: Connection, *, owner_id: UUID) -> AsyncIterator[Record]: ...
+    async def get_user_id(self, conn: Connection, *, username: str) -> UUID | None: ...
+    def all_storage_keys(self, conn: Connection) -> AsyncIterator[Record]: ...
 
 
 def load_queries() -> Queries:

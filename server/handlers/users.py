@@ -8,7 +8,7 @@ from aiohttp_apigami import docs, json_schema, response_schema
 from ..auth import Access, access, require_user
 from ..cpu import run_cpu
 from ..credentials import hash_password
-from ..keys import CONFIG, CPU_POOL, POOL, QUERIES
+from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
 from ..schemas.accounts import SignedUpSchema, SignUpSchema, UserSchema, dump
 from ..schemas.common import error_responses
 from ..services import users
@@ -48,5 +48,5 @@ async def me(request: web.Request) -> web.Response:
 async def delete_me(request: web.Request) -> web.Response:
     caller = require_user(request)
     async with request.app[POOL].acquire() as conn:
-        await users.delete_account(conn, request.app[QUERIES], caller.id)
+        await users.delete_account(conn, request.app[QUERIES], request.app[STORAGE], caller.id)
     return web.Response(status=204)

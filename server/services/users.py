@@ -10,6 +10,8 @@ from ..credentials import new_api_key
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Conflict, NotFound
+from ..storage import Storage
+from .images import delete_objects
 
 
 async def sign_up(
@@ -35,7 +37,13 @@ async def get_profile(conn: Connection, queries: Queries, user_id: UUID) -> Reco
     return user
 
 
-async def delete_account(conn: Connection, queries: Queries, user_id: UUID) -> None:
-    """Delete the user; its keys go with it (foreign keys cascade)."""
-    if await queries.delete_user(conn, user_id=user_id) is None:
-        raise NotFound("No such user")
+async def delete_account(
+    conn: Connection, queries: Queries, storage: Storage, user_id: UUID
+) -> None:
+    """Delete the user, its keys and its images: rows in one transaction, then the objects."""
+    async with conn.transaction():
+        images = queries.delete_all_images(conn, owner_id=user_id)
+        keys = [row["storage_key"] async for row in images]
+        if await queries.delete_user(conn, user_id=user_id) is None:
+            raise NotFound("No such user")
+    await delete_objects(storage, keys)

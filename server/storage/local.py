@@ -63,23 +63,32 @@ def root_from_url(url: str) -> Path:
 class LocalReader:
     """Streams part of a file in CHUNK_SIZE pieces, reading off the event loop."""
 
-    def __init__(self, file: BinaryIO, size: int, start: int, length: int) -> None:
-        self._file = file
-        self.size = size
-        self.start = start
-        self.length = length
-        self._left = length
+    def __init__(self) -> None:
+        self._file: BinaryIO | None = None
+        self.size = self.start = self.length = 0
+
+    def _open(self, path: Path, start: int, end: int | None) -> None:
+        """Blocking. The file is kept at once, so close() finds it whatever fails next."""
+        self._file = path.open("rb")
+        st = os.fstat(self._file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(path)
+        self.size = st.st_size
+        self.start, self.length = resolve_range(st.st_size, start, end)
+        self._file.seek(self.start)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while self._left > 0:
-            chunk = await _off_loop(self._file.read, min(CHUNK_SIZE, self._left))
+        left = self.length
+        while left > 0 and self._file is not None:
+            chunk = await _off_loop(self._file.read, min(CHUNK_SIZE, left))
             if not chunk:  # the file shrank under us; serve what there is
                 break
-            self._left -= len(chunk)
+            left -= len(chunk)
             yield chunk
 
     async def close(self) -> None:
-        await _off_loop(self._file.close)
+        if self._file is not None:
+            await _off_loop(self._file.close)
 
     async def __aenter__(self) -> Self:
         return self
@@ -91,6 +100,47 @@ class LocalReader:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class _TempFile:
+    """A put in progress: a file under <root>/.tmp, renamed into place on commit.
+
+    Its methods block (run them off the loop); the object exists before the file does,
+    so discard() can clean up after a failure or cancellation at any step.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # in case someone removed it
+        self._file = self.path.open("xb")
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._file.write(chunk)
+
+    def commit(self, dest: Path) -> os.stat_result:
+        # fsync before the rename so a crash can't leave a complete-looking short file,
+        # and fsync the directory so the rename itself survives a crash.
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, dest)
+        dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return dest.stat()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
 
 
 class LocalStorage:
@@ -118,32 +168,29 @@ class LocalStorage:
     ) -> ObjectInfo:
         # content_type is not kept: the database records it, a file system can't.
         path = self._path(key)
-        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
-        file = await _off_loop(_create, tmp)
+        temp = _TempFile(self._tmp / f"{uuid.uuid4().hex}.part")
         try:
+            await _off_loop(temp.open)
             async for chunk in chunks:
                 if chunk:
-                    await _off_loop(file.write, chunk)
-            size, mtime = await _off_loop(_commit, file, tmp, path)
+                    await _off_loop(temp.write, chunk)
+            st = await _off_loop(temp.commit, path)
         except BaseException:  # includes CancelledError: never leave a temp file behind
-            await _off_loop(_discard, file, tmp)
+            await _off_loop(temp.discard)
             raise
-        return ObjectInfo(key=key, size=size, modified=_utc(mtime))
+        return ObjectInfo(key=key, size=st.st_size, modified=_utc(st.st_mtime))
 
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> LocalReader:
         path = self._path(key)
+        reader = LocalReader()
         try:
-            file, size = await _off_loop(_open_regular, path)
-        except _MISSING:
-            raise ObjectNotFound(key) from None
-        try:
-            first, length = resolve_range(size, start, end)
-            if first:
-                await _off_loop(file.seek, first)
-        except BaseException:
-            await _off_loop(file.close)
+            await _off_loop(reader._open, path, start, end)
+        except BaseException as exc:
+            await reader.close()
+            if isinstance(exc, _MISSING):
+                raise ObjectNotFound(key) from None
             raise
-        return LocalReader(file, size, first, length)
+        return reader
 
     async def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -195,48 +242,10 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-# Blocking helpers, each run in a worker thread.
-
-
-def _create(tmp: Path) -> BinaryIO:
-    tmp.parent.mkdir(parents=True, exist_ok=True)  # in case someone removed it
-    return tmp.open("xb")
-
-
-def _commit(file: BinaryIO, tmp: Path, path: Path) -> tuple[int, float]:
-    # fsync before the rename so a crash can't leave a complete-looking empty file,
-    # and fsync the directory so the rename itself survives a crash.
-    file.flush()
-    os.fsync(file.fileno())
-    file.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    st = path.stat()
-    return st.st_size, st.st_mtime
-
-
-def _discard(file: BinaryIO, tmp: Path) -> None:
-    file.close()
-    tmp.unlink(missing_ok=True)
-
-
-def _open_regular(path: Path) -> tuple[BinaryIO, int]:
-    file = path.open("rb")
-    st = os.fstat(file.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        file.close()
-        raise IsADirectoryError(path)
-    return file, st.st_size
-
-
+# Blocking: run in a worker thread.
 def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
     """(name, is_dir, size, mtime) of each entry; a vanished directory is empty."""
-    found = []
+    found: list[tuple[str, bool, int, float]] = []
     try:
         with os.scandir(directory) as it:
             for entry in it:

@@ -1,0 +1,71 @@
+-- Visibility rule, in every read: public images, plus the viewer's own.
+-- :viewer_id is null for anonymous callers.
+
+-- name: insert_image(owner_id, title, description, tags, visibility, filename, content_type, width, height, size_bytes, sha256, phash, dhash, ahash, whash, colorhash, hash_version, storage_key)$
+insert into images (owner_id, title, description, tags, visibility, filename, content_type,
+                    width, height, size_bytes, sha256, phash, dhash, ahash, whash, colorhash,
+                    hash_version, storage_key)
+values (:owner_id, :title, :description, :tags, :visibility, :filename, :content_type,
+        :width, :height, :size_bytes, :sha256, :phash, :dhash, :ahash, :whash, :colorhash,
+        :hash_version, :storage_key)
+returning id;
+
+-- name: get_images_by_ids(ids)
+select *
+from image_view
+where id = any(:ids::uuid[])
+order by array_position(:ids::uuid[], id);
+
+-- name: get_image(viewer_id, image_id)^
+select *
+from image_view
+where id = :image_id
+  and (visibility = 'public' or owner_id = :viewer_id);
+
+-- name: list_images(viewer_id, owner_id, tag, visibility, after_created, after_id, limit)
+-- Newest first; keyset pagination on (created_at, id) after the cursor's row.
+select *
+from image_view
+where (visibility = 'public' or owner_id = :viewer_id)
+  and (:owner_id::uuid is null or owner_id = :owner_id)
+  and (:tag::text is null or tags @> array[:tag::text])
+  and (:visibility::text is null or visibility = :visibility)
+  and (:after_created::timestamptz is null
+       or (created_at, id) < (:after_created::timestamptz, :after_id::uuid))
+order by created_at desc, id desc
+limit :limit;
+
+-- name: update_image(owner_id, image_id, title, description, tags, visibility)^
+-- null leaves a field as it is.
+update images
+set title       = coalesce(:title, title),
+    description = coalesce(:description, description),
+    tags        = coalesce(:tags, tags),
+    visibility  = coalesce(:visibility, visibility),
+    updated_at  = now()
+where id = :image_id
+  and owner_id = :owner_id
+returning id;
+
+-- name: delete_image(owner_id, image_id)^
+delete from images
+where id = :image_id
+  and owner_id = :owner_id
+returning storage_key;
+
+-- name: delete_images(owner_id, ids)
+delete from images
+where id = any(:ids::uuid[])
+  and owner_id = :owner_id
+returning id, storage_key;
+
+-- name: delete_all_images(owner_id)
+delete from images
+where owner_id = :owner_id
+returning storage_key;
+
+-- name: get_user_id(username)$
+select id from users where lower(username) = lower(:username);
+
+-- name: all_storage_keys()
+select storage_key from images;
