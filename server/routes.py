@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import keys, system, users
+from .handlers import images, keys, system, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,3 +19,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/keys", keys.create_key)
     app.router.add_get("/keys", keys.list_keys)
     app.router.add_delete("/keys/{id}", keys.revoke_key)
+
+    app.router.add_post("/images", images.upload)
+    app.router.add_get("/images", images.list_images)
+    app.router.add_post("/images/delete", images.delete_images)
+    app.router.add_get("/images/{id}", images.get_image)
+    app.router.add_get("/images/{id}/file", images.download)
+    app.router.add_patch("/images/{id}", images.update_image)
+    app.router.add_delete("/images/{id}", images.delete_image)

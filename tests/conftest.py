@@ -20,6 +20,7 @@ from server.config import Config
 from server.db.migrations import migrate
 from server.db.pool import create_pool
 from tests.databases import create_database, drop_database, truncate_all
+from tests.s3server import UNSET_VARS, S3Server, moto_s3_server
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,23 @@ async def clean_db(database_url: str) -> AsyncIterator[str]:
     """The run's database, emptied after the test."""
     yield database_url
     await truncate_all(database_url)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 for the run. Sync: it runs in its own thread."""
+    with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The AWS_* variables pointed at the test S3 server, as botocore reads them."""
+    for name in UNSET_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server
 
 
 @pytest.fixture

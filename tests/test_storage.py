@@ -8,7 +8,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from server.storage import (
     StorageUnavailable,
     open_storage,
 )
-from tests.s3server import REGION, UNSET_VARS, S3Server, closed_port, moto_s3_server
+from tests.s3server import REGION, S3Server, closed_port
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # the smallest part S3 allows, so multipart uploads happen with little data
@@ -37,22 +37,6 @@ FIRST_PART = BIG[: PART + CHUNK_SIZE]
 
 
 # --- servers and fixtures ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    # Sync and session-scoped: the server runs in its own thread, no event loop involved.
-    with moto_s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name in UNSET_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    return s3_server
 
 
 @pytest.fixture

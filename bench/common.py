@@ -1,0 +1,89 @@
+"""Shared by the benchmarks: a server process to drive, its memory, percentiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+
+    def rss_kib(self) -> int:
+        return _status_kib(self.process.pid, "VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        return _status_kib(self.process.pid, "VmHWM")
+
+    def reset_peak(self) -> None:
+        """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+@contextmanager
+def running_server(extra_env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """``python -m server serve`` on a free loopback port, local storage in a temp folder.
+    Uses $DATABASE_URL when set, else the embedded PostgreSQL."""
+    with tempfile.TemporaryDirectory(prefix="imagerepo-bench-") as tmp:
+        port = free_port()
+        env = {**os.environ, "DATA_DIR": tmp, "PORT": str(port), "HOST": "127.0.0.1",
+               "STORAGE_URL": Path(tmp, "objects").as_uri(), **(extra_env or {})}
+        log = open(Path(tmp, "server.log"), "wb")  # noqa: SIM115
+        process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, process)
+            yield ServerProcess(url, process, Path(tmp))
+        finally:
+            process.terminate()
+            process.wait(30)
+            log.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not become ready")

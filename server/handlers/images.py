@@ -1,0 +1,205 @@
+"""Images: upload, list, read, download, change, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp_apigami import (
+    docs,
+    json_schema,
+    match_info_schema,
+    querystring_schema,
+    response_schema,
+)
+
+from ..auth import Access, access, current_user, require_user
+from ..errors import UnsupportedMediaType, ValidationFailed
+from ..imaging import HASH_VERSION, ImageFacts
+from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
+from ..schemas.common import error_responses
+from ..schemas.images import (
+    UPLOAD_BODY,
+    BulkDeletedSchema,
+    BulkDeleteSchema,
+    ImageChangesSchema,
+    ImagePageSchema,
+    ImagePathSchema,
+    ImageSchema,
+    ImagesSchema,
+    ListImagesQuerySchema,
+    image_json,
+)
+from ..services import images
+from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
+from ..uploads import Limits, UploadBatch, analyses, read_upload
+from .downloads import serve_image_file
+
+R = TypeVar("R")
+
+
+def _single(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    if values is None:
+        return None
+    if len(values) > 1:
+        raise ValidationFailed(f"{name} given more than once", details={name: ["Given twice."]})
+    return values[0]
+
+
+def _new_images(batch: UploadBatch, facts: list[ImageFacts]) -> list[NewImage]:
+    fields = batch.fields
+    if not batch.files:
+        raise ValidationFailed("No file in the upload",
+                               details={"file": ["At least one file part is required."]})
+    title = _single(fields, "title")
+    description = images.check_text("description", _single(fields, "description") or "",
+                                    MAX_DESCRIPTION_CHARS, multiline=True)
+    visibility = images.check_visibility(_single(fields, "visibility") or "private")
+    tags = images.normalize_tags(fields.get("tags", []))
+    return [
+        NewImage(
+            title=(images.check_text("title", title, MAX_TITLE_CHARS) if title is not None
+                   else PurePosixPath(stored.filename).stem[:MAX_TITLE_CHARS]),
+            description=description, tags=tags, visibility=visibility,
+            filename=stored.filename, content_type=fact.content_type, width=fact.width,
+            height=fact.height, size_bytes=stored.size, sha256=stored.sha256,
+            phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
+            colorhash=fact.colorhash, hash_version=HASH_VERSION,
+            storage_key=stored.storage_key,
+        )
+        for stored, fact in zip(batch.files, facts, strict=True)
+    ]
+
+
+@access(Access.KEY)
+@docs(tags=["images"], summary="Upload one or more images (all or nothing)",
+      description="Multipart: one or more `file` parts, plus `title`, `description`, `tags`, "
+                  "`visibility`, before or after the files. If any part is bad, nothing is "
+                  "stored and the error names the part.",
+      requestBody=UPLOAD_BODY, responses=error_responses(400, 401, 413, 415, 422, 503))
+@response_schema(ImagesSchema, 201, description="The new images, in upload order")
+async def upload(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    if request.content_type != "multipart/form-data":
+        raise UnsupportedMediaType("Uploads are multipart/form-data",
+                                   details={"content_type": request.content_type})
+    app = request.app
+    config = app[CONFIG]
+    limits = Limits(config.max_upload_bytes, config.max_files_per_request,
+                    config.max_image_pixels)
+    batch = UploadBatch(app[STORAGE])
+    try:
+        await read_upload(await request.multipart(), batch, app[CPU_POOL], limits)
+        new_images = _new_images(batch, await analyses(batch))
+        async with app[POOL].acquire() as conn:
+            rows = await images.create_images(conn, app[QUERIES], caller.id, new_images)
+    except BaseException:
+        # Also on cancellation (a client that went away): shielded, so the clean-up finishes.
+        await asyncio.shield(asyncio.ensure_future(batch.discard()))
+        raise
+    return web.json_response({"images": [image_json(row) for row in rows]}, status=201)
+
+
+@access(Access.OPTIONAL_KEY)
+@docs(tags=["images"], summary="Visible images: public ones and your own, newest first",
+      responses=error_responses(401, 422))
+@querystring_schema(ListImagesQuerySchema)
+@response_schema(ImagePageSchema, 200, description="One page of images")
+async def list_images(request: web.Request) -> web.Response:
+    viewer = current_user(request)
+    query = request["querystring"]
+    async with request.app[POOL].acquire() as conn:
+        rows, next_cursor = await images.list_visible(
+            conn, request.app[QUERIES], viewer_id=viewer.id if viewer else None,
+            owner=query.get("owner"), tag=query.get("tag", "").strip().lower() or None,
+            visibility=query.get("visibility"), cursor=query.get("cursor"),
+            limit=query["limit"],
+        )
+    return web.json_response({"images": [image_json(r) for r in rows], "next_cursor": next_cursor})
+
+
+@access(Access.OPTIONAL_KEY)
+@docs(tags=["images"], summary="One image's metadata", responses=error_responses(401, 404, 422))
+@match_info_schema(ImagePathSchema)
+@response_schema(ImageSchema, 200, description="The image")
+async def get_image(request: web.Request) -> web.Response:
+    viewer = current_user(request)
+    async with request.app[POOL].acquire() as conn:
+        row = await images.get_visible(conn, request.app[QUERIES], viewer.id if viewer else None,
+                                       request["match_info"]["id"])
+    return web.json_response(image_json(row))
+
+
+@access(Access.OPTIONAL_KEY)
+@docs(tags=["images"], summary="The original bytes (Range and If-None-Match supported)",
+      responses={200: {"description": "The file", "content": {"image/*": {"schema": {
+          "type": "string", "format": "binary"}}}},
+          206: {"description": "Part of the file"}, 304: {"description": "Not modified"},
+          **error_responses(401, 404, 416, 422, 503)})
+@match_info_schema(ImagePathSchema)
+async def download(request: web.Request) -> web.StreamResponse:
+    viewer = current_user(request)
+    async with request.app[POOL].acquire() as conn:
+        row = await images.get_visible(conn, request.app[QUERIES], viewer.id if viewer else None,
+                                       request["match_info"]["id"])
+    return await serve_image_file(request, request.app[STORAGE], row)
+
+
+@access(Access.KEY)
+@docs(tags=["images"], summary="Change title, description, tags or visibility (owner only)",
+      responses=error_responses(400, 401, 403, 404, 422))
+@match_info_schema(ImagePathSchema)
+@json_schema(ImageChangesSchema)
+@response_schema(ImageSchema, 200, description="The changed image")
+async def update_image(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    changes = request["json"]
+    if not changes:
+        raise ValidationFailed("Nothing to change",
+                               details={"_schema": ["Give at least one field to change."]})
+    async with request.app[POOL].acquire() as conn:
+        row = await images.update_image(
+            conn, request.app[QUERIES], caller.id, request["match_info"]["id"],
+            title=_maybe(changes, "title", lambda v: images.check_text("title", v,
+                                                                          MAX_TITLE_CHARS)),
+            description=_maybe(changes, "description", lambda v: images.check_text(
+                "description", v, MAX_DESCRIPTION_CHARS, multiline=True)),
+            tags=_maybe(changes, "tags", images.normalize_tags),
+            visibility=changes.get("visibility"),
+        )
+    return web.json_response(image_json(row))
+
+
+def _maybe(changes: dict[str, Any], name: str, check: Callable[[Any], R]) -> R | None:
+    return check(changes[name]) if name in changes else None
+
+
+@access(Access.KEY)
+@docs(tags=["images"], summary="Delete one of your images: the row, then the object",
+      responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 422)})
+@match_info_schema(ImagePathSchema)
+async def delete_image(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    async with request.app[POOL].acquire() as conn:
+        await images.delete_image(conn, request.app[QUERIES], request.app[STORAGE], caller.id,
+                                  request["match_info"]["id"])
+    return web.Response(status=204)
+
+
+@access(Access.KEY)
+@docs(tags=["images"], summary="Delete up to 100 of your images at once",
+      responses=error_responses(400, 401, 422))
+@json_schema(BulkDeleteSchema)
+@response_schema(BulkDeletedSchema, 200, description="Which ids were deleted, which not found")
+async def delete_images(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    async with request.app[POOL].acquire() as conn:
+        deleted, not_found = await images.delete_many(
+            conn, request.app[QUERIES], request.app[STORAGE], caller.id, request["json"]["ids"]
+        )
+    return web.json_response(BulkDeletedSchema().dump({"deleted": deleted,
+                                                       "not_found": not_found}))

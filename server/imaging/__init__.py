@@ -1,0 +1,49 @@
+"""Image validation and perceptual hashing: pure functions, run in the CPU thread pool."""
+
+from server.imaging.hashing import (
+    HASH_VERSION,
+    ImageFacts,
+    Working,
+    analyse,
+    color_hash,
+    from_hex,
+    hamming,
+    hashes_of,
+    naive_hashes,
+    to_hex,
+    to_signed,
+    working_image,
+)
+from server.imaging.sniff import (
+    ACCEPTED,
+    CorruptImage,
+    ImageRejected,
+    TooManyPixels,
+    UnsupportedFormat,
+    header_dimensions,
+    open_lazy,
+    sniff_format,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "HASH_VERSION",
+    "CorruptImage",
+    "ImageFacts",
+    "ImageRejected",
+    "TooManyPixels",
+    "UnsupportedFormat",
+    "Working",
+    "analyse",
+    "color_hash",
+    "from_hex",
+    "hamming",
+    "hashes_of",
+    "header_dimensions",
+    "naive_hashes",
+    "open_lazy",
+    "sniff_format",
+    "to_hex",
+    "to_signed",
+    "working_image",
+]

@@ -1,0 +1,364 @@
+"""Validating an upload and computing its perceptual hashes in one cheap decode.
+
+The fast pipeline decodes once at a reduced scale (JPEG: DCT scaling in libjpeg; other
+formats: a box reduction), flattens alpha onto white, applies the EXIF orientation to the
+small image and hashes that. The hash functions resize to 8x8..64x64 anyway, so working at a
+short side of ~256 px changes the hashes by a bit or two while cutting the cost by an order of
+magnitude. Pure and synchronous: callers run it in a thread pool (Pillow releases the GIL
+while decoding).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import IO, NamedTuple
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from server.imaging.sniff import (
+    ACCEPTED,
+    SNIFF_BYTES,
+    CorruptImage,
+    TooManyPixels,
+    UnsupportedFormat,
+    open_lazy,
+    pillow_format,
+    pillow_limit_lifted,
+    pillow_pixel_limit,
+    sniff_format,
+)
+
+# imagehash imports these inside phash and whash: importing them with this module moves
+# ~100 ms from the first upload (in a worker thread) to start-up.
+for _lazy in ("scipy.fftpack", "pywt"):
+    importlib.import_module(_lazy)
+
+# Bump when anything below changes the hashes, so stored rows can be recomputed.
+HASH_VERSION = 1
+
+# Short side of the working image; the hashes shrink it to at most 64 px anyway.
+WORKING_SHORT_SIDE = 256
+# colorhash only counts pixel fractions: 128 px is plenty.
+COLOR_SHORT_SIDE = 128
+# A fixed whash scale, so the hash does not depend on the decoded size.
+WHASH_SCALE = 64
+COLORHASH_BINBITS = 3
+
+_BITS64 = (1 << 64) - 1
+
+# A bytes object is the file's content; a str or path names a file; else a seekable file.
+Source = bytes | str | os.PathLike[str] | IO[bytes]
+
+# EXIF orientation -> the transpose that turns the stored pixels upright (as exif_transpose).
+ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+# What Pillow raises on truncated or malformed data (plugins are partly pure Python).
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+    # Pillow warns about broken metadata and carries on; where warnings are errors (the
+    # tests) that aborts the decode, which is then a corrupt image like any other.
+    UserWarning,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What the service stores about an accepted image.
+
+    width/height are after EXIF orientation (a portrait phone photo is portrait). The four
+    64-bit hashes are signed (two's complement), ready for a PostgreSQL bigint.
+    """
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+    phash: int
+    dhash: int
+    ahash: int
+    whash: int
+    colorhash: str
+    frames: int
+
+
+class Working(NamedTuple):
+    """The small, upright, alpha-flattened images the hashes are computed from."""
+
+    gray: Image.Image  # mode L
+    rgb: Image.Image  # mode RGB, same size
+
+
+# --- 64-bit hash values ---------------------------------------------------------------------
+
+
+def to_signed(value: int) -> int:
+    """A 64-bit pattern (signed or unsigned) as a signed 64-bit int."""
+    value &= _BITS64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def to_hex(value: int) -> str:
+    """16 lowercase hex digits of the unsigned form (imagehash's str() of the same hash)."""
+    return f"{value & _BITS64:016x}"
+
+
+def from_hex(text: str) -> int:
+    """The signed value of 16 hex digits; ValueError for anything else."""
+    if len(text) != 16:
+        raise ValueError(f"a 64-bit hash has 16 hex digits, got {len(text)}")
+    return to_signed(int(text, 16))
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes (signed or unsigned)."""
+    return ((a ^ b) & _BITS64).bit_count()
+
+
+def _hash_int(h: imagehash.ImageHash) -> int:
+    # Row-major bits, first bit most significant: the same order as str(h).
+    packed = np.packbits(np.asarray(h.hash, dtype=bool).ravel())
+    return int.from_bytes(packed.tobytes(), "big", signed=True)
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def _to_uint8(im: Image.Image) -> Image.Image:
+    """An L image from a 16/32-bit integer or float one, keeping the full tonal range."""
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        scaled = arr.astype(np.float32) / 257.0  # 16-bit samples: fixed scale
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        if 0.0 <= lo and hi <= 255.0 and (im.mode == "I" or hi > 1.0):
+            scaled = arr.astype(np.float32)  # already 8-bit values
+        elif 0.0 <= lo and hi <= 1.0:
+            scaled = arr.astype(np.float32) * 255.0  # float in [0, 1]
+        elif 0.0 <= lo and hi <= 65535.0:
+            scaled = arr.astype(np.float32) / 257.0  # 16-bit values stored as I
+        else:
+            scaled = (arr.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-12))
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # 2-D uint8: L
+
+
+def _normalise_mode(im: Image.Image) -> Image.Image:
+    """One of L, LA, RGB, RGBA, keeping transparency (palette or tRNS) as an alpha channel.
+
+    Done before any reduction: averaging palette indices or a transparent colour is wrong.
+    """
+    mode = im.mode
+    transparent = im.info.get("transparency") is not None
+    if mode in ("L", "RGB") and not transparent:
+        return im
+    if mode in ("LA", "RGBA"):
+        return im
+    if transparent and mode in ("1", "L", "P", "RGB"):
+        return im.convert("RGBA")  # a converter warns when P with byte transparency goes RGB
+    if mode in ("PA", "RGBa", "RGBX"):
+        return im.convert("RGBA" if mode != "RGBX" else "RGB")
+    if mode == "La":
+        return im.convert("LA")
+    if mode in ("1", "P"):
+        return im.convert("L" if mode == "1" else "RGB")
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _to_uint8(im)
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Alpha composited onto white (what a viewer shows on a page), as L or RGB."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base_mode = im.mode[:-1]
+    white = Image.new(base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255))
+    white.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    return white
+
+
+def _decode_small(im: ImageFile.ImageFile) -> Image.Image:
+    """Decode once with a short side of about WORKING_SHORT_SIDE (never below, if larger)."""
+    if pillow_format(im) == "JPEG":
+        # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 keeping both sides >= the target.
+        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))
+        im.load()
+        return _normalise_mode(im)
+    base = _normalise_mode(im)
+    factor = max(1, min(base.size) // WORKING_SHORT_SIDE)
+    if factor == 1:
+        base.load()
+        return base
+    return base.reduce(factor)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation 1-8 of an image; 1 when absent, invalid or unreadable."""
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:
+        return 1  # a broken EXIF block does not make the picture unusable
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def working_image(im: ImageFile.ImageFile) -> Working:
+    """The small upright working images of a freshly opened (not yet loaded) image.
+
+    Hash variants (rotations, flips) are cheap from here: ``hashes_of(w.gray.transpose(t))``.
+    Raises what Pillow raises on corrupt data; the caller has checked the pixel count.
+    """
+    small = _flatten(_decode_small(im))
+    if small is im:
+        small = im.copy()  # the working images must outlive the opened file
+    # After decoding: a PNG's eXIf chunk may follow the pixel data.
+    transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
+    if transpose is not None:
+        small = small.transpose(transpose)
+    if small.mode == "L":
+        return Working(gray=small, rgb=small.convert("RGB"))
+    return Working(gray=small.convert("L"), rgb=small)
+
+
+# --- hashing --------------------------------------------------------------------------------
+
+
+def hashes_of(gray: Image.Image) -> tuple[int, int, int, int]:
+    """(phash, dhash, ahash, whash) of a working image, as signed 64-bit ints."""
+    return (
+        _hash_int(imagehash.phash(gray)),
+        _hash_int(imagehash.dhash(gray)),
+        _hash_int(imagehash.average_hash(gray)),
+        _hash_int(imagehash.whash(gray, image_scale=WHASH_SCALE)),
+    )
+
+
+def color_hash(rgb: Image.Image) -> str:
+    """imagehash's colorhash (binbits=3) as hex, from a copy of about COLOR_SHORT_SIDE px."""
+    factor = max(1, min(rgb.size) // COLOR_SHORT_SIDE)
+    small = rgb.reduce(factor) if factor > 1 else rgb
+    return str(imagehash.colorhash(small, binbits=COLORHASH_BINBITS))
+
+
+@contextmanager
+def _binary(source: Source) -> Iterator[IO[bytes]]:
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fp:
+            yield fp
+    else:
+        yield source
+
+
+def _frame_count(im: ImageFile.ImageFile) -> int:
+    if pillow_format(im) == "JPEG":
+        return 1  # an MPO's extra "frames" are depth or gain maps, not an animation
+    frames = getattr(im, "n_frames", 1)
+    return frames if isinstance(frames, int) and frames > 0 else 1
+
+
+def analyse(source: Source, *, max_pixels: int, expected_format: str | None = None) -> ImageFacts:
+    """Validate an upload and compute its facts and hashes (the fast pipeline).
+
+    ``expected_format`` is what the caller sniffed from the prefix it received; a different
+    format here means the bytes changed or lie. Raises UnsupportedFormat, TooManyPixels (before
+    any pixel is decoded) or CorruptImage.
+    """
+    with _binary(source) as fp:
+        fp.seek(0)
+        fmt = sniff_format(fp.read(SNIFF_BYTES))
+        if fmt is None:
+            raise UnsupportedFormat(
+                "not an accepted image format (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+            )
+        fp.seek(0)
+        try:
+            im = open_lazy(fp, fmt)
+        except _DECODE_ERRORS as exc:
+            raise CorruptImage(f"the {fmt} header cannot be read") from exc
+        with im:
+            return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format)
+
+
+def _analyse_open(
+    im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None
+) -> ImageFacts:
+    if pillow_format(im) != fmt:
+        raise CorruptImage(f"the data is not a valid {fmt} image")
+    if expected_format is not None and fmt != expected_format:
+        raise CorruptImage(f"expected a {expected_format} image, the data is {fmt}")
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"the {fmt} header gives an empty size {width}x{height}")
+    if width * height > max_pixels:
+        raise TooManyPixels(
+            f"{width}x{height} is {width * height} pixels, more than the limit of {max_pixels}"
+        )
+    # Between Pillow's own limit and ours, some decoders (GIF, TIFF) check again while decoding.
+    limit = pillow_pixel_limit()
+    over_pillow = limit is not None and width * height > limit
+    try:
+        with pillow_limit_lifted() if over_pillow else nullcontext():
+            work = working_image(im)
+        frames = _frame_count(im)
+        phash, dhash, ahash, whash = hashes_of(work.gray)
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
+    orientation = exif_orientation(im)
+    if orientation >= 5:  # 5-8 swap the axes
+        width, height = height, width
+    return ImageFacts(
+        format=fmt,
+        content_type=ACCEPTED[fmt],
+        width=width,
+        height=height,
+        phash=phash,
+        dhash=dhash,
+        ahash=ahash,
+        whash=whash,
+        colorhash=color_hash(work.rgb),
+        frames=frames,
+    )
+
+
+def naive_hashes(source: Source) -> tuple[int, int, int, int, str]:
+    """The slow baseline: every imagehash function on the full-size upright image.
+
+    Same orientation, alpha flattening and whash scale as the fast pipeline, so the values
+    are comparable; only the decode size differs. For benchmarks and tests, not for uploads.
+    """
+    with _binary(source) as fp, Image.open(fp) as im:
+        full = _flatten(_normalise_mode(ImageOps.exif_transpose(im)))
+    rgb = full.convert("RGB")
+    return (
+        _hash_int(imagehash.phash(full)),
+        _hash_int(imagehash.dhash(full)),
+        _hash_int(imagehash.average_hash(full)),
+        _hash_int(imagehash.whash(full, image_scale=WHASH_SCALE)),
+        str(imagehash.colorhash(rgb, binbits=COLORHASH_BINBITS)),
+    )

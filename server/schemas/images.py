@@ -1,0 +1,120 @@
+"""Schemas of images: the Image shape, listing, changes, bulk deletion, uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from ..db.queries import Record
+from ..imaging import to_hex
+from ..services.images import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+    VISIBILITIES,
+)
+
+
+class HashesSchema(Schema):
+    phash = fields.String(required=True, metadata={"description": "64-bit pHash, 16 hex digits"})
+    dhash = fields.String(required=True)
+    ahash = fields.String(required=True)
+    whash = fields.String(required=True)
+    colorhash = fields.String(required=True)
+
+
+class ImageSchema(Schema):
+    id = fields.UUID(required=True)
+    owner = fields.String(required=True, metadata={"description": "The owner's username"})
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    tags = fields.List(fields.String(), required=True)
+    visibility = fields.String(required=True, validate=validate.OneOf(VISIBILITIES))
+    filename = fields.String(required=True, metadata={"description": "The sanitised original name"})
+    content_type = fields.String(required=True, metadata={"description": "Sniffed from the bytes"})
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    size_bytes = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    hashes = fields.Nested(HashesSchema, required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    file_url = fields.String(required=True, metadata={"description": "Where the bytes are"})
+
+
+class ImagesSchema(Schema):
+    images = fields.List(fields.Nested(ImageSchema), required=True)
+
+
+class ImagePageSchema(ImagesSchema):
+    next_cursor = fields.String(allow_none=True, required=True,
+                                metadata={"description": "Pass as `cursor` for the next page"})
+
+
+class ImagePathSchema(Schema):
+    id = fields.UUID(required=True, metadata={"description": "The image's id"})
+
+
+class ListImagesQuerySchema(Schema):
+    owner = fields.String(validate=validate.Length(min=1, max=32),
+                          metadata={"description": "`me` or a username"})
+    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class ImageChangesSchema(Schema):
+    title = fields.String(validate=validate.Length(max=MAX_TITLE_CHARS))
+    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION_CHARS))
+    tags = fields.List(fields.String(validate=validate.Length(max=MAX_TAG_CHARS * 4)),
+                       validate=validate.Length(max=MAX_TAGS * 4),
+                       metadata={"description": f"At most {MAX_TAGS} tags"})
+    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+
+
+class BulkDeleteSchema(Schema):
+    ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=100))
+
+
+class BulkDeletedSchema(Schema):
+    deleted = fields.List(fields.UUID(), required=True)
+    not_found = fields.List(fields.UUID(), required=True)
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                             "description": "One or more images: JPEG, PNG, WebP, GIF, BMP, TIFF"},
+                    "title": {"type": "string", "maxLength": MAX_TITLE_CHARS,
+                              "description": "Default: the file name without extension"},
+                    "description": {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS},
+                    "tags": {"type": "string", "description": "Comma-separated; may repeat"},
+                    "visibility": {"type": "string", "enum": list(VISIBILITIES),
+                                   "default": "private"},
+                },
+            },
+            "encoding": {"file": {"contentType": "image/*"}},
+        }
+    },
+}
+
+
+def image_json(row: Record | Mapping[str, Any]) -> dict[str, Any]:
+    """An image row (image_view) in the API's Image shape."""
+    data = dict(row)
+    data["sha256"] = row["sha256"].hex()
+    data["hashes"] = {name: to_hex(row[name]) for name in ("phash", "dhash", "ahash", "whash")}
+    data["hashes"]["colorhash"] = row["colorhash"]
+    data["file_url"] = f"/images/{row['id']}/file"
+    result: dict[str, Any] = ImageSchema().dump(data)
+    return result

@@ -1,0 +1,250 @@
+"""Reading an upload request: multipart parts streamed to storage, each file analysed in
+the CPU pool while the next one arrives. All or nothing: ``UploadBatch.discard`` removes
+every object the request wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from aiohttp import BodyPartReader, MultipartReader
+from aiohttp.http_exceptions import HttpProcessingError
+
+from .cpu import run_cpu
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from .imaging import (
+    ACCEPTED,
+    ImageFacts,
+    ImageRejected,
+    TooManyPixels,
+    UnsupportedFormat,
+    analyse,
+    header_dimensions,
+    sniff_format,
+)
+from .storage import Storage
+
+CHUNK = 64 * 1024
+SNIFF_BYTES = 64 * 1024  # enough for the magic bytes and, nearly always, the dimensions
+FIELD_MAX_BYTES = 64 * 1024
+EXTRA_PARTS = 50  # fields allowed beside the files, repeated tags included
+FIELDS = ("title", "description", "tags", "visibility")
+
+
+@dataclass(slots=True)
+class StoredFile:
+    label: str  # names the part in errors: 'file 2 ("cat.png")'
+    filename: str
+    storage_key: str
+    size: int
+    sha256: bytes
+    analysis: asyncio.Future[ImageFacts]
+
+
+@dataclass(slots=True)
+class UploadBatch:
+    """What one request has written so far, so that a failure can remove all of it."""
+
+    storage: Storage
+    files: list[StoredFile] = field(default_factory=list)
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    written_keys: list[str] = field(default_factory=list)
+
+    async def discard(self) -> None:
+        for stored in self.files:
+            stored.analysis.cancel()
+        await asyncio.gather(*(self.storage.delete(k) for k in self.written_keys),
+                             return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int
+    max_files: int
+    max_pixels: int
+
+
+def safe_filename(raw: str | None, fallback: str) -> str:
+    """The client's file name without directories or control characters (for display only)."""
+    name = (raw or "").replace("\\", "/")
+    name = PurePosixPath(name).name
+    try:  # aiohttp keeps undecodable bytes as surrogate escapes
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        name = name.encode("utf-8", "replace").decode("utf-8")
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    return name.strip()[:255] or fallback
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(CHUNK):
+        data += chunk
+        if len(data) > FIELD_MAX_BYTES:
+            raise PayloadTooLarge(f"Field {part.name!r} is larger than {FIELD_MAX_BYTES} bytes",
+                                  details={str(part.name): ["Too large."]})
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"Field {part.name!r} is not UTF-8",
+                               details={str(part.name): ["Not valid UTF-8."]}) from None
+
+
+async def _read_prefix(part: BodyPartReader) -> bytes:
+    prefix = bytearray()
+    while len(prefix) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
+        prefix += chunk
+    return bytes(prefix)
+
+
+def _check_header(label: str, prefix: bytes, limits: Limits) -> str:
+    """The format from the bytes, and the pixel count from the header, before any decoding."""
+    fmt = sniff_format(prefix)
+    if fmt is None:
+        raise UnsupportedMediaType(
+            f"{label} is not an image of an accepted format",
+            details={"part": label, "accepted": sorted(ACCEPTED.values())},
+        )
+    dimensions = header_dimensions(prefix)
+    if dimensions is not None and dimensions[0] * dimensions[1] > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"{label} has {dimensions[0]}x{dimensions[1]} pixels, more than {limits.max_pixels}",
+            details={"part": label, "max_pixels": limits.max_pixels},
+        )
+    return fmt
+
+
+@dataclass(frozen=True, slots=True)
+class Spool:
+    """A temporary file holding one upload's bytes until the analysis has read them."""
+
+    path: str
+    file: BinaryIO
+
+    @classmethod
+    def create(cls) -> Spool:
+        fd, path = tempfile.mkstemp(prefix="imagerepo-upload-")
+        return cls(path, os.fdopen(fd, "wb"))
+
+    def write(self, digest: hashlib._Hash, data: bytes) -> None:
+        self.file.write(data)
+        digest.update(data)
+
+    def remove(self) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+async def _receive_file(
+    part: BodyPartReader, index: int, batch: UploadBatch, cpu: Executor, limits: Limits
+) -> StoredFile:
+    filename = safe_filename(part.filename, fallback=f"image-{index}")
+    label = f'file {index} ("{filename}")'
+    prefix = await _read_prefix(part)
+    fmt = _check_header(label, prefix, limits)
+    key = f"{uuid.uuid4()}"
+    digest = hashlib.sha256()
+    size = 0
+    spool = await asyncio.to_thread(Spool.create)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal size
+        data = prefix
+        while data:
+            size += len(data)
+            if size > limits.max_file_bytes:
+                raise PayloadTooLarge(
+                    f"{label} is larger than {limits.max_file_bytes} bytes",
+                    details={"part": label, "max_bytes": limits.max_file_bytes},
+                )
+            # Spool and digest in a thread: the hasher reads the spool once it is complete.
+            await asyncio.to_thread(spool.write, digest, data)
+            yield data
+            data = await part.read_chunk(CHUNK)
+
+    try:
+        batch.written_keys.append(key)  # before put: a cancelled put may still land
+        await batch.storage.put(key, chunks(), content_type=ACCEPTED[fmt])
+        await asyncio.to_thread(spool.file.close)
+    except BaseException:
+        await asyncio.to_thread(spool.remove)
+        raise
+    analysis = asyncio.ensure_future(_analyse(spool, fmt, cpu, limits))
+    return StoredFile(label, filename, key, size, digest.digest(), analysis)
+
+
+async def _analyse(spool: Spool, fmt: str, cpu: Executor, limits: Limits) -> ImageFacts:
+    try:
+        return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
+                             expected_format=fmt)
+    finally:
+        await asyncio.to_thread(spool.remove)
+
+
+async def _next_part(reader: MultipartReader) -> object:
+    try:
+        return await reader.next()
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's parser refuses malformed framing and headers (control characters, ...).
+        raise BadRequest("Malformed multipart body",
+                         details={"_body": [str(exc).strip()[:200]]}) from None
+
+
+async def read_upload(
+    reader: MultipartReader, batch: UploadBatch, cpu: Executor, limits: Limits
+) -> None:
+    """Stream every part into ``batch``: files to storage (and analysis), fields to text."""
+    parts = 0
+    while (part := await _next_part(reader)) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValidationFailed("Nested multipart bodies are not supported",
+                                   details={"_body": ["Nested multipart."]})
+        parts += 1
+        if parts > limits.max_files + EXTRA_PARTS:
+            raise PayloadTooLarge("Too many parts in one request",
+                                  details={"max_files": limits.max_files})
+        if part.name == "file":
+            if len(batch.files) >= limits.max_files:
+                raise PayloadTooLarge(f"At most {limits.max_files} files per request",
+                                      details={"max_files": limits.max_files})
+            batch.files.append(await _receive_file(part, len(batch.files) + 1, batch, cpu, limits))
+        elif part.name in FIELDS:
+            batch.fields.setdefault(part.name, []).append(await _read_field(part))
+        else:
+            raise ValidationFailed(f"Unknown field {part.name!r}",
+                                   details={str(part.name): ["Unknown field."]})
+
+
+async def analyses(batch: UploadBatch) -> list[ImageFacts]:
+    """Every file's analysis; the bad parts are named together in one error."""
+    results = await asyncio.gather(*(f.analysis for f in batch.files), return_exceptions=True)
+    problems: dict[str, str] = {}
+    kinds: set[type[ImageRejected]] = set()
+    for stored, result in zip(batch.files, results, strict=True):
+        if isinstance(result, ImageRejected):
+            problems[stored.label] = str(result)
+            kinds.add(type(result))
+        elif isinstance(result, BaseException):
+            raise result
+    if problems:
+        details = {"parts": problems}
+        message = "; ".join(f"{label}: {text}" for label, text in problems.items())
+        if UnsupportedFormat in kinds:
+            raise UnsupportedMediaType(message, details=details)
+        if TooManyPixels in kinds:
+            raise PayloadTooLarge(message, details=details)
+        raise ValidationFailed(message, details=details)
+    return [r for r in results if isinstance(r, ImageFacts)]
