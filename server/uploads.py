@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from aiohttp import BodyPartReader, MultipartReader
@@ -35,11 +35,17 @@ from .imaging import (
 )
 from .storage import Storage
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024  # fewer, larger reads: each one costs a trip through the event loop
 SNIFF_BYTES = 64 * 1024  # enough for the magic bytes and, nearly always, the dimensions
 FIELD_MAX_BYTES = 64 * 1024
 EXTRA_PARTS = 50  # fields allowed beside the files, repeated tags included
 FIELDS = ("title", "description", "tags", "visibility")
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    facts: ImageFacts
+    sha256: bytes
 
 
 @dataclass(slots=True)
@@ -48,8 +54,7 @@ class StoredFile:
     filename: str
     storage_key: str
     size: int
-    sha256: bytes
-    analysis: asyncio.Future[ImageFacts]
+    analysis: asyncio.Future[Analysis]
 
 
 @dataclass(slots=True)
@@ -138,10 +143,6 @@ class Spool:
         fd, path = tempfile.mkstemp(prefix="imagerepo-upload-")
         return cls(path, os.fdopen(fd, "wb"))
 
-    def write(self, digest: hashlib._Hash, data: bytes) -> None:
-        self.file.write(data)
-        digest.update(data)
-
     def remove(self) -> None:
         self.file.close()
         with contextlib.suppress(FileNotFoundError):
@@ -156,9 +157,10 @@ async def _receive_file(
     prefix = await _read_prefix(part)
     fmt = _check_header(label, prefix, limits)
     key = f"{uuid.uuid4()}"
-    digest = hashlib.sha256()
+    # A folder back-end's file can be analysed in place; otherwise keep a spool copy.
+    local_path = batch.storage.local_path(key)
+    spool = None if local_path else await asyncio.to_thread(Spool.create)
     size = 0
-    spool = await asyncio.to_thread(Spool.create)
 
     async def chunks() -> AsyncIterator[bytes]:
         nonlocal size
@@ -170,28 +172,43 @@ async def _receive_file(
                     f"{label} is larger than {limits.max_file_bytes} bytes",
                     details={"part": label, "max_bytes": limits.max_file_bytes},
                 )
-            # Spool and digest in a thread: the hasher reads the spool once it is complete.
-            await asyncio.to_thread(spool.write, digest, data)
+            if spool is not None:
+                await asyncio.to_thread(spool.file.write, data)
             yield data
             data = await part.read_chunk(CHUNK)
 
     try:
         batch.written_keys.append(key)  # before put: a cancelled put may still land
         await batch.storage.put(key, chunks(), content_type=ACCEPTED[fmt])
-        await asyncio.to_thread(spool.file.close)
+        if spool is not None:
+            await asyncio.to_thread(spool.file.close)
     except BaseException:
-        await asyncio.to_thread(spool.remove)
+        if spool is not None:
+            await asyncio.to_thread(spool.remove)
         raise
-    analysis = asyncio.ensure_future(_analyse(spool, fmt, cpu, limits))
-    return StoredFile(label, filename, key, size, digest.digest(), analysis)
+    path = local_path if spool is None else Path(spool.path)
+    assert path is not None
+    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits))
+    return StoredFile(label, filename, key, size, analysis)
 
 
-async def _analyse(spool: Spool, fmt: str, cpu: Executor, limits: Limits) -> ImageFacts:
+def _digest_and_analyse(path: Path, max_pixels: int, fmt: str) -> Analysis:
+    """Runs in the CPU pool: the SHA-256 of the bytes, then the image pipeline."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1024 * 1024):
+            digest.update(block)
+    return Analysis(analyse(path, max_pixels=max_pixels, expected_format=fmt), digest.digest())
+
+
+async def _analyse(
+    path: Path, spool: Spool | None, fmt: str, cpu: Executor, limits: Limits
+) -> Analysis:
     try:
-        return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                             expected_format=fmt)
+        return await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels, fmt)
     finally:
-        await asyncio.to_thread(spool.remove)
+        if spool is not None:
+            await asyncio.to_thread(spool.remove)
 
 
 async def _next_part(reader: MultipartReader) -> object:
@@ -228,7 +245,7 @@ async def read_upload(
                                    details={str(part.name): ["Unknown field."]})
 
 
-async def analyses(batch: UploadBatch) -> list[ImageFacts]:
+async def analyses(batch: UploadBatch) -> list[Analysis]:
     """Every file's analysis; the bad parts are named together in one error."""
     results = await asyncio.gather(*(f.analysis for f in batch.files), return_exceptions=True)
     problems: dict[str, str] = {}
@@ -247,4 +264,4 @@ async def analyses(batch: UploadBatch) -> list[ImageFacts]:
         if TooManyPixels in kinds:
             raise PayloadTooLarge(message, details=details)
         raise ValidationFailed(message, details=details)
-    return [r for r in results if isinstance(r, ImageFacts)]
+    return [r for r in results if isinstance(r, Analysis)]

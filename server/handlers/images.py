@@ -18,7 +18,7 @@ from aiohttp_apigami import (
 
 from ..auth import Access, access, current_user, require_user
 from ..errors import UnsupportedMediaType, ValidationFailed
-from ..imaging import HASH_VERSION, ImageFacts
+from ..imaging import HASH_VERSION
 from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
 from ..schemas.images import (
@@ -35,7 +35,7 @@ from ..schemas.images import (
 )
 from ..services import images
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
-from ..uploads import Limits, UploadBatch, analyses, read_upload
+from ..uploads import Analysis, Limits, UploadBatch, analyses, read_upload
 from .downloads import serve_image_file
 
 R = TypeVar("R")
@@ -50,7 +50,7 @@ def _single(fields: dict[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _new_images(batch: UploadBatch, facts: list[ImageFacts]) -> list[NewImage]:
+def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
     fields = batch.fields
     if not batch.files:
         raise ValidationFailed("No file in the upload",
@@ -66,12 +66,13 @@ def _new_images(batch: UploadBatch, facts: list[ImageFacts]) -> list[NewImage]:
                    else PurePosixPath(stored.filename).stem[:MAX_TITLE_CHARS]),
             description=description, tags=tags, visibility=visibility,
             filename=stored.filename, content_type=fact.content_type, width=fact.width,
-            height=fact.height, size_bytes=stored.size, sha256=stored.sha256,
+            height=fact.height, size_bytes=stored.size, sha256=result.sha256,
             phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
             colorhash=fact.colorhash, hash_version=HASH_VERSION,
             storage_key=stored.storage_key,
         )
-        for stored, fact in zip(batch.files, facts, strict=True)
+        for stored, result in zip(batch.files, results, strict=True)
+        for fact in (result.facts,)
     ]
 
 

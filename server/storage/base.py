@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -57,6 +58,11 @@ class ObjectReader(Protocol):
 
 
 class Storage(Protocol):
+    def local_path(self, key: str) -> Path | None:
+        """Where a stored object is on this machine's disk, if the back-end is a folder:
+        readers in threads can then use it directly instead of a copy."""
+        ...
+
     def describe(self) -> str:
         """Where objects live, for logs; never includes credentials."""
         ...

@@ -154,6 +154,9 @@ class LocalStorage:
         await _off_loop(storage._tmp.mkdir, parents=True, exist_ok=True)
         return storage
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     def describe(self) -> str:
         return self.root.as_uri()
 

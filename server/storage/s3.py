@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -169,6 +170,9 @@ class S3Storage:
         if create_bucket:
             await storage.ensure_bucket()
         return storage
+
+    def local_path(self, key: str) -> Path | None:
+        return None  # objects live in the bucket only
 
     def describe(self) -> str:
         where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")

@@ -1,0 +1,99 @@
+"""The command line: ``serve`` on the embedded defaults, kept across restarts; logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.common import free_port
+
+
+def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[str]:
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port)],
+            env={**env, "PORT": "1"}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if call(url + "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log.read_text()
+
+
+def test_serve_on_the_embedded_defaults(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "STORAGE_URL") and not k.startswith("AWS_")}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    log = tmp_path / "server.log"
+
+    with serve(env, log) as url:
+        for path in ("/", "/health", "/ready", "/docs", "/openapi.json"):
+            assert call(url + path)[0] == 200, path
+        status, _ = call(url + "/users", "POST", {"username": "kept", "password": "x" * 12})
+        assert status == 201
+
+    text = log.read_text()
+    assert "database: embedded PostgreSQL in" in text
+    assert f"storage: {(tmp_path / 'data' / 'objects').as_uri()}" in text
+    assert "GET /health 200" in text  # one line per request: method, path, status, duration
+    assert "embedded PostgreSQL stopped" in text
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+    # The data survives a restart.
+    with serve(env, log) as url:
+        status, _ = call(url + "/users", "POST", {"username": "KEPT", "password": "x" * 12})
+        assert status == 409
+    assert "migrations: up to date" in log.read_text()
+
+
+def test_start_up_never_logs_the_database_password(tmp_path: Path) -> None:
+    dsn = os.environ.get("DATABASE_URL", "")
+    if "@" not in dsn or ":" in dsn.split("://", 1)[1].split("@", 1)[0]:
+        pytest.skip("needs a $DATABASE_URL without a password, on a server with trust auth")
+    scheme, rest = dsn.split("://", 1)
+    user, host = rest.split("@", 1)
+    env = {**os.environ, "DATABASE_URL": f"{scheme}://{user}:hunter2-secret@{host}",
+           "DATA_DIR": str(tmp_path), "STORAGE_URL": (tmp_path / "objects").as_uri()}
+    log = tmp_path / "server.log"
+    with serve(env, log) as url:
+        assert call(url + "/health")[0] == 200
+    text = log.read_text()
+    assert "hunter2-secret" not in text
+    assert f"database: {scheme}://{user}:***@{host}" in text
