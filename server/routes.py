@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import images, keys, system, users
+from .handlers import images, keys, search, system, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -27,3 +27,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/images/{id}/file", images.download)
     app.router.add_patch("/images/{id}", images.update_image)
     app.router.add_delete("/images/{id}", images.delete_image)
+
+    app.router.add_get("/search", search.text_search)

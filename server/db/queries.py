@@ -82,6 +82,25 @@ class Queries(Protocol):
     async def get_user_id(self, conn: Connection, *, username: str) -> UUID | None: ...
     def all_storage_keys(self, conn: Connection) -> AsyncIterator[Record]: ...
 
+    # search.sql
+    async def estimate_matches(
+        self, conn: Connection, *, q: str, head: str, last_word: str | None
+    ) -> str: ...
+    def search_ranked(
+        self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
+        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
+        created_after: datetime | None, created_before: datetime | None,
+        after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
+        limit: int,
+    ) -> AsyncIterator[Record]: ...
+    def search_recent(
+        self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
+        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
+        created_after: datetime | None, created_before: datetime | None,
+        after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
+        limit: int, candidates: int,
+    ) -> AsyncIterator[Record]: ...
+
 
 def load_queries() -> Queries:
     return cast(Queries, aiosql.from_path(queries_dir(), "asyncpg"))

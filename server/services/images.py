@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from ..db.pool import Connection
@@ -113,20 +114,28 @@ async def _get_owned(conn: Connection, queries: Queries, caller_id: UUID, image_
         raise Forbidden("Only the owner may change this image")
 
 
-async def list_visible(
-    conn: Connection, queries: Queries, *, viewer_id: UUID | None, owner: str | None,
-    tag: str | None, visibility: str | None, cursor: str | None, limit: int,
-) -> tuple[list[Record], str | None]:
-    owner_id: UUID | None = None
+async def resolve_owner(
+    conn: Connection, queries: Queries, viewer_id: UUID | None, owner: str | None
+) -> UUID | None | Literal[False]:
+    """The id an `owner` filter means: None for no filter, False for a name nobody has."""
+    if owner is None:
+        return None
     if owner == "me":
         if viewer_id is None:
             raise ValidationFailed("owner=me needs an API key",
                                    details={"owner": ["'me' needs an API key."]})
-        owner_id = viewer_id
-    elif owner is not None:
-        owner_id = await queries.get_user_id(conn, username=owner)
-        if owner_id is None:
-            return [], None
+        return viewer_id
+    owner_id = await queries.get_user_id(conn, username=owner)
+    return False if owner_id is None else owner_id
+
+
+async def list_visible(
+    conn: Connection, queries: Queries, *, viewer_id: UUID | None, owner: str | None,
+    tag: str | None, visibility: str | None, cursor: str | None, limit: int,
+) -> tuple[list[Record], str | None]:
+    owner_id = await resolve_owner(conn, queries, viewer_id, owner)
+    if owner_id is False:
+        return [], None
     after_created, after_id = decode_cursor(cursor, datetime, UUID) if cursor else (None, None)
     rows = [row async for row in queries.list_images(
         conn, viewer_id=viewer_id, owner_id=owner_id, tag=tag, visibility=visibility,

@@ -1,0 +1,40 @@
+"""Schemas of text search."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..services.images import MAX_TAG_CHARS, VISIBILITIES
+from ..services.search import MAX_QUERY_CHARS
+from .images import ImageSchema
+
+
+class SearchQuerySchema(Schema):
+    q = fields.String(
+        required=True, validate=validate.Length(max=MAX_QUERY_CHARS),
+        metadata={"description": 'Web-search syntax: words, "quoted phrases", -excluded, or. '
+                                 "The last word also matches as a prefix."},
+    )
+    owner = fields.String(validate=validate.Length(min=1, max=32),
+                          metadata={"description": "`me` or a username"})
+    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    created_after = fields.AwareDateTime(default_timezone=None,
+                                         metadata={"description": "ISO 8601, inclusive"})
+    created_before = fields.AwareDateTime(metadata={"description": "ISO 8601, exclusive"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=300))
+
+
+class SearchResultSchema(ImageSchema):
+    score = fields.Float(required=True, metadata={"description": "ts_rank_cd of the match"})
+    headline = fields.String(
+        required=True,
+        metadata={"description": "Snippet of title and description, matches in <mark>...</mark>; "
+                                 "the text is not HTML-escaped"},
+    )
+
+
+class SearchPageSchema(Schema):
+    results = fields.List(fields.Nested(SearchResultSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

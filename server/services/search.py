@@ -1,0 +1,99 @@
+"""Text search: PostgreSQL full-text search, with a bounded plan for frequent words."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from ..db.pool import Connection
+from ..db.queries import Queries, Record
+from ..errors import ValidationFailed
+from .cursors import decode_cursor, encode_cursor
+
+MAX_QUERY_CHARS = 1000
+# Above this many estimated matches, ranking them all costs more than it is worth: only the
+# newest RECENT_CANDIDATES matches are ranked (see the README's "Text search" trade-off).
+EXACT_RANKING_LIMIT = 5000
+RECENT_CANDIDATES = 2000
+_BARE_WORD = re.compile(r"\w{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    owner_id: UUID | None = None
+    tag: str | None = None
+    visibility: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def split_last_word(q: str) -> tuple[str, str | None]:
+    """(head, last word) when the last word should also match as a prefix: a bare word that
+    is being typed (no trailing space), not inside a phrase, not after or being `or`."""
+    if not q or q[-1].isspace():
+        return q, None
+    words = q.split()
+    token = words[-1]
+    if not _BARE_WORD.fullmatch(token) or q.count('"') % 2 or token.lower() == "or":
+        return q, None
+    if len(words) > 1 and words[-2].lower() == "or":
+        return q, None
+    return q[: len(q) - len(token)], token.lower()
+
+
+def check_query(q: str) -> str:
+    if "\x00" in q:
+        raise ValidationFailed("q contains a NUL character", details={"q": ["NUL is not allowed."]})
+    if len(q) > MAX_QUERY_CHARS:
+        raise ValidationFailed("q is too long",
+                               details={"q": [f"At most {MAX_QUERY_CHARS} characters."]})
+    return q
+
+
+async def _estimated_matches(conn: Connection, queries: Queries, q: str, head: str,
+                             last_word: str | None) -> float:
+    plan = json.loads(await queries.estimate_matches(conn, q=q, head=head, last_word=last_word))
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+async def search(
+    conn: Connection, queries: Queries, *, viewer_id: UUID | None, q: str,
+    filters: SearchFilters, cursor: str | None, limit: int,
+) -> tuple[list[Record], str | None]:
+    """One page of matches, best first; and the cursor of the next page."""
+    head, last_word = split_last_word(check_query(q))
+    mode: object = None
+    after_rank = after_created = after_id = None
+    if cursor:
+        mode, after_rank, after_created, after_id = decode_cursor(
+            cursor, str, float, datetime, UUID
+        )
+        if mode not in ("exact", "recent"):
+            raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
+    async with conn.transaction():
+        # The plan depends on the words searched: never reuse a generic plan here.
+        await conn.execute("set local plan_cache_mode = force_custom_plan")
+        if not cursor:
+            estimate = await _estimated_matches(conn, queries, q, head, last_word)
+            mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
+        params = {
+            "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
+            "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
+            "created_after": filters.created_after, "created_before": filters.created_before,
+            "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
+            "limit": limit + 1,
+        }
+        if mode == "recent":
+            rows = [r async for r in queries.search_recent(
+                conn, candidates=RECENT_CANDIDATES, **params)]  # type: ignore[arg-type]
+        else:
+            rows = [r async for r in queries.search_ranked(conn, **params)]  # type: ignore[arg-type]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(mode, last["score"], last["created_at"], last["id"])
+    return rows, next_cursor
