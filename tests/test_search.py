@@ -11,6 +11,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
+from server.db.queries import sql_of
 from server.services import search as search_service
 from tests.conftest import bearer, sign_up
 from tests.images import make_image
@@ -189,7 +190,7 @@ async def test_the_ranked_query_uses_the_gin_index(client: Client, clean_db: str
     from server.keys import QUERIES
 
     await sign_up(client, "dora")
-    sql = client.app[QUERIES].search_ranked.sql
+    sql = sql_of(client.app[QUERIES], "search_ranked")
     conn = await asyncpg.connect(clean_db)
     try:
         # 5,000 images, 10 of which mention a rare word; then real statistics.

@@ -104,3 +104,8 @@ class Queries(Protocol):
 
 def load_queries() -> Queries:
     return cast(Queries, aiosql.from_path(queries_dir(), "asyncpg"))
+
+
+def sql_of(queries: Queries, name: str) -> str:
+    """The SQL text of a named query, as sent to PostgreSQL (for EXPLAIN in tests and benches)."""
+    return str(getattr(queries, name).sql)
