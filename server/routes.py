@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import images, keys, search, system, users
+from .handlers import images, keys, search, similar, system, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -25,7 +25,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/images/delete", images.delete_images)
     app.router.add_get("/images/{id}", images.get_image)
     app.router.add_get("/images/{id}/file", images.download)
+    app.router.add_get("/images/{id}/similar", similar.similar_to_image)
     app.router.add_patch("/images/{id}", images.update_image)
     app.router.add_delete("/images/{id}", images.delete_image)
 
     app.router.add_get("/search", search.text_search)
+    app.router.add_post("/search/image", similar.search_by_image)

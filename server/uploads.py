@@ -265,3 +265,63 @@ async def analyses(batch: UploadBatch) -> list[Analysis]:
             raise PayloadTooLarge(message, details=details)
         raise ValidationFailed(message, details=details)
     return [r for r in results if isinstance(r, Analysis)]
+
+
+async def read_query_image(
+    reader: MultipartReader, cpu: Executor, limits: Limits
+) -> tuple[ImageFacts, dict[str, str]]:
+    """A search-by-image request: one `file` part, analysed exactly as an upload (limits,
+    sniffing, orientation, hashes, and the rotations' and flips' pHashes) but never stored;
+    and its other fields as text."""
+    fields: dict[str, str] = {}
+    facts: ImageFacts | None = None
+    parts = 0
+    while (part := await _next_part(reader)) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValidationFailed("Nested multipart bodies are not supported",
+                                   details={"_body": ["Nested multipart."]})
+        parts += 1
+        if parts > EXTRA_PARTS:
+            raise PayloadTooLarge("Too many parts in one request", details={"max_parts": parts})
+        if part.name == "file":
+            if facts is not None:
+                raise ValidationFailed("One query image at a time",
+                                       details={"file": ["Only one file part is allowed."]})
+            facts = await _analyse_query_file(part, cpu, limits)
+        elif part.name:
+            if part.name in fields:
+                raise ValidationFailed(f"{part.name} given more than once",
+                                       details={part.name: ["Given twice."]})
+            fields[part.name] = await _read_field(part)
+    if facts is None:
+        raise ValidationFailed("No query image", details={"file": ["A file part is required."]})
+    return facts, fields
+
+
+async def _analyse_query_file(part: BodyPartReader, cpu: Executor, limits: Limits) -> ImageFacts:
+    label = f'the query image ("{safe_filename(part.filename, fallback="image")}")'
+    prefix = await _read_prefix(part)
+    fmt = _check_header(label, prefix, limits)
+    spool = await asyncio.to_thread(Spool.create)
+    try:
+        size, data = 0, prefix
+        while data:
+            size += len(data)
+            if size > limits.max_file_bytes:
+                raise PayloadTooLarge(f"{label} is larger than {limits.max_file_bytes} bytes",
+                                      details={"part": label, "max_bytes": limits.max_file_bytes})
+            await asyncio.to_thread(spool.file.write, data)
+            data = await part.read_chunk(CHUNK)
+        await asyncio.to_thread(spool.file.close)
+        try:
+            return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
+                                 expected_format=fmt, variants=True)
+        except ImageRejected as exc:
+            details = {"parts": {label: str(exc)}}
+            if isinstance(exc, UnsupportedFormat):
+                raise UnsupportedMediaType(f"{label}: {exc}", details=details) from None
+            if isinstance(exc, TooManyPixels):
+                raise PayloadTooLarge(f"{label}: {exc}", details=details) from None
+            raise ValidationFailed(f"{label}: {exc}", details=details) from None
+    finally:
+        await asyncio.to_thread(spool.remove)

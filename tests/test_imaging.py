@@ -54,8 +54,8 @@ def pillow_images_created() -> int:
     return int(_imaging.get_stats()["new_count"])
 
 
-def facts(data: bytes, **kwargs: str) -> ImageFacts:
-    return analyse(data, max_pixels=LIMIT, **kwargs)
+def facts(data: bytes, expected_format: str | None = None) -> ImageFacts:
+    return analyse(data, max_pixels=LIMIT, expected_format=expected_format)
 
 
 def assert_int64(f: ImageFacts) -> None:

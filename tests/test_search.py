@@ -11,7 +11,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
-from server.db.queries import sql_of
+from server.db.queries import positional_args, sql_of
 from server.services import search as search_service
 from tests.conftest import bearer, sign_up
 from tests.images import make_image
@@ -206,9 +206,11 @@ async def test_the_ranked_query_uses_the_gin_index(client: Client, clean_db: str
         # At this size a sequential scan is cheapest; at a million rows (bench/text_search.py
         # prints those plans) the planner needs no nudge.
         await conn.execute("set enable_seqscan = off")
-        # Parameters in order of first use: q, head, last_word, viewer_id, filters, cursor, limit.
-        args = ["zebra", "", "zebra", uuid.uuid4(), None, None, None, None, None, None, None,
-                None, 20]
+        args = positional_args(
+            client.app[QUERIES], "search_ranked", q="zebra", head="", last_word="zebra",
+            viewer_id=uuid.uuid4(), owner_id=None, tag=None, visibility=None,
+            created_after=None, created_before=None, after_rank=None, after_created=None,
+            after_id=None, limit=20)
         plan = "\n".join(r[0] for r in await conn.fetch("explain " + sql, *args))
         assert "Bitmap Index Scan on images_search" in plan, plan
     finally:

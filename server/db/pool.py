@@ -19,9 +19,12 @@ else:  # asyncpg's classes are generic only in its stubs
     Connection = asyncpg.Connection
 
 
-async def _init_connection(conn: Connection) -> None:
+async def init_connection(conn: Connection) -> None:
     # Every statement runs in UTC so that timestamps read back the same everywhere.
-    await conn.execute("set timezone to 'UTC'")
+    # Custom plans always: the named queries' best plans depend on their parameters (optional
+    # filters written as "$1 is null or ...", the words of a text search), and asyncpg's
+    # prepared statements would otherwise drift to one generic plan for all of them.
+    await conn.execute("set timezone to 'UTC'; set plan_cache_mode to force_custom_plan")
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
@@ -32,7 +35,7 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
         command_timeout=30,
         # Connections go stale when PostgreSQL restarts; recycle idle ones.
         max_inactive_connection_lifetime=60,
-        init=_init_connection,
+        init=init_connection,
     )
     assert pool is not None
     return pool

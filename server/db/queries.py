@@ -101,6 +101,24 @@ class Queries(Protocol):
         limit: int, candidates: int,
     ) -> AsyncIterator[Record]: ...
 
+    # similar.sql
+    def similar_probe(
+        self, conn: Connection, *, hashes: list[int], c0: list[int], c1: list[int],
+        c2: list[int], c3: list[int], viewer_id: UUID | None, max_distance: int,
+        exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
+        tag: str | None, owner_id: UUID | None, after_distance: int | None,
+        after_id: UUID | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
+    def similar_scan(
+        self, conn: Connection, *, hashes: list[int], viewer_id: UUID | None,
+        max_distance: int, exclude_id: UUID | None, q: str | None, head: str | None,
+        last_word: str | None, tag: str | None, owner_id: UUID | None,
+        after_distance: int | None, after_id: UUID | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
+    async def get_phash(
+        self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
+    ) -> int | None: ...
+
 
 def load_queries() -> Queries:
     return cast(Queries, aiosql.from_path(queries_dir(), "asyncpg"))
@@ -109,3 +127,9 @@ def load_queries() -> Queries:
 def sql_of(queries: Queries, name: str) -> str:
     """The SQL text of a named query, as sent to PostgreSQL (for EXPLAIN in tests and benches)."""
     return str(getattr(queries, name).sql)
+
+
+def positional_args(queries: Queries, name: str, **values: object) -> list[object]:
+    """Named values in the positional order of a query's $n parameters (for EXPLAIN)."""
+    order: list[str] = getattr(queries, "driver_adapter").var_sorted[name]  # noqa: B009
+    return [values[param] for param in order]

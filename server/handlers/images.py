@@ -29,11 +29,11 @@ from ..schemas.images import (
     ImagePageSchema,
     ImagePathSchema,
     ImageSchema,
-    ImagesSchema,
     ListImagesQuerySchema,
+    UploadedSchema,
     image_json,
 )
-from ..services import images
+from ..services import images, similar
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
 from ..uploads import Analysis, Limits, UploadBatch, analyses, read_upload
 from .downloads import serve_image_file
@@ -82,7 +82,7 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
                   "`visibility`, before or after the files. If any part is bad, nothing is "
                   "stored and the error names the part.",
       requestBody=UPLOAD_BODY, responses=error_responses(400, 401, 413, 415, 422, 503))
-@response_schema(ImagesSchema, 201, description="The new images, in upload order")
+@response_schema(UploadedSchema, 201, description="The new images, in upload order")
 async def upload(request: web.Request) -> web.Response:
     caller = require_user(request)
     if request.content_type != "multipart/form-data":
@@ -102,7 +102,14 @@ async def upload(request: web.Request) -> web.Response:
         # Also on cancellation (a client that went away): shielded, so the clean-up finishes.
         await asyncio.shield(asyncio.ensure_future(batch.discard()))
         raise
-    return web.json_response({"images": [image_json(row) for row in rows]}, status=201)
+    async with app[POOL].acquire() as conn:
+        duplicates = [await similar.near_duplicates(conn, app[QUERIES], row["phash"], caller.id,
+                                                    row["id"]) for row in rows]
+    return web.json_response({"images": [
+        {**image_json(row), "near_duplicates": [
+            {"id": str(d["id"]), "distance": d["distance"]} for d in found]}
+        for row, found in zip(rows, duplicates, strict=True)
+    ]}, status=201)
 
 
 @access(Access.OPTIONAL_KEY)

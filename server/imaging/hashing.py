@@ -106,6 +106,8 @@ class ImageFacts:
     whash: int
     colorhash: str
     frames: int
+    # pHashes of the 7 other rotations and flips, when asked for (search by image).
+    variant_phashes: tuple[int, ...] = ()
 
 
 class Working(NamedTuple):
@@ -282,7 +284,10 @@ def _frame_count(im: ImageFile.ImageFile) -> int:
     return frames if isinstance(frames, int) and frames > 0 else 1
 
 
-def analyse(source: Source, *, max_pixels: int, expected_format: str | None = None) -> ImageFacts:
+def analyse(
+    source: Source, *, max_pixels: int, expected_format: str | None = None,
+    variants: bool = False,
+) -> ImageFacts:
     """Validate an upload and compute its facts and hashes (the fast pipeline).
 
     ``expected_format`` is what the caller sniffed from the prefix it received; a different
@@ -302,11 +307,13 @@ def analyse(source: Source, *, max_pixels: int, expected_format: str | None = No
         except _DECODE_ERRORS as exc:
             raise CorruptImage(f"the {fmt} header cannot be read") from exc
         with im:
-            return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format)
+            return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format,
+                                 variants=variants)
 
 
 def _analyse_open(
-    im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None
+    im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None,
+    variants: bool = False,
 ) -> ImageFacts:
     if pillow_format(im) != fmt:
         raise CorruptImage(f"the data is not a valid {fmt} image")
@@ -343,7 +350,17 @@ def _analyse_open(
         whash=whash,
         colorhash=color_hash(work.rgb),
         frames=frames,
+        variant_phashes=variant_phashes(work.gray) if variants else (),
     )
+
+
+# The seven rotations and flips besides the identity: the dihedral group of the square.
+VARIANT_TRANSPOSES = tuple(Image.Transpose)
+
+
+def variant_phashes(gray: Image.Image) -> tuple[int, ...]:
+    """pHashes of a working image rotated and mirrored: array transforms, a few ms in all."""
+    return tuple(_hash_int(imagehash.phash(gray.transpose(t))) for t in VARIANT_TRANSPOSES)
 
 
 def naive_hashes(source: Source) -> tuple[int, int, int, int, str]:

@@ -49,6 +49,22 @@ class ImagesSchema(Schema):
     images = fields.List(fields.Nested(ImageSchema), required=True)
 
 
+class NearDuplicateSchema(Schema):
+    id = fields.UUID(required=True)
+    distance = fields.Integer(required=True, metadata={"description": "pHash bits"})
+
+
+class UploadedImageSchema(ImageSchema):
+    near_duplicates = fields.List(
+        fields.Nested(NearDuplicateSchema), required=True,
+        metadata={"description": "Images you can see within 4 bits: likely the same picture"},
+    )
+
+
+class UploadedSchema(Schema):
+    images = fields.List(fields.Nested(UploadedImageSchema), required=True)
+
+
 class ImagePageSchema(ImagesSchema):
     next_cursor = fields.String(allow_none=True, required=True,
                                 metadata={"description": "Pass as `cursor` for the next page"})

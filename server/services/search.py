@@ -16,8 +16,8 @@ from .cursors import decode_cursor, encode_cursor
 MAX_QUERY_CHARS = 1000
 # Above this many estimated matches, ranking them all costs more than it is worth: only the
 # newest RECENT_CANDIDATES matches are ranked (see the README's "Text search" trade-off).
-EXACT_RANKING_LIMIT = 5000
-RECENT_CANDIDATES = 2000
+EXACT_RANKING_LIMIT = 3000
+RECENT_CANDIDATES = 1000
 _BARE_WORD = re.compile(r"\w{1,64}")
 
 
@@ -73,24 +73,23 @@ async def search(
         )
         if mode not in ("exact", "recent"):
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
-    async with conn.transaction():
-        # The plan depends on the words searched: never reuse a generic plan here.
-        await conn.execute("set local plan_cache_mode = force_custom_plan")
-        if not cursor:
-            estimate = await _estimated_matches(conn, queries, q, head, last_word)
-            mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
-        params = {
-            "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
-            "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
-            "created_after": filters.created_after, "created_before": filters.created_before,
-            "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
-            "limit": limit + 1,
-        }
-        if mode == "recent":
-            rows = [r async for r in queries.search_recent(
-                conn, candidates=RECENT_CANDIDATES, **params)]  # type: ignore[arg-type]
-        else:
-            rows = [r async for r in queries.search_ranked(conn, **params)]  # type: ignore[arg-type]
+    # Both statements are planned for these very words (the pool's connections never use
+    # generic plans): the estimate picks the plan, and the plan fits the words.
+    if not cursor:
+        estimate = await _estimated_matches(conn, queries, q, head, last_word)
+        mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
+    params = {
+        "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
+        "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
+        "created_after": filters.created_after, "created_before": filters.created_before,
+        "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
+        "limit": limit + 1,
+    }
+    if mode == "recent":
+        rows = [r async for r in queries.search_recent(
+            conn, candidates=RECENT_CANDIDATES, **params)]  # type: ignore[arg-type]
+    else:
+        rows = [r async for r in queries.search_ranked(conn, **params)]  # type: ignore[arg-type]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

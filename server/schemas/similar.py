@@ -1,0 +1,68 @@
+"""Schemas of search by image."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..services.images import MAX_TAG_CHARS
+from ..services.search import MAX_QUERY_CHARS
+from .images import HashesSchema, ImageSchema
+
+
+class SimilarParamsSchema(Schema):
+    max_distance = fields.Integer(load_default=10, validate=validate.Range(min=0, max=32),
+                                  metadata={"description": "pHash bits (0-32)"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=300))
+    q = fields.String(validate=validate.Length(min=1, max=MAX_QUERY_CHARS),
+                      metadata={"description": "Full-text filter, as for /search"})
+    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    owner = fields.String(validate=validate.Length(min=1, max=32),
+                          metadata={"description": "`me` or a username"})
+
+
+class ImageSearchParamsSchema(SimilarParamsSchema):
+    orientations = fields.String(
+        load_default="none", validate=validate.OneOf(["none", "all"]),
+        metadata={"description": "`all`: also find rotated and mirrored copies"},
+    )
+
+
+class SimilarResultSchema(ImageSchema):
+    distance = fields.Integer(required=True, metadata={"description": "pHash Hamming distance"})
+
+
+class QuerySchema(Schema):
+    hashes = fields.Nested(HashesSchema, required=True)
+
+
+class SimilarPageSchema(Schema):
+    query = fields.Nested(QuerySchema, required=True)
+    results = fields.List(fields.Nested(SimilarResultSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+IMAGE_SEARCH_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary",
+                             "description": "The query image; it is not stored"},
+                    "max_distance": {"type": "integer", "minimum": 0, "maximum": 32,
+                                     "default": 10},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    "cursor": {"type": "string"},
+                    "q": {"type": "string", "maxLength": MAX_QUERY_CHARS},
+                    "tag": {"type": "string"},
+                    "owner": {"type": "string"},
+                    "orientations": {"type": "string", "enum": ["none", "all"],
+                                     "default": "none"},
+                },
+            },
+        }
+    },
+}
