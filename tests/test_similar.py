@@ -109,7 +109,7 @@ async def test_results_are_sorted_and_pages_are_stable(client: Client) -> None:
     cursor: str | None = None
     while True:
         fields = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = await search_image(client, original(20), key, **fields)
+        page = await search_image(client, original(20), key, 200, **fields)
         seen += [r["id"] for r in page["results"]]
         cursor = page["next_cursor"]
         if cursor is None:
