@@ -306,7 +306,7 @@ async def test_probes_are_index_only_scans(
     hashes: Sequence[int] = [visible[0][1]]
     c0, c1, c2, c3 = similar.probe_values(hashes, 8)
     args = positional_args(
-        queries, "similar_probe", hashes=list(hashes), c0=c0, c1=c1, c2=c2, c3=c3,
+        queries, "similar_probe", query=hashes[0], others=[], c0=c0, c1=c1, c2=c2, c3=c3,
         viewer_id=uuid.UUID(owner), max_distance=8, exclude_id=None, q=None, head=None,
         last_word=None, tag=None, owner_id=None, after_distance=None, after_id=None, limit=21)
     conn = await asyncpg.connect(clean_db)

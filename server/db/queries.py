@@ -103,14 +103,14 @@ class Queries(Protocol):
 
     # similar.sql
     def similar_probe(
-        self, conn: Connection, *, hashes: list[int], c0: list[int], c1: list[int],
+        self, conn: Connection, *, query: int, others: list[int], c0: list[int], c1: list[int],
         c2: list[int], c3: list[int], viewer_id: UUID | None, max_distance: int,
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
         tag: str | None, owner_id: UUID | None, after_distance: int | None,
         after_id: UUID | None, limit: int,
     ) -> AsyncIterator[Record]: ...
     def similar_scan(
-        self, conn: Connection, *, hashes: list[int], viewer_id: UUID | None,
+        self, conn: Connection, *, query: int, others: list[int], viewer_id: UUID | None,
         max_distance: int, exclude_id: UUID | None, q: str | None, head: str | None,
         last_word: str | None, tag: str | None, owner_id: UUID | None,
         after_distance: int | None, after_id: UUID | None, limit: int,

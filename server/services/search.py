@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from ..db.pool import Connection
@@ -59,6 +60,15 @@ async def _estimated_matches(conn: Connection, queries: Queries, q: str, head: s
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
+async def _fetch_page(
+    conn: Connection, queries: Queries, mode: object, params: dict[str, Any]
+) -> list[Record]:
+    if mode == "recent":
+        return [r async for r in queries.search_recent(
+            conn, candidates=RECENT_CANDIDATES, **params)]
+    return [r async for r in queries.search_ranked(conn, **params)]
+
+
 async def search(
     conn: Connection, queries: Queries, *, viewer_id: UUID | None, q: str,
     filters: SearchFilters, cursor: str | None, limit: int,
@@ -73,23 +83,20 @@ async def search(
         )
         if mode not in ("exact", "recent"):
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
-    # Both statements are planned for these very words (the pool's connections never use
-    # generic plans): the estimate picks the plan, and the plan fits the words.
-    if not cursor:
-        estimate = await _estimated_matches(conn, queries, q, head, last_word)
-        mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
-    params = {
-        "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
-        "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
-        "created_after": filters.created_after, "created_before": filters.created_before,
-        "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
-        "limit": limit + 1,
-    }
-    if mode == "recent":
-        rows = [r async for r in queries.search_recent(
-            conn, candidates=RECENT_CANDIDATES, **params)]  # type: ignore[arg-type]
-    else:
-        rows = [r async for r in queries.search_ranked(conn, **params)]  # type: ignore[arg-type]
+    async with conn.transaction():
+        # Both statements are planned for these very words, never from a cached generic
+        # plan: the estimate picks the plan, and the plan fits the words.
+        await conn.execute("set local plan_cache_mode to force_custom_plan")
+        if not cursor:
+            estimate = await _estimated_matches(conn, queries, q, head, last_word)
+            mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
+        rows = await _fetch_page(conn, queries, mode, {
+            "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
+            "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
+            "created_after": filters.created_after, "created_before": filters.created_before,
+            "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
+            "limit": limit + 1,
+        })
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

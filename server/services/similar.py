@@ -81,7 +81,7 @@ async def within(
     if cursor:
         after_distance, after_id = decode_cursor(cursor, int, UUID)
     params: dict[str, object] = {
-        "hashes": list(hashes), "viewer_id": viewer_id, "max_distance": max_distance,
+        "query": hashes[0], "others": list(hashes[1:]), "viewer_id": viewer_id, "max_distance": max_distance,
         "after_distance": after_distance, "after_id": after_id, "limit": limit + 1,
         **_filters(filters),
     }

@@ -1,58 +1,69 @@
 -- Search by image on the 64-bit pHash. Visibility rule as everywhere: public images, plus the
 -- viewer's own, decided on the covering indexes' columns so the probes stay index-only.
--- :hashes holds the query's pHash (or its 8 rotations and flips); an image's distance is the
--- smallest Hamming distance to any of them. Results: (distance, id) ascending, keyset pages.
+-- :query is the query's pHash and :others those of its rotations and flips (or none); an
+-- image's distance is the smallest Hamming distance to any of them. Results: (distance, id)
+-- ascending, keyset pages.
 
--- name: similar_probe(hashes, c0, c1, c2, c3, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
--- Multi-index hashing: four index-only probes with the enumerated chunk values, exact
--- distances verified with bit_count, the few matches joined to their rows.
-with candidates as (
+-- name: similar_probe(query, others, c0, c1, c2, c3, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
+-- Multi-index hashing: four index-only probes with the enumerated chunk values, the exact
+-- distance checked on the index tuples themselves (the hash is an INCLUDE column), the few
+-- matches then joined to their rows. With a single hash (:others empty) the EXISTS arm folds
+-- away when the statement is planned.
+with matches as (
     select id, phash from images
     where phash_c0 = any(:c0::int[]) and (visibility = 'public' or owner_id = :viewer_id)
-    union all
+      and (bit_count((phash # :query)::bit(64)) <= :max_distance
+           or exists (select from unnest(:others::bigint[]) as h
+                      where bit_count((phash # h)::bit(64)) <= :max_distance))
+    union
     select id, phash from images
     where phash_c1 = any(:c1::int[]) and (visibility = 'public' or owner_id = :viewer_id)
-    union all
+      and (bit_count((phash # :query)::bit(64)) <= :max_distance
+           or exists (select from unnest(:others::bigint[]) as h
+                      where bit_count((phash # h)::bit(64)) <= :max_distance))
+    union
     select id, phash from images
     where phash_c2 = any(:c2::int[]) and (visibility = 'public' or owner_id = :viewer_id)
-    union all
+      and (bit_count((phash # :query)::bit(64)) <= :max_distance
+           or exists (select from unnest(:others::bigint[]) as h
+                      where bit_count((phash # h)::bit(64)) <= :max_distance))
+    union
     select id, phash from images
     where phash_c3 = any(:c3::int[]) and (visibility = 'public' or owner_id = :viewer_id)
+      and (bit_count((phash # :query)::bit(64)) <= :max_distance
+           or exists (select from unnest(:others::bigint[]) as h
+                      where bit_count((phash # h)::bit(64)) <= :max_distance))
 ),
 scored as (
-    select c.id, d.distance
-    from candidates c
-    cross join lateral (
-        select min(bit_count((c.phash # h)::bit(64)))::int as distance
-        from unnest(:hashes::bigint[]) as h
-    ) as d
-    where d.distance <= :max_distance
-),
-matches as (
-    select distinct id, distance from scored
+    select m.id,
+           least(bit_count((m.phash # :query)::bit(64)),
+                 (select min(bit_count((m.phash # h)::bit(64)))
+                  from unnest(:others::bigint[]) as h))::int as distance
+    from matches m
 )
-select v.*, m.distance
-from matches m
-join images i on i.id = m.id
-join image_view v on v.id = m.id
-where (:exclude_id::uuid is null or m.id <> :exclude_id)
+select v.*, s.distance
+from scored s
+join images i on i.id = s.id
+join image_view v on v.id = s.id
+where (:exclude_id::uuid is null or s.id <> :exclude_id)
   and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
   and (:tag::text is null or i.tags @> array[:tag::text])
   and (:owner_id::uuid is null or i.owner_id = :owner_id)
   and (:after_distance::int is null
-       or (m.distance, m.id) > (:after_distance::int, :after_id::uuid))
-order by m.distance, m.id
+       or (s.distance, s.id) > (:after_distance::int, :after_id::uuid))
+order by s.distance, s.id
 limit :limit;
 
--- name: similar_scan(hashes, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
+-- name: similar_scan(query, others, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
 -- Every visible image's distance: for radii where enumerating chunk values would cost more
 -- than reading everything (and the baseline of the benchmark).
 with scored as (
     select i.id, d.distance
     from images i
     cross join lateral (
-        select min(bit_count((i.phash # h)::bit(64)))::int as distance
-        from unnest(:hashes::bigint[]) as h
+        select least(bit_count((i.phash # :query)::bit(64)),
+                     (select min(bit_count((i.phash # h)::bit(64)))
+                      from unnest(:others::bigint[]) as h))::int as distance
     ) as d
     where (i.visibility = 'public' or i.owner_id = :viewer_id)
       and d.distance <= :max_distance
