@@ -271,34 +271,42 @@ async def read_query_image(
     reader: MultipartReader, cpu: Executor, limits: Limits
 ) -> tuple[ImageFacts, dict[str, str]]:
     """A search-by-image request: one `file` part, analysed exactly as an upload (limits,
-    sniffing, orientation, hashes, and the rotations' and flips' pHashes) but never stored;
-    and its other fields as text."""
+    sniffing, orientation, hashes) but never stored; and its other fields as text. The
+    rotations' and flips' pHashes are computed when `orientations` is `all`."""
     fields: dict[str, str] = {}
-    facts: ImageFacts | None = None
+    spooled: tuple[Spool, str, str] | None = None
     parts = 0
-    while (part := await _next_part(reader)) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ValidationFailed("Nested multipart bodies are not supported",
-                                   details={"_body": ["Nested multipart."]})
-        parts += 1
-        if parts > EXTRA_PARTS:
-            raise PayloadTooLarge("Too many parts in one request", details={"max_parts": parts})
-        if part.name == "file":
-            if facts is not None:
-                raise ValidationFailed("One query image at a time",
-                                       details={"file": ["Only one file part is allowed."]})
-            facts = await _analyse_query_file(part, cpu, limits)
-        elif part.name:
-            if part.name in fields:
-                raise ValidationFailed(f"{part.name} given more than once",
-                                       details={part.name: ["Given twice."]})
-            fields[part.name] = await _read_field(part)
-    if facts is None:
-        raise ValidationFailed("No query image", details={"file": ["A file part is required."]})
-    return facts, fields
+    try:
+        while (part := await _next_part(reader)) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ValidationFailed("Nested multipart bodies are not supported",
+                                       details={"_body": ["Nested multipart."]})
+            parts += 1
+            if parts > EXTRA_PARTS:
+                raise PayloadTooLarge("Too many parts in one request",
+                                      details={"max_parts": EXTRA_PARTS})
+            if part.name == "file":
+                if spooled is not None:
+                    raise ValidationFailed("One query image at a time",
+                                           details={"file": ["Only one file part is allowed."]})
+                spooled = await _spool_query_file(part, limits)
+            elif part.name:
+                if part.name in fields:
+                    raise ValidationFailed(f"{part.name} given more than once",
+                                           details={part.name: ["Given twice."]})
+                fields[part.name] = await _read_field(part)
+        if spooled is None:
+            raise ValidationFailed("No query image",
+                                   details={"file": ["A file part is required."]})
+        spool, fmt, label = spooled
+        variants = fields.get("orientations") == "all"
+        return await _analyse_query(spool, fmt, label, cpu, limits, variants), fields
+    finally:
+        if spooled is not None:
+            await asyncio.to_thread(spooled[0].remove)
 
 
-async def _analyse_query_file(part: BodyPartReader, cpu: Executor, limits: Limits) -> ImageFacts:
+async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool, str, str]:
     label = f'the query image ("{safe_filename(part.filename, fallback="image")}")'
     prefix = await _read_prefix(part)
     fmt = _check_header(label, prefix, limits)
@@ -313,15 +321,22 @@ async def _analyse_query_file(part: BodyPartReader, cpu: Executor, limits: Limit
             await asyncio.to_thread(spool.file.write, data)
             data = await part.read_chunk(CHUNK)
         await asyncio.to_thread(spool.file.close)
-        try:
-            return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                                 expected_format=fmt, variants=True)
-        except ImageRejected as exc:
-            details = {"parts": {label: str(exc)}}
-            if isinstance(exc, UnsupportedFormat):
-                raise UnsupportedMediaType(f"{label}: {exc}", details=details) from None
-            if isinstance(exc, TooManyPixels):
-                raise PayloadTooLarge(f"{label}: {exc}", details=details) from None
-            raise ValidationFailed(f"{label}: {exc}", details=details) from None
-    finally:
+    except BaseException:
         await asyncio.to_thread(spool.remove)
+        raise
+    return spool, fmt, label
+
+
+async def _analyse_query(
+    spool: Spool, fmt: str, label: str, cpu: Executor, limits: Limits, variants: bool
+) -> ImageFacts:
+    try:
+        return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
+                             expected_format=fmt, variants=variants)
+    except ImageRejected as exc:
+        details = {"parts": {label: str(exc)}}
+        if isinstance(exc, UnsupportedFormat):
+            raise UnsupportedMediaType(f"{label}: {exc}", details=details) from None
+        if isinstance(exc, TooManyPixels):
+            raise PayloadTooLarge(f"{label}: {exc}", details=details) from None
+        raise ValidationFailed(f"{label}: {exc}", details=details) from None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
+from typing import Any
 from uuid import UUID
 
 from ..db.pool import Connection
@@ -64,7 +65,7 @@ def probe_values(hashes: Sequence[int], radius: int) -> list[list[int]]:
     return [sorted(values) for values in per_chunk]
 
 
-def _filters(filters: SimilarFilters) -> dict[str, object]:
+def _filters(filters: SimilarFilters) -> dict[str, Any]:
     q = check_query(filters.q) if filters.q else None
     head, last_word = split_last_word(q) if q else (None, None)
     return {"exclude_id": filters.exclude_id, "q": q, "head": head, "last_word": last_word,
@@ -80,16 +81,16 @@ async def within(
     after_id: object = None
     if cursor:
         after_distance, after_id = decode_cursor(cursor, int, UUID)
-    params: dict[str, object] = {
-        "query": hashes[0], "others": list(hashes[1:]), "viewer_id": viewer_id, "max_distance": max_distance,
-        "after_distance": after_distance, "after_id": after_id, "limit": limit + 1,
-        **_filters(filters),
+    params: dict[str, Any] = {
+        "query": hashes[0], "others": list(hashes[1:]), "viewer_id": viewer_id,
+        "max_distance": max_distance, "after_distance": after_distance, "after_id": after_id,
+        "limit": limit + 1, **_filters(filters),
     }
     if max_distance <= MAX_PROBE_RADIUS:
         c0, c1, c2, c3 = probe_values(hashes, max_distance)
-        found = queries.similar_probe(conn, c0=c0, c1=c1, c2=c2, c3=c3, **params)  # type: ignore[arg-type]
+        found = queries.similar_probe(conn, c0=c0, c1=c1, c2=c2, c3=c3, **params)
     else:
-        found = queries.similar_scan(conn, **params)  # type: ignore[arg-type]
+        found = queries.similar_scan(conn, **params)
     rows = [row async for row in found]
     next_cursor = None
     if len(rows) > limit:

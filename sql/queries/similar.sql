@@ -58,28 +58,31 @@ limit :limit;
 -- Every visible image's distance: for radii where enumerating chunk values would cost more
 -- than reading everything (and the baseline of the benchmark).
 with scored as (
-    select i.id, d.distance
+    select i.id,
+           least(bit_count((i.phash # :query)::bit(64)),
+                 (select min(bit_count((i.phash # h)::bit(64)))
+                  from unnest(:others::bigint[]) as h))::int as distance
     from images i
-    cross join lateral (
-        select least(bit_count((i.phash # :query)::bit(64)),
-                     (select min(bit_count((i.phash # h)::bit(64)))
-                      from unnest(:others::bigint[]) as h))::int as distance
-    ) as d
     where (i.visibility = 'public' or i.owner_id = :viewer_id)
-      and d.distance <= :max_distance
+      and (bit_count((i.phash # :query)::bit(64)) <= :max_distance
+           or exists (select from unnest(:others::bigint[]) as h
+                      where bit_count((i.phash # h)::bit(64)) <= :max_distance))
       and (:exclude_id::uuid is null or i.id <> :exclude_id)
       and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
       and (:tag::text is null or i.tags @> array[:tag::text])
       and (:owner_id::uuid is null or i.owner_id = :owner_id)
-      and (:after_distance::int is null
-           or (d.distance, i.id) > (:after_distance::int, :after_id::uuid))
-    order by d.distance, i.id
+),
+page as (
+    select * from scored
+    where :after_distance::int is null
+       or (distance, id) > (:after_distance::int, :after_id::uuid)
+    order by distance, id
     limit :limit
 )
-select v.*, s.distance
-from scored s
-join image_view v on v.id = s.id
-order by s.distance, s.id;
+select v.*, page.distance
+from page
+join image_view v on v.id = page.id
+order by page.distance, page.id;
 
 -- name: get_phash(viewer_id, image_id)$
 select phash from images
