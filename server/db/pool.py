@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
@@ -38,3 +41,26 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def plan_cache_mode(conn: Connection, mode: str) -> AsyncIterator[None]:
+    """Run the block in a transaction whose statements use this plan_cache_mode.
+
+    Some named queries want a fresh plan for every set of parameters (text search), others
+    are planned once and reused (the Hamming probes: planning them cost more than running
+    them). BEGIN and SET LOCAL go in one round trip.
+    """
+    if mode not in ("auto", "force_custom_plan", "force_generic_plan"):
+        raise ValueError(f"unknown plan_cache_mode {mode!r}")
+    if conn.is_in_transaction():
+        await conn.execute(f"set local plan_cache_mode to {mode}")
+        yield
+        return
+    await conn.execute(f"begin; set local plan_cache_mode to {mode}")
+    try:
+        yield
+    except BaseException:
+        await asyncio.shield(conn.execute("rollback"))
+        raise
+    await conn.execute("commit")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ..db.pool import Connection
+from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..errors import ValidationFailed
 from .cursors import decode_cursor, encode_cursor
@@ -83,10 +83,9 @@ async def search(
         )
         if mode not in ("exact", "recent"):
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
-    async with conn.transaction():
-        # Both statements are planned for these very words, never from a cached generic
-        # plan: the estimate picks the plan, and the plan fits the words.
-        await conn.execute("set local plan_cache_mode to force_custom_plan")
+    # Both statements are planned for these very words, never from a cached generic plan:
+    # the estimate picks the plan, and the plan fits the words.
+    async with plan_cache_mode(conn, "force_custom_plan"):
         if not cursor:
             estimate = await _estimated_matches(conn, queries, q, head, last_word)
             mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"

@@ -15,7 +15,7 @@ from itertools import combinations
 from typing import Any
 from uuid import UUID
 
-from ..db.pool import Connection
+from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..errors import NotFound, ValidationFailed
 from .cursors import decode_cursor, encode_cursor
@@ -88,10 +88,12 @@ async def within(
     }
     if max_distance <= MAX_PROBE_RADIUS:
         c0, c1, c2, c3 = probe_values(hashes, max_distance)
-        found = queries.similar_probe(conn, c0=c0, c1=c1, c2=c2, c3=c3, **params)
+        # One plan serves every query: planning it afresh took longer than running it.
+        async with plan_cache_mode(conn, "force_generic_plan"):
+            found = queries.similar_probe(conn, c0=c0, c1=c1, c2=c2, c3=c3, **params)
+            rows = [row async for row in found]
     else:
-        found = queries.similar_scan(conn, **params)
-    rows = [row async for row in found]
+        rows = [row async for row in queries.similar_scan(conn, **params)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
