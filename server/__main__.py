@@ -1,4 +1,4 @@
-"""Command line: ``python -m server serve | migrate``."""
+"""Command line: ``python -m server serve | migrate | sweep``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -15,8 +16,11 @@ from .access_log import RequestLogger
 from .app import create_app
 from .config import Config, ConfigError, redact_url
 from .db.migrations import migrate
-from .db.pool import create_pool
+from .db.pool import Pool, create_pool
+from .db.queries import load_queries
 from .embedded import embedded_postgres
+from .services.sweep import SweepReport, sweep
+from .storage import open_storage
 
 log = logging.getLogger("server")
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -29,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: $PORT or 8080)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    sweep = commands.add_parser(
+        "sweep", help="remove stored objects that have no row; report rows without an object")
+    sweep.add_argument("--grace-minutes", type=float, default=60.0,
+                       help="leave objects younger than this alone (uploads in flight)")
+    sweep.add_argument("--dry-run", action="store_true", help="report, remove nothing")
     return parser
 
 
@@ -44,16 +53,28 @@ def serve(config: Config) -> None:
     )
 
 
+async def _open_pool(config: Config, stack: AsyncExitStack) -> Pool:
+    dsn = config.database_url
+    if dsn is None:
+        dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
+    log.info("database: %s", redact_url(dsn) if config.database_url else "embedded")
+    pool = await create_pool(dsn, max_size=2)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
 async def run_migrations(config: Config) -> list[str]:
     async with AsyncExitStack() as stack:
-        dsn = config.database_url
-        if dsn is None:
-            dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
-        log.info("database: %s", redact_url(dsn) if config.database_url else "embedded")
-        pool = await create_pool(dsn, max_size=1)
-        stack.push_async_callback(pool.close)
+        pool = await _open_pool(config, stack)
         async with pool.acquire() as conn:
             return await migrate(conn)
+
+
+async def run_sweep(config: Config, grace: timedelta, dry_run: bool) -> SweepReport:
+    async with AsyncExitStack() as stack:
+        pool = await _open_pool(config, stack)
+        storage = await stack.enter_async_context(open_storage(config.storage_url))
+        return await sweep(pool, load_queries(), storage, grace=grace, dry_run=dry_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "migrate":
         applied = asyncio.run(run_migrations(config))
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    elif args.command == "sweep":
+        report = asyncio.run(run_sweep(config, timedelta(minutes=args.grace_minutes),
+                                       args.dry_run))
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"objects: {report.objects_seen}; {verb} {len(report.orphans_removed)} without a "
+              f"row; left {report.orphans_kept_young} younger than the grace period")
+        for key in report.orphans_removed:
+            print(f"  orphan object: {key}")
+        print(f"rows without an object: {len(report.rows_without_object)}")
+        for image_id in report.rows_without_object:
+            print(f"  image {image_id}")
+        return 1 if report.rows_without_object else 0
     return 0
 
 

@@ -97,3 +97,20 @@ def test_start_up_never_logs_the_database_password(tmp_path: Path) -> None:
     text = log.read_text()
     assert "hunter2-secret" not in text
     assert f"database: {scheme}://{user}:***@{host}" in text
+
+
+def test_sweep_command(tmp_path: Path, clean_db: str) -> None:
+    objects = tmp_path / "objects"
+    (objects / "stray").mkdir(parents=True)
+    (objects / "stray" / "file").write_bytes(b"x")
+    env = {**os.environ, "DATABASE_URL": clean_db, "STORAGE_URL": objects.as_uri(),
+           "DATA_DIR": str(tmp_path)}
+    run = [sys.executable, "-m", "server", "sweep", "--grace-minutes", "0"]
+    dry = subprocess.run([*run, "--dry-run"], env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove 1 without a row" in dry.stdout
+    assert (objects / "stray" / "file").exists()
+    done = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "orphan object: stray/file" in done.stdout
+    assert not (objects / "stray" / "file").exists()

@@ -69,3 +69,11 @@ select id from users where lower(username) = lower(:username);
 
 -- name: all_storage_keys()
 select storage_key from images;
+
+-- name: existing_storage_keys(keys)
+-- Which of these object keys have a row (the sweep's question, a batch at a time).
+select storage_key from images where storage_key = any(:keys::text[]);
+
+-- name: storage_keys_before(before)
+-- Rows old enough that their object must exist by now.
+select id, storage_key from images where created_at < :before;
