@@ -7,6 +7,7 @@ from aiohttp_apigami import validation_middleware
 
 from .auth import auth_middleware
 from .config import Config
+from .cors import add_cors_headers, cors_preflight_middleware
 from .keys import CONFIG
 from .middlewares import error_middleware
 from .openapi import setup_openapi
@@ -20,9 +21,11 @@ CLIENT_MAX_SIZE = 1024 * 1024
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[error_middleware, auth_middleware, validation_middleware],
+        middlewares=[cors_preflight_middleware, error_middleware, auth_middleware,
+                     validation_middleware],
     )
     app[CONFIG] = config
+    app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, storage_ctx])
     setup_routes(app)
     setup_openapi(app)

@@ -43,6 +43,8 @@ class Config:
     db_pool_size: int = 10
     # bcrypt cost of new password hashes; 12 costs about 0.25 s a check here.
     bcrypt_cost: int = 12
+    # Origins allowed to call the API from a browser; empty: CORS off.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -64,6 +66,8 @@ class Config:
             cpu_workers=_int(env, "CPU_WORKERS", os.cpu_count() or 2),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
+            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",")
+                               if o.strip()),
         )
 
     def with_overrides(self, **changes: object) -> Config:
