@@ -45,6 +45,8 @@ class Config:
     bcrypt_cost: int = 12
     # Origins allowed to call the API from a browser; empty: CORS off.
     cors_origins: tuple[str, ...] = ()
+    # Seconds an upload may stall (no bytes at all) before it is cut off with 408.
+    read_timeout: float = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -66,6 +68,7 @@ class Config:
             cpu_workers=_int(env, "CPU_WORKERS", os.cpu_count() or 2),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
+            read_timeout=_int(env, "READ_TIMEOUT", 30),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
         )

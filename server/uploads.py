@@ -22,7 +22,13 @@ from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .cpu import run_cpu
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from .errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from .imaging import (
     ACCEPTED,
     ImageFacts,
@@ -78,6 +84,17 @@ class Limits:
     max_file_bytes: int
     max_files: int
     max_pixels: int
+    # A client that sends nothing for this long is cut off (408) and its upload undone.
+    read_timeout: float = 30.0
+
+
+async def _chunk(part: BodyPartReader, limits: Limits) -> bytes:
+    try:
+        async with asyncio.timeout(limits.read_timeout):
+            return await part.read_chunk(CHUNK)
+    except TimeoutError:
+        raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
+                             details={"read_timeout": limits.read_timeout}) from None
 
 
 def safe_filename(raw: str | None, fallback: str) -> str:
@@ -93,9 +110,9 @@ def safe_filename(raw: str | None, fallback: str) -> str:
     return name.strip()[:255] or fallback
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(part: BodyPartReader, limits: Limits) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
+    while chunk := await _chunk(part, limits):
         data += chunk
         if len(data) > FIELD_MAX_BYTES:
             raise PayloadTooLarge(f"Field {part.name!r} is larger than {FIELD_MAX_BYTES} bytes",
@@ -107,9 +124,9 @@ async def _read_field(part: BodyPartReader) -> str:
                                details={str(part.name): ["Not valid UTF-8."]}) from None
 
 
-async def _read_prefix(part: BodyPartReader) -> bytes:
+async def _read_prefix(part: BodyPartReader, limits: Limits) -> bytes:
     prefix = bytearray()
-    while len(prefix) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
+    while len(prefix) < SNIFF_BYTES and (chunk := await _chunk(part, limits)):
         prefix += chunk
     return bytes(prefix)
 
@@ -154,7 +171,7 @@ async def _receive_file(
 ) -> StoredFile:
     filename = safe_filename(part.filename, fallback=f"image-{index}")
     label = f'file {index} ("{filename}")'
-    prefix = await _read_prefix(part)
+    prefix = await _read_prefix(part, limits)
     fmt = _check_header(label, prefix, limits)
     key = f"{uuid.uuid4()}"
     # A folder back-end's file can be analysed in place; otherwise keep a spool copy.
@@ -175,7 +192,7 @@ async def _receive_file(
             if spool is not None:
                 await asyncio.to_thread(spool.file.write, data)
             yield data
-            data = await part.read_chunk(CHUNK)
+            data = await _chunk(part, limits)
 
     try:
         batch.written_keys.append(key)  # before put: a cancelled put may still land
@@ -211,9 +228,13 @@ async def _analyse(
             await asyncio.to_thread(spool.remove)
 
 
-async def _next_part(reader: MultipartReader) -> object:
+async def _next_part(reader: MultipartReader, limits: Limits) -> object:
     try:
-        return await reader.next()
+        async with asyncio.timeout(limits.read_timeout):
+            return await reader.next()
+    except TimeoutError:
+        raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
+                             details={"read_timeout": limits.read_timeout}) from None
     except (HttpProcessingError, ValueError, AssertionError) as exc:
         # aiohttp's parser refuses malformed framing and headers (control characters, ...).
         raise BadRequest("Malformed multipart body",
@@ -225,7 +246,7 @@ async def read_upload(
 ) -> None:
     """Stream every part into ``batch``: files to storage (and analysis), fields to text."""
     parts = 0
-    while (part := await _next_part(reader)) is not None:
+    while (part := await _next_part(reader, limits)) is not None:
         if not isinstance(part, BodyPartReader):
             raise ValidationFailed("Nested multipart bodies are not supported",
                                    details={"_body": ["Nested multipart."]})
@@ -239,7 +260,7 @@ async def read_upload(
                                       details={"max_files": limits.max_files})
             batch.files.append(await _receive_file(part, len(batch.files) + 1, batch, cpu, limits))
         elif part.name in FIELDS:
-            batch.fields.setdefault(part.name, []).append(await _read_field(part))
+            batch.fields.setdefault(part.name, []).append(await _read_field(part, limits))
         else:
             raise ValidationFailed(f"Unknown field {part.name!r}",
                                    details={str(part.name): ["Unknown field."]})
@@ -277,7 +298,7 @@ async def read_query_image(
     spooled: tuple[Spool, str, str] | None = None
     parts = 0
     try:
-        while (part := await _next_part(reader)) is not None:
+        while (part := await _next_part(reader, limits)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ValidationFailed("Nested multipart bodies are not supported",
                                        details={"_body": ["Nested multipart."]})
@@ -294,7 +315,7 @@ async def read_query_image(
                 if part.name in fields:
                     raise ValidationFailed(f"{part.name} given more than once",
                                            details={part.name: ["Given twice."]})
-                fields[part.name] = await _read_field(part)
+                fields[part.name] = await _read_field(part, limits)
         if spooled is None:
             raise ValidationFailed("No query image",
                                    details={"file": ["A file part is required."]})
@@ -308,7 +329,7 @@ async def read_query_image(
 
 async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool, str, str]:
     label = f'the query image ("{safe_filename(part.filename, fallback="image")}")'
-    prefix = await _read_prefix(part)
+    prefix = await _read_prefix(part, limits)
     fmt = _check_header(label, prefix, limits)
     spool = await asyncio.to_thread(Spool.create)
     try:
@@ -319,7 +340,7 @@ async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool
                 raise PayloadTooLarge(f"{label} is larger than {limits.max_file_bytes} bytes",
                                       details={"part": label, "max_bytes": limits.max_file_bytes})
             await asyncio.to_thread(spool.file.write, data)
-            data = await part.read_chunk(CHUNK)
+            data = await _chunk(part, limits)
         await asyncio.to_thread(spool.file.close)
     except BaseException:
         await asyncio.to_thread(spool.remove)

@@ -91,7 +91,7 @@ async def upload(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]
     limits = Limits(config.max_upload_bytes, config.max_files_per_request,
-                    config.max_image_pixels)
+                    config.max_image_pixels, config.read_timeout)
     batch = UploadBatch(app[STORAGE])
     try:
         await read_upload(await request.multipart(), batch, app[CPU_POOL], limits)

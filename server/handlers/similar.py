@@ -78,7 +78,7 @@ async def search_by_image(request: web.Request) -> web.Response:
     viewer = current_user(request)
     app = request.app
     config = app[CONFIG]
-    limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels)
+    limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels, config.read_timeout)
     facts, fields = await read_query_image(await request.multipart(), app[CPU_POOL], limits)
     try:
         args = ImageSearchParamsSchema().load(fields)

@@ -1,0 +1,103 @@
+"""Stalled and vanished uploaders: cut off, and nothing of their upload remains."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server.config import Config
+from server.keys import STORAGE
+from tests.conftest import sign_up
+from tests.images import make_image
+
+Client = TestClient[web.Request, web.Application]
+BOUNDARY = "slowb0undary"
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    return dataclasses.replace(config, read_timeout=1.0)
+
+
+def request_head(key: str, port: int, length: int) -> bytes:
+    return (f"POST /images HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def part_head(name: str) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").encode()
+
+
+async def leftovers(client: Client, dsn: str) -> tuple[list[str], int]:
+    assert client.app is not None
+    keys = [info.key async for info in client.app[STORAGE].list()]
+    conn = await asyncpg.connect(dsn)
+    try:
+        return keys, int(await conn.fetchval("select count(*) from images"))
+    finally:
+        await conn.close()
+
+
+async def test_a_stalled_upload_is_cut_off(client: Client, clean_db: str, tmp_path: Path) -> None:
+    key = (await sign_up(client, "slow"))["api_key"]
+    first = make_image("PNG", (200, 200), seed=1)
+    # One complete file, then the second file's first bytes, then silence.
+    head = part_head("a.png") + first
+    tail = b"\r\n" + part_head("b.png") + first[:100]
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(request_head(key, client.port, len(head) + len(tail) + 100_000) + head)
+    await writer.drain()
+    await asyncio.sleep(0.2)  # separate reads: the parser sees where the first part ends
+    writer.write(tail)
+    await writer.drain()
+    stored = []
+    for _ in range(20):
+        stored = (await leftovers(client, clean_db))[0]
+        if stored:
+            break
+        await asyncio.sleep(0.02)
+    assert len(stored) == 1  # the first file was stored before the stall
+    start = time.perf_counter()
+    answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+    assert time.perf_counter() - start < 5
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"request_timeout" in answer
+    writer.close()
+    assert await leftovers(client, clean_db) == ([], 0)
+    assert (tmp_path / "objects").exists()  # the local back-end was really used
+
+
+async def test_a_vanished_client_leaves_nothing(client: Client, clean_db: str) -> None:
+    key = (await sign_up(client, "gone"))["api_key"]
+    first = make_image("PNG", (200, 200), seed=2)
+    head = part_head("a.png") + first
+    tail = b"\r\n" + part_head("b.png") + first[:100]
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(request_head(key, client.port, len(head) + len(tail) + 100_000) + head)
+    await writer.drain()
+    await asyncio.sleep(0.2)  # separate reads: the parser sees where the first part ends
+    writer.write(tail)
+    await writer.drain()
+    for _ in range(50):  # wait until the first file is stored
+        if (await leftovers(client, clean_db))[0]:
+            break
+        await asyncio.sleep(0.05)
+    assert len((await leftovers(client, clean_db))[0]) == 1
+    writer.transport.abort()  # the client disappears mid-upload
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if await leftovers(client, clean_db) == ([], 0):
+            break
+    assert await leftovers(client, clean_db) == ([], 0)
