@@ -50,6 +50,8 @@ def serve(config: Config) -> None:
         access_log_class=RequestLogger,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         print=None,
+        # Room for a 1,000-character query of any script, percent-encoded, in the URL.
+        handler_args={"max_line_size": 32 * 1024, "max_field_size": 16 * 1024},
     )
 
 

@@ -46,8 +46,20 @@ def raise_validation_error(
     raise ValidationFailed("Request validation failed", details=details)
 
 
+# Answers any operation can give, whatever it documents itself: a request the HTTP layer
+# refuses (request line or headers too long, malformed framing) and a dependency outage.
+COMMON_RESPONSES = {
+    "400": "Malformed HTTP request (too long a URL or header, broken framing)",
+    "503": "The database or the object storage is unavailable; retry later",
+}
+
+
 def clean_spec(spec: dict[str, Any]) -> None:
     """Turn apigami's output into valid OpenAPI 3, in place."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    error_ref = next((f"#/components/schemas/{name}" for name in schemas
+                      if name.startswith("Error") and "error" in schemas[name].get(
+                          "properties", {})), None)
     for path_item in spec.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in _METHODS:
@@ -63,6 +75,15 @@ def clean_spec(spec: dict[str, Any]) -> None:
                 responses["200"] = {"description": "OK"}
             for response in responses.values():
                 response.setdefault("description", "")
+            for status, description in COMMON_RESPONSES.items():
+                common: dict[str, Any] = {"description": description}
+                if error_ref and method != "head":
+                    common["content"] = {"application/json": {"schema": {"$ref": error_ref}}}
+                responses.setdefault(status, common)
+            if method != "head":
+                # aiohttp's HTTP parser answers the most malformed requests itself, in text.
+                responses["400"].setdefault("content", {})["text/plain"] = {
+                    "schema": {"type": "string"}}
 
 
 def setup_openapi(app: web.Application) -> None:

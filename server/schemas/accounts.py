@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..credentials import PASSWORD_MAX_BYTES
+from .common import Text
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 PASSWORD_MIN_CHARS = 10
@@ -23,14 +24,14 @@ def _validate_password(value: str) -> None:
 
 
 class SignUpSchema(Schema):
-    username = fields.String(
+    username = Text(
         required=True,
         validate=validate.Regexp(
             USERNAME_PATTERN, error="3 to 32 characters of letters, digits, '_', '.' and '-'."
         ),
         metadata={"example": "ada", "pattern": USERNAME_PATTERN},
     )
-    password = fields.String(
+    password = Text(
         required=True,
         load_only=True,
         validate=_validate_password,
@@ -51,7 +52,7 @@ class SignedUpSchema(UserSchema):
 
 
 class NewKeyRequestSchema(Schema):
-    name = fields.String(load_default="", validate=validate.Length(max=100),
+    name = Text(load_default="", validate=validate.Length(max=100),
                          metadata={"description": "A label to tell keys apart"})
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields
 
 
 class ErrorBodySchema(Schema):
@@ -31,3 +33,19 @@ def error_responses(*statuses: int) -> dict[int, dict[str, object]]:
         503: "A dependency is unavailable",
     }
     return {s: {"schema": ErrorSchema, "description": reasons[s]} for s in statuses}
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store: NUL characters and lone surrogates (which JSON can
+    carry) are refused with 422 here rather than by the database with an error."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(result, str):
+            if "\x00" in result:
+                raise ValidationError("NUL characters are not allowed.")
+            try:
+                result.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError("Not valid Unicode (lone surrogate).") from None
+        return result

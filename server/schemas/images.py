@@ -16,6 +16,7 @@ from ..services.images import (
     MAX_TITLE_CHARS,
     VISIBILITIES,
 )
+from .common import Text
 
 
 class HashesSchema(Schema):
@@ -75,21 +76,21 @@ class ImagePathSchema(Schema):
 
 
 class ListImagesQuerySchema(Schema):
-    owner = fields.String(validate=validate.Length(min=1, max=32),
+    owner = Text(validate=validate.Length(min=1, max=32),
                           metadata={"description": "`me` or a username"})
-    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
-    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    visibility = Text(validate=validate.OneOf(VISIBILITIES))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=200))
+    cursor = Text(validate=validate.Length(max=200))
 
 
 class ImageChangesSchema(Schema):
-    title = fields.String(validate=validate.Length(max=MAX_TITLE_CHARS))
-    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION_CHARS))
-    tags = fields.List(fields.String(validate=validate.Length(max=MAX_TAG_CHARS * 4)),
+    title = Text(validate=validate.Length(max=MAX_TITLE_CHARS))
+    description = Text(validate=validate.Length(max=MAX_DESCRIPTION_CHARS))
+    tags = fields.List(Text(validate=validate.Length(max=MAX_TAG_CHARS * 4)),
                        validate=validate.Length(max=MAX_TAGS * 4),
                        metadata={"description": f"At most {MAX_TAGS} tags"})
-    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    visibility = Text(validate=validate.OneOf(VISIBILITIES))
 
 
 class BulkDeleteSchema(Schema):

@@ -6,24 +6,25 @@ from marshmallow import Schema, fields, validate
 
 from ..services.images import MAX_TAG_CHARS, VISIBILITIES
 from ..services.search import MAX_QUERY_CHARS
+from .common import Text
 from .images import ImageSchema
 
 
 class SearchQuerySchema(Schema):
-    q = fields.String(
+    q = Text(
         required=True, validate=validate.Length(max=MAX_QUERY_CHARS),
         metadata={"description": 'Web-search syntax: words, "quoted phrases", -excluded, or. '
                                  "The last word also matches as a prefix."},
     )
-    owner = fields.String(validate=validate.Length(min=1, max=32),
+    owner = Text(validate=validate.Length(min=1, max=32),
                           metadata={"description": "`me` or a username"})
-    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
-    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    visibility = Text(validate=validate.OneOf(VISIBILITIES))
     created_after = fields.AwareDateTime(default_timezone=None,
                                          metadata={"description": "ISO 8601, inclusive"})
     created_before = fields.AwareDateTime(metadata={"description": "ISO 8601, exclusive"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=300))
+    cursor = Text(validate=validate.Length(max=300))
 
 
 class SearchResultSchema(ImageSchema):

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from ..services.images import MAX_TAG_CHARS
 from ..services.search import MAX_QUERY_CHARS
+from .common import Text
 from .images import HashesSchema, ImageSchema
 
 
@@ -13,16 +14,16 @@ class SimilarParamsSchema(Schema):
     max_distance = fields.Integer(load_default=10, validate=validate.Range(min=0, max=32),
                                   metadata={"description": "pHash bits (0-32)"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=300))
-    q = fields.String(validate=validate.Length(min=1, max=MAX_QUERY_CHARS),
+    cursor = Text(validate=validate.Length(max=300))
+    q = Text(validate=validate.Length(min=1, max=MAX_QUERY_CHARS),
                       metadata={"description": "Full-text filter, as for /search"})
-    tag = fields.String(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
-    owner = fields.String(validate=validate.Length(min=1, max=32),
+    tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
+    owner = Text(validate=validate.Length(min=1, max=32),
                           metadata={"description": "`me` or a username"})
 
 
 class ImageSearchParamsSchema(SimilarParamsSchema):
-    orientations = fields.String(
+    orientations = Text(
         load_default="none", validate=validate.OneOf(["none", "all"]),
         metadata={"description": "`all`: also find rotated and mirrored copies"},
     )
