@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import struct
 import tempfile
 import unicodedata
 import uuid
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .imaging import (
     ACCEPTED,
+    CorruptImage,
     ImageFacts,
     ImageRejected,
     TooManyPixels,
@@ -39,6 +41,7 @@ from .imaging import (
     header_dimensions,
     sniff_format,
 )
+from .imaging.privacy import strip_location
 from .storage import Storage
 
 CHUNK = 256 * 1024  # fewer, larger reads: each one costs a trip through the event loop
@@ -51,6 +54,16 @@ FIELDS = ("title", "description", "tags", "visibility")
 @dataclass(frozen=True, slots=True)
 class Analysis:
     facts: ImageFacts
+    sha256: bytes
+    public_copy: PublicCopy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCopy:
+    """The stored copy without GPS position, served to everyone but the owner."""
+
+    storage_key: str
+    size: int
     sha256: bytes
 
 
@@ -205,27 +218,68 @@ async def _receive_file(
         raise
     path = local_path if spool is None else Path(spool.path)
     assert path is not None
-    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits))
+    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits, batch, key))
     return StoredFile(label, filename, key, size, analysis)
 
 
-def _digest_and_analyse(path: Path, max_pixels: int, fmt: str) -> Analysis:
-    """Runs in the CPU pool: the SHA-256 of the bytes, then the image pipeline."""
+def _sha256_of(path: Path) -> tuple[bytes, int]:
     digest = hashlib.sha256()
+    size = 0
     with path.open("rb") as file:
         while block := file.read(1024 * 1024):
             digest.update(block)
-    return Analysis(analyse(path, max_pixels=max_pixels, expected_format=fmt), digest.digest())
+            size += len(block)
+    return digest.digest(), size
+
+
+def _digest_and_analyse(
+    path: Path, max_pixels: int, fmt: str
+) -> tuple[ImageFacts, bytes, Path | None]:
+    """Runs in the CPU pool: the SHA-256 of the bytes, the image pipeline, and a copy without
+    GPS position when the image has one (its path; the caller stores and removes it)."""
+    sha256, _ = _sha256_of(path)
+    facts = analyse(path, max_pixels=max_pixels, expected_format=fmt)
+    fd, copy_name = tempfile.mkstemp(prefix="imagerepo-nogps-")
+    os.close(fd)
+    copy = Path(copy_name)
+    try:
+        if strip_location(path, copy, fmt):
+            return facts, sha256, copy
+    except (OSError, ValueError, SyntaxError, struct.error) as exc:
+        copy.unlink(missing_ok=True)
+        raise CorruptImage(f"its metadata cannot be rewritten: {exc}") from exc
+    copy.unlink(missing_ok=True)
+    return facts, sha256, None
+
+
+async def _store_copy(batch: UploadBatch, key: str, copy: Path) -> PublicCopy:
+    async def chunks() -> AsyncIterator[bytes]:
+        with copy.open("rb") as file:
+            while block := await asyncio.to_thread(file.read, CHUNK):
+                yield block
+
+    sha256, size = await asyncio.to_thread(_sha256_of, copy)
+    public_key = f"{key}-nogps"
+    batch.written_keys.append(public_key)
+    await batch.storage.put(public_key, chunks())
+    return PublicCopy(public_key, size, sha256)
 
 
 async def _analyse(
-    path: Path, spool: Spool | None, fmt: str, cpu: Executor, limits: Limits
+    path: Path, spool: Spool | None, fmt: str, cpu: Executor, limits: Limits,
+    batch: UploadBatch, key: str,
 ) -> Analysis:
+    copy: Path | None = None
     try:
-        return await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels, fmt)
+        facts, sha256, copy = await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels,
+                                            fmt)
+        public = await _store_copy(batch, key, copy) if copy is not None else None
+        return Analysis(facts, sha256, public)
     finally:
         if spool is not None:
             await asyncio.to_thread(spool.remove)
+        if copy is not None:
+            await asyncio.to_thread(copy.unlink, True)
 
 
 async def _next_part(reader: MultipartReader, limits: Limits) -> object:

@@ -58,6 +58,8 @@ class Queries(Protocol):
         tags: list[str], visibility: str, filename: str, content_type: str, width: int,
         height: int, size_bytes: int, sha256: bytes, phash: int, dhash: int, ahash: int,
         whash: int, colorhash: str, hash_version: int, storage_key: str,
+        public_storage_key: str | None, public_size_bytes: int | None,
+        public_sha256: bytes | None,
     ) -> UUID: ...
     def get_images_by_ids(self, conn: Connection, *, ids: list[UUID]) -> AsyncIterator[Record]: ...
     async def get_image(

@@ -70,6 +70,9 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
             phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
             colorhash=fact.colorhash, hash_version=HASH_VERSION,
             storage_key=stored.storage_key,
+            public_storage_key=result.public_copy.storage_key if result.public_copy else None,
+            public_size_bytes=result.public_copy.size if result.public_copy else None,
+            public_sha256=result.public_copy.sha256 if result.public_copy else None,
         )
         for stored, result in zip(batch.files, results, strict=True)
         for fact in (result.facts,)
@@ -154,7 +157,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     async with request.app[POOL].acquire() as conn:
         row = await images.get_visible(conn, request.app[QUERIES], viewer.id if viewer else None,
                                        request["match_info"]["id"])
-    return await serve_image_file(request, request.app[STORAGE], row)
+    served: dict[str, Any] = dict(row)
+    if row["public_storage_key"] and (viewer is None or viewer.id != row["owner_id"]):
+        # Everyone but the owner gets the copy without the GPS position.
+        served.update(storage_key=row["public_storage_key"],
+                      size_bytes=row["public_size_bytes"], sha256=row["public_sha256"])
+    return await serve_image_file(request, request.app[STORAGE], served)
 
 
 @access(Access.KEY)

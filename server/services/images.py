@@ -46,6 +46,10 @@ class NewImage:
     colorhash: str
     hash_version: int
     storage_key: str
+    # The copy without GPS served to others, when the original carries a position.
+    public_storage_key: str | None = None
+    public_size_bytes: int | None = None
+    public_sha256: bytes | None = None
 
 
 def _has_control_chars(text: str, allowed: str = "") -> bool:
@@ -172,7 +176,7 @@ async def delete_image(
     row = await queries.delete_image(conn, owner_id=caller_id, image_id=image_id)
     if row is None:
         raise NotFound("No such image")
-    await delete_objects(storage, [row["storage_key"]])
+    await delete_objects(storage, object_keys([row]))
 
 
 async def delete_many(
@@ -180,9 +184,19 @@ async def delete_many(
 ) -> tuple[list[UUID], list[UUID]]:
     wanted = list(dict.fromkeys(ids))
     rows = [row async for row in queries.delete_images(conn, owner_id=caller_id, ids=wanted)]
-    await delete_objects(storage, [row["storage_key"] for row in rows])
+    await delete_objects(storage, object_keys(rows))
     deleted = {row["id"] for row in rows}
     return [i for i in wanted if i in deleted], [i for i in wanted if i not in deleted]
+
+
+def object_keys(rows: Iterable[Record]) -> list[str]:
+    """Every stored object of these rows: the original, and the copy without GPS if any."""
+    keys = []
+    for row in rows:
+        keys.append(row["storage_key"])
+        if row["public_storage_key"]:
+            keys.append(row["public_storage_key"])
+    return keys
 
 
 async def delete_objects(storage: Storage, keys: Sequence[str]) -> None:

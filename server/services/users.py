@@ -11,7 +11,7 @@ from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Conflict, NotFound
 from ..storage import Storage
-from .images import delete_objects
+from .images import delete_objects, object_keys
 
 
 async def sign_up(
@@ -42,8 +42,7 @@ async def delete_account(
 ) -> None:
     """Delete the user, its keys and its images: rows in one transaction, then the objects."""
     async with conn.transaction():
-        images = queries.delete_all_images(conn, owner_id=user_id)
-        keys = [row["storage_key"] async for row in images]
+        keys = object_keys([row async for row in queries.delete_all_images(conn, owner_id=user_id)])
         if await queries.delete_user(conn, user_id=user_id) is None:
             raise NotFound("No such user")
     await delete_objects(storage, keys)

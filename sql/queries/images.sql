@@ -1,13 +1,14 @@
 -- Visibility rule, in every read: public images, plus the viewer's own.
 -- :viewer_id is null for anonymous callers.
 
--- name: insert_image(owner_id, title, description, tags, visibility, filename, content_type, width, height, size_bytes, sha256, phash, dhash, ahash, whash, colorhash, hash_version, storage_key)$
+-- name: insert_image(owner_id, title, description, tags, visibility, filename, content_type, width, height, size_bytes, sha256, phash, dhash, ahash, whash, colorhash, hash_version, storage_key, public_storage_key, public_size_bytes, public_sha256)$
 insert into images (owner_id, title, description, tags, visibility, filename, content_type,
                     width, height, size_bytes, sha256, phash, dhash, ahash, whash, colorhash,
-                    hash_version, storage_key)
+                    hash_version, storage_key, public_storage_key, public_size_bytes,
+                    public_sha256)
 values (:owner_id, :title, :description, :tags, :visibility, :filename, :content_type,
         :width, :height, :size_bytes, :sha256, :phash, :dhash, :ahash, :whash, :colorhash,
-        :hash_version, :storage_key)
+        :hash_version, :storage_key, :public_storage_key, :public_size_bytes, :public_sha256)
 returning id;
 
 -- name: get_images_by_ids(ids)
@@ -51,18 +52,18 @@ returning id;
 delete from images
 where id = :image_id
   and owner_id = :owner_id
-returning storage_key;
+returning storage_key, public_storage_key;
 
 -- name: delete_images(owner_id, ids)
 delete from images
 where id = any(:ids::uuid[])
   and owner_id = :owner_id
-returning id, storage_key;
+returning id, storage_key, public_storage_key;
 
 -- name: delete_all_images(owner_id)
 delete from images
 where owner_id = :owner_id
-returning storage_key;
+returning storage_key, public_storage_key;
 
 -- name: get_user_id(username)$
 select id from users where lower(username) = lower(:username);
@@ -72,8 +73,13 @@ select storage_key from images;
 
 -- name: existing_storage_keys(keys)
 -- Which of these object keys have a row (the sweep's question, a batch at a time).
-select storage_key from images where storage_key = any(:keys::text[]);
+select storage_key from images where storage_key = any(:keys::text[])
+union all
+select public_storage_key from images where public_storage_key = any(:keys::text[]);
 
 -- name: storage_keys_before(before)
--- Rows old enough that their object must exist by now.
-select id, storage_key from images where created_at < :before;
+-- Rows old enough that their objects must exist by now.
+select id, storage_key from images where created_at < :before
+union all
+select id, public_storage_key from images
+where created_at < :before and public_storage_key is not null;
