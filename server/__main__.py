@@ -10,10 +10,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
-from aiohttp import web
-
-from .access_log import RequestLogger
-from .app import create_app
+from . import lifecycle
 from .config import Config, ConfigError, redact_url
 from .db.migrations import migrate
 from .db.pool import Pool, create_pool
@@ -23,7 +20,6 @@ from .services.sweep import SweepReport, sweep
 from .storage import open_storage
 
 log = logging.getLogger("server")
-SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,17 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(config: Config) -> None:
-    log.info("listening on http://%s:%d", config.host, config.port)
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        access_log_class=RequestLogger,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        print=None,
-        # Room for a 1,000-character query of any script, percent-encoded, in the URL.
-        handler_args={"max_line_size": 32 * 1024, "max_field_size": 16 * 1024},
-    )
+    asyncio.run(lifecycle.serve(config))
 
 
 async def _open_pool(config: Config, stack: AsyncExitStack) -> Pool:

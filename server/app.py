@@ -8,8 +8,9 @@ from aiohttp_apigami import validation_middleware
 from .auth import auth_middleware
 from .config import Config
 from .cors import add_cors_headers, cors_preflight_middleware
-from .keys import CONFIG
-from .middlewares import error_middleware
+from .inflight import InFlight
+from .keys import CONFIG, IN_FLIGHT
+from .middlewares import error_middleware, in_flight_middleware
 from .openapi import setup_openapi
 from .resources import cpu_pool_ctx, database_ctx, storage_ctx
 from .routes import setup_routes
@@ -21,10 +22,11 @@ CLIENT_MAX_SIZE = 1024 * 1024
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[cors_preflight_middleware, error_middleware, auth_middleware,
-                     validation_middleware],
+        middlewares=[in_flight_middleware, cors_preflight_middleware, error_middleware,
+                     auth_middleware, validation_middleware],
     )
     app[CONFIG] = config
+    app[IN_FLIGHT] = InFlight()
     app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, storage_ctx])
     setup_routes(app)

@@ -47,6 +47,8 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     # Seconds an upload may stall (no bytes at all) before it is cut off with 408.
     read_timeout: float = 30
+    # On SIGTERM: how long in-flight requests may take to finish before they are cancelled.
+    shutdown_grace: float = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -69,6 +71,7 @@ class Config:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),
+            shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
         )

@@ -9,6 +9,7 @@ from aiohttp import web
 from .config import Config
 from .db.pool import Pool
 from .db.queries import Queries
+from .inflight import InFlight
 from .storage import Storage
 
 CONFIG = web.AppKey("config", Config)
@@ -18,3 +19,5 @@ QUERIES = web.AppKey[Queries]("queries")
 STORAGE = web.AppKey[Storage]("storage")
 # Threads for CPU-bound work: image decoding, hashing, bcrypt (all release the GIL).
 CPU_POOL = web.AppKey("cpu_pool", ThreadPoolExecutor)
+# Requests being handled, for a graceful shutdown.
+IN_FLIGHT = web.AppKey("in_flight", InFlight)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import ApiError
+from .keys import IN_FLIGHT
 from .storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -101,3 +102,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Internal server error")
+
+
+@web.middleware
+async def in_flight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tracker = request.app[IN_FLIGHT]
+    tracker.enter()
+    try:
+        return await handler(request)
+    finally:
+        tracker.leave()

@@ -24,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import _migrated_database
+from tests.databases import drop_database
 from tests.images import make_image
 from tests.test_cli import serve
 
@@ -41,12 +43,16 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("fuzz")
+    database_url = asyncio.run(_migrated_database(admin_dsn))  # its own: fuzzing leaves rows
     env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
            "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4"}
-    with serve(env, Path(tmp / "server.log")) as url:
-        yield url
+    try:
+        with serve(env, Path(tmp / "server.log")) as url:
+            yield url
+    finally:
+        asyncio.run(drop_database(admin_dsn, database_url))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,52 @@
+"""Serving, and stopping gracefully.
+
+On SIGTERM or SIGINT the listening socket closes at once (new connections are refused),
+requests in flight get up to the grace period to finish, uploads still streaming included
+(aiohttp's own shutdown stops reading from open connections, which would cut those off),
+and whatever is still running then is cancelled, so that its clean-up runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from .access_log import RequestLogger
+from .app import create_app
+from .config import Config
+from .keys import IN_FLIGHT
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, access_log_class=RequestLogger, handle_signals=False, shutdown_timeout=1.0,
+        # Room for a 1,000-character query of any script, percent-encoded, in the URL.
+        max_line_size=32 * 1024, max_field_size=16 * 1024,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    log.info("listening on http://%s:%d", config.host, config.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+    await site.stop()  # refuse new connections
+    in_flight = app[IN_FLIGHT]
+    log.info("stopping: %d request(s) in flight, %g s to finish", in_flight.count,
+             config.shutdown_grace)
+    try:
+        await asyncio.wait_for(in_flight.idle.wait(), config.shutdown_grace)
+    except TimeoutError:
+        log.warning("grace period over: cancelling %d request(s)", in_flight.count)
+    await runner.cleanup()  # cancels what is left, then releases pool, storage, workers
+    log.info("stopped")
