@@ -4,6 +4,7 @@ answer must conform to the documented schema (status, content type, body)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import urllib.request
