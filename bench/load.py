@@ -1,0 +1,145 @@
+"""Load: 50 concurrent clients for 60 s against a running server on loopback, mixing
+uploads, text searches, image searches, metadata reads and downloads.
+
+    python -m bench.load [--clients 50] [--seconds 60]
+
+Starts ``python -m server serve`` (local storage; $DATABASE_URL when set, else embedded),
+drives it from this process, and reports requests/s and p50/p95 per kind, the number of 5xx
+answers (must be 0) and the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from bench.common import percentile, running_server
+from tests.images import encode, picture
+
+WORDS = ["sunset", "harbour", "city", "night", "garden", "portrait", "mountain", "river",
+         "market", "street", "beach", "forest", "snow", "bridge", "tower", "festival"]
+MIX = [("upload", 10), ("text search", 25), ("image search", 15), ("metadata", 30),
+       ("download", 20)]
+
+
+def image_bytes(seed: int) -> bytes:
+    return encode(picture((800, 600), seed), "JPEG", quality=85)
+
+
+class Load:
+    def __init__(self, url: str, session: aiohttp.ClientSession, key: str) -> None:
+        self.url, self.session, self.key = url, session, key
+        self.ids: list[str] = []
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.server_errors = 0
+        self.other_errors = 0
+        self.queries = [image_bytes(10_000 + i) for i in range(8)]
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def timed(self, kind: str, call: Callable[[], Awaitable[int]]) -> None:
+        start = time.perf_counter()
+        try:
+            status = await call()
+        except aiohttp.ClientError:
+            self.other_errors += 1
+            return
+        self.latency[kind].append(time.perf_counter() - start)
+        if status >= 500:
+            self.server_errors += 1
+
+    async def upload(self) -> int:
+        form = aiohttp.FormData()
+        seed = random.randrange(10**6)
+        form.add_field("file", io.BytesIO(image_bytes(seed)), filename=f"{seed}.jpg")
+        form.add_field("title", " ".join(random.sample(WORDS, 3)))
+        form.add_field("tags", ",".join(random.sample(WORDS, 2)))
+        form.add_field("visibility", "public")
+        async with self.session.post(f"{self.url}/images", data=form,
+                                     headers=self.headers()) as resp:
+            body = await resp.json()
+            if resp.status == 201:
+                self.ids.append(body["images"][0]["id"])
+            return resp.status
+
+    async def text_search(self) -> int:
+        q = " ".join(random.sample(WORDS, random.choice([1, 2])))
+        async with self.session.get(f"{self.url}/search", params={"q": q}) as resp:
+            await resp.read()
+            return resp.status
+
+    async def image_search(self) -> int:
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(random.choice(self.queries)), filename="q.jpg")
+        async with self.session.post(f"{self.url}/search/image", data=form) as resp:
+            await resp.read()
+            return resp.status
+
+    async def metadata(self) -> int:
+        if random.random() < 0.5:
+            url = f"{self.url}/images/{random.choice(self.ids)}"
+        else:
+            url = f"{self.url}/images"
+        async with self.session.get(url, headers=self.headers()) as resp:
+            await resp.read()
+            return resp.status
+
+    async def download(self) -> int:
+        async with self.session.get(f"{self.url}/images/{random.choice(self.ids)}/file") as resp:
+            await resp.read()
+            return resp.status
+
+    async def client(self, deadline: float) -> None:
+        kinds = [k for k, _ in MIX]
+        weights = [w for _, w in MIX]
+        calls = {"upload": self.upload, "text search": self.text_search,
+                 "image search": self.image_search, "metadata": self.metadata,
+                 "download": self.download}
+        while time.monotonic() < deadline:
+            kind = random.choices(kinds, weights)[0]
+            await self.timed(kind, calls[kind])
+
+
+async def main(clients: int, seconds: float) -> None:
+    random.seed(1)
+    with running_server() as server:
+        connector = aiohttp.TCPConnector(limit=clients)
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            async with session.post(f"{server.url}/users", json={
+                    "username": "loader", "password": "load test password"}) as resp:
+                key = (await resp.json())["api_key"]
+            load = Load(server.url, session, key)
+            for _ in range(20):  # something to read from the start
+                await load.upload()
+            load.latency.clear()
+            server.reset_peak()
+            started = time.monotonic()
+            await asyncio.gather(*(load.client(started + seconds) for _ in range(clients)))
+            elapsed = time.monotonic() - started
+        peak = server.peak_rss_kib() / 1024
+    total = sum(len(v) for v in load.latency.values())
+    print(f"{clients} clients for {elapsed:.0f} s on loopback: {total / elapsed:.1f} requests/s, "
+          f"5xx: {load.server_errors}, connection errors: {load.other_errors}, "
+          f"server peak RSS {peak:.0f} MiB")
+    print(f"{'kind':<14} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
+    for kind, _ in MIX:
+        values = load.latency[kind]
+        print(f"{kind:<14} {len(values):>9} {len(values) / elapsed:>7.1f} "
+              f"{percentile(values, 50) * 1000:>8.0f} {percentile(values, 95) * 1000:>8.0f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    asyncio.run(main(args.clients, args.seconds))
