@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,15 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 @pytest.fixture
 def storage_url(tmp_path: Path) -> str:
     return (tmp_path / "objects").as_uri()
+
+
+def storage_url_of(request: pytest.FixtureRequest, tmp_path: Path, path: str) -> str:
+    """For modules that run on both back-ends: a `storage_url` fixture with params
+    ["local", "s3"] returns this (a fresh folder, or a fresh bucket on moto's server)."""
+    if request.param == "local":
+        return (tmp_path / "objects").as_uri()
+    request.getfixturevalue("s3_env")
+    return f"s3://test-{uuid.uuid4().hex[:12]}/{path}".rstrip("/")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from PIL import Image
 
 from server.config import Config
 from server.keys import STORAGE
-from tests.conftest import bearer, sign_up
+from tests.conftest import bearer, sign_up, storage_url_of
 from tests.images import make_image
 
 Client = TestClient[web.Request, web.Application]
@@ -32,10 +32,7 @@ Fields = Sequence[tuple[str, str]]
 @pytest.fixture(params=["local", "s3"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every test here runs on the local folder and on S3 (moto's server on loopback)."""
-    if request.param == "local":
-        return (tmp_path / "objects").as_uri()
-    request.getfixturevalue("s3_env")
-    return f"s3://images-{uuid.uuid4().hex[:12]}/originals"
+    return storage_url_of(request, tmp_path, "originals")
 
 
 MAX_BYTES = 1024 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from PIL import Image
 
 from server.imaging.privacy import GPS_IFD
 from server.keys import STORAGE
-from tests.conftest import basic, bearer, sign_up
+from tests.conftest import basic, bearer, sign_up, storage_url_of
 from tests.images import picture
 
 Client = TestClient[web.Request, web.Application]
@@ -36,10 +35,7 @@ def gps_of(data: bytes) -> dict[int, object]:
 
 @pytest.fixture(params=["local", "s3"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "local":
-        return (tmp_path / "objects").as_uri()
-    request.getfixturevalue("s3_env")
-    return f"s3://privacy-{uuid.uuid4().hex[:12]}"
+    return storage_url_of(request, tmp_path, "")
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from server.keys import POOL, QUERIES, STORAGE
 from server.services.sweep import sweep
-from tests.conftest import bearer, sign_up
+from tests.conftest import bearer, sign_up, storage_url_of
 from tests.images import make_image
 
 Client = TestClient[web.Request, web.Application]
@@ -21,10 +21,7 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture(params=["local", "s3"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "local":
-        return (tmp_path / "objects").as_uri()
-    request.getfixturevalue("s3_env")
-    return f"s3://sweep-{uuid.uuid4().hex[:12]}"
+    return storage_url_of(request, tmp_path, "")
 
 
 async def one_chunk(data: bytes):  # type: ignore[no-untyped-def]

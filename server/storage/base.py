@@ -36,6 +36,24 @@ class InvalidRange(StorageError):
     """The requested range starts beyond the end of the object."""
 
 
+class ClosingReader:
+    """The context-manager half of a reader: ``async with`` closes it."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 class ObjectReader(Protocol):
     """A download: an async iterator of chunks and an async context manager."""
 

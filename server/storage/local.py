@@ -9,12 +9,12 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, ParamSpec, Self, TypeVar
+from typing import BinaryIO, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .base import (
     CHUNK_SIZE,
+    ClosingReader,
     ObjectInfo,
     ObjectNotFound,
     StorageUnavailable,
@@ -60,7 +60,7 @@ def root_from_url(url: str) -> Path:
     return path
 
 
-class LocalReader:
+class LocalReader(ClosingReader):
     """Streams part of a file in CHUNK_SIZE pieces, reading off the event loop."""
 
     def __init__(self) -> None:
@@ -89,17 +89,6 @@ class LocalReader:
     async def close(self) -> None:
         if self._file is not None:
             await _off_loop(self._file.close)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class _TempFile:

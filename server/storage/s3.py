@@ -14,8 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from .base import (
     CHUNK_SIZE,
+    ClosingReader,
     InvalidRange,
     ObjectInfo,
     ObjectNotFound,
@@ -105,7 +105,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-class S3Reader:
+class S3Reader(ClosingReader):
     """Streams a get_object body; close() releases the HTTP connection."""
 
     def __init__(self, body: Any, size: int, start: int, length: int) -> None:
@@ -121,17 +121,6 @@ class S3Reader:
 
     async def close(self) -> None:
         await self._body.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class S3Storage:
