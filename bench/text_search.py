@@ -30,9 +30,9 @@ from server.db.migrations import migrate
 from server.db.pool import init_connection
 from server.db.queries import load_queries, positional_args, sql_of
 from server.services.search import (
-    EXACT_RANKING_LIMIT,
     RECENT_CANDIDATES,
     SearchFilters,
+    _choose_mode,
     search,
     split_last_word,
 )
@@ -116,14 +116,15 @@ async def load(conn: asyncpg.Connection, total: int, words: list[str], tags: lis
     await conn.copy_records_to_table(
         "users", columns=["id", "username", "password_hash"],
         records=[(o, f"user{i}", "$2b$12$" + "x" * 53) for i, o in enumerate(owners)])
-    # Build the GIN index once at the end rather than row by row.
-    await conn.execute("drop index images_search")
+    # Build the GIN indexes once at the end rather than row by row.
+    await conn.execute("drop index images_search; drop index images_search_head")
     started = time.perf_counter()
     for batch in rows(total, words, tags, owners, seed=1):
         await conn.copy_records_to_table("images", columns=COLUMNS, records=batch)
         print(f"  copied {len(batch)} rows ... {time.perf_counter() - started:.0f} s", flush=True)
     await conn.execute("set maintenance_work_mem = '512MB'")
     await conn.execute("create index images_search on images using gin (search_doc)")
+    await conn.execute("create index images_search_head on images using gin (search_head)")
     await conn.execute("vacuum analyze images")
     print(f"loaded {total} rows in {time.perf_counter() - started:.0f} s")
 
@@ -223,7 +224,8 @@ async def main(total: int, per_bucket: int, repeat: int, reload: bool) -> None:
         head, last = split_last_word(q)
         estimate = await conn.fetchval(sql_of(queries, "estimate_matches"), q, head, last)
         rows_estimated = json.loads(estimate)[0]["Plan"]["Plan Rows"]
-        mode = "search_recent" if rows_estimated > EXACT_RANKING_LIMIT else "search_ranked"
+        mode = {"exact": "search_ranked", "head": "search_head", "recent": "search_recent"}[
+            await _choose_mode(conn, queries, q, head, last)]
         args = positional_args(
             queries, mode, q=q, head=head, last_word=last, viewer_id=viewer, owner_id=None,
             tag=None, visibility=None, created_after=None, created_before=None,

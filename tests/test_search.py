@@ -157,32 +157,45 @@ async def test_filters(client: Client, corpus: dict[str, str], clean_db: str) ->
     assert resp.status == 422
 
 
-@pytest.mark.parametrize("mode", ["exact", "recent"])
+@pytest.mark.parametrize("mode", ["exact", "head", "recent"])
 async def test_pages_cover_every_match_once_in_order(
     client: Client, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    if mode == "recent":  # force the bounded plan that frequent words take
+    if mode != "exact":  # force the plans that frequent words take
         monkeypatch.setattr(search_service, "EXACT_RANKING_LIMIT", -1)
+        monkeypatch.setattr(search_service, "HEAD_RANKING_MINIMUM",
+                            -1 if mode == "head" else 10**9)
     key = (await sign_up(client, "carol"))["api_key"]
     for i in range(7):
         await add(client, key, f"boat {i}" if i % 2 else f"picture {i}",
                   description="a boat on a lake")
     everything = await search(client, "boat", limit="100")
     expected = [r["id"] for r in everything["results"]]
-    assert len(expected) == 7
+    # The head plan answers with the title and tag matches only.
+    assert len(expected) == (3 if mode == "head" else 7)
     scores = [r["score"] for r in everything["results"]]
     assert scores == sorted(scores, reverse=True)
 
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
         page = await search(client, "boat", **params)
         seen += [r["id"] for r in page["results"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert seen == expected
+
+
+async def test_the_head_plan_falls_back_when_no_title_matches(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_service, "EXACT_RANKING_LIMIT", -1)
+    monkeypatch.setattr(search_service, "HEAD_RANKING_MINIMUM", -1)
+    key = (await sign_up(client, "ellen"))["api_key"]
+    await add(client, key, "A picture", description="a kayak on a lake")
+    assert await titles(client, "kayak") == ["A picture"]
 
 
 async def test_the_ranked_query_uses_the_gin_index(client: Client, clean_db: str) -> None:

@@ -18,7 +18,12 @@ MAX_QUERY_CHARS = 1000
 # Above this many estimated matches, ranking them all costs more than it is worth: only the
 # newest RECENT_CANDIDATES matches are ranked (see the README's "Text search" trade-off).
 EXACT_RANKING_LIMIT = 3000
+# Between the two: rank only the images whose title or tags match, when those are few enough
+# (a small index and few rows to visit) but not so few that the page would be thin.
+HEAD_RANKING_LIMIT = 12000
+HEAD_RANKING_MINIMUM = 100
 RECENT_CANDIDATES = 1000
+MODES = ("exact", "head", "recent")
 _BARE_WORD = re.compile(r"\w{1,64}")
 
 
@@ -54,10 +59,20 @@ def check_query(q: str) -> str:
     return q
 
 
-async def _estimated_matches(conn: Connection, queries: Queries, q: str, head: str,
-                             last_word: str | None) -> float:
-    plan = json.loads(await queries.estimate_matches(conn, q=q, head=head, last_word=last_word))
-    return float(plan[0]["Plan"]["Plan Rows"])
+def _plan_rows(explained: str) -> float:
+    return float(json.loads(explained)[0]["Plan"]["Plan Rows"])
+
+
+async def _choose_mode(conn: Connection, queries: Queries, q: str, head: str,
+                       last_word: str | None) -> str:
+    """Which plan: from the planner's estimates of the matches, in the whole document and in
+    its head (title and tags)."""
+    everywhere = await queries.estimate_matches(conn, q=q, head=head, last_word=last_word)
+    if _plan_rows(everywhere) <= EXACT_RANKING_LIMIT:
+        return "exact"
+    in_head = _plan_rows(
+        await queries.estimate_head_matches(conn, q=q, head=head, last_word=last_word))
+    return "head" if HEAD_RANKING_MINIMUM <= in_head <= HEAD_RANKING_LIMIT else "recent"
 
 
 async def _fetch_page(
@@ -66,6 +81,8 @@ async def _fetch_page(
     if mode == "recent":
         return [r async for r in queries.search_recent(
             conn, candidates=RECENT_CANDIDATES, **params)]
+    if mode == "head":
+        return [r async for r in queries.search_head(conn, **params)]
     return [r async for r in queries.search_ranked(conn, **params)]
 
 
@@ -81,21 +98,25 @@ async def search(
         mode, after_rank, after_created, after_id = decode_cursor(
             cursor, str, float, datetime, UUID
         )
-        if mode not in ("exact", "recent"):
+        if mode not in MODES:
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
     # Both statements are planned for these very words, never from a cached generic plan:
     # the estimate picks the plan, and the plan fits the words.
     async with plan_cache_mode(conn, "force_custom_plan"):
         if not cursor:
-            estimate = await _estimated_matches(conn, queries, q, head, last_word)
-            mode = "recent" if estimate > EXACT_RANKING_LIMIT else "exact"
-        rows = await _fetch_page(conn, queries, mode, {
+            mode = await _choose_mode(conn, queries, q, head, last_word)
+        params = {
             "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
             "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
             "created_after": filters.created_after, "created_before": filters.created_before,
             "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
             "limit": limit + 1,
-        })
+        }
+        rows = await _fetch_page(conn, queries, mode, params)
+        if mode == "head" and not cursor and not rows:
+            # No title or tag matches after all (the filters or the estimate misled).
+            mode = "recent"
+            rows = await _fetch_page(conn, queries, mode, params)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
