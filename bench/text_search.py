@@ -222,18 +222,21 @@ async def main(total: int, per_bucket: int, repeat: int, reload: bool) -> None:
         q = picked[0][0]
         print(f"\nEXPLAIN (ANALYZE) of the API's SQL for a {name} query {q!r}:")
         head, last = split_last_word(q)
-        estimate = await conn.fetchval(sql_of(queries, "estimate_matches"), q, head, last)
+        await conn.execute("set plan_cache_mode = force_custom_plan")  # as the service does
+        estimate = await conn.fetchval(sql_of(queries, "estimate_matches"), *positional_args(
+            queries, "estimate_matches", q=q, head=head, last_word=last, in_head=False))
         rows_estimated = json.loads(estimate)[0]["Plan"]["Plan Rows"]
-        mode = {"exact": "search_ranked", "head": "search_head", "recent": "search_recent"}[
-            await _choose_mode(conn, queries, q, head, last)]
+        plan_name = await _choose_mode(conn, queries, q, head, last)
+        mode = "search_recent" if plan_name == "recent" else "search_ranked"
         args = positional_args(
-            queries, mode, q=q, head=head, last_word=last, viewer_id=viewer, owner_id=None,
+            queries, mode, q=q, head=head, last_word=last, in_head=plan_name == "head",
+            viewer_id=viewer, owner_id=None,
             tag=None, visibility=None, created_after=None, created_before=None,
             after_rank=None, after_created=None, after_id=None, limit=21,
             candidates=RECENT_CANDIDATES)
         plan = await conn.fetch("explain (analyze, costs off, timing off) "
                                 + sql_of(queries, mode), *args)
-        print(f"  ({mode}, planner estimate {rows_estimated:.0f} rows)")
+        print(f"  ({plan_name} plan, planner estimate {rows_estimated:.0f} rows)")
         print("\n".join("  " + r[0] for r in plan))
     await conn.close()
 

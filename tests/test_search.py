@@ -198,7 +198,11 @@ async def test_the_head_plan_falls_back_when_no_title_matches(
     assert await titles(client, "kayak") == ["A picture"]
 
 
-async def test_the_ranked_query_uses_the_gin_index(client: Client, clean_db: str) -> None:
+@pytest.mark.parametrize(("in_head", "index"), [(False, "images_search"),
+                                               (True, "images_search_head")])
+async def test_the_ranked_query_uses_the_gin_index(
+    client: Client, clean_db: str, in_head: bool, index: str
+) -> None:
     assert client.app is not None
     from server.keys import QUERIES
 
@@ -218,14 +222,15 @@ async def test_the_ranked_query_uses_the_gin_index(client: Client, clean_db: str
         await conn.execute("analyze images")
         # At this size a sequential scan is cheapest; at a million rows (bench/text_search.py
         # prints those plans) the planner needs no nudge.
-        await conn.execute("set enable_seqscan = off")
+        await conn.execute("set enable_seqscan = off; set plan_cache_mode = force_custom_plan")
         args = positional_args(
             client.app[QUERIES], "search_ranked", q="zebra", head="", last_word="zebra",
-            viewer_id=uuid.uuid4(), owner_id=None, tag=None, visibility=None,
+            in_head=in_head, viewer_id=uuid.uuid4(), owner_id=None, tag=None, visibility=None,
             created_after=None, created_before=None, after_rank=None, after_created=None,
             after_id=None, limit=20)
         plan = "\n".join(r[0] for r in await conn.fetch("explain " + sql, *args))
-        assert "Bitmap Index Scan on images_search" in plan, plan
+        assert f"Bitmap Index Scan on {index} " in plan + " ", plan
+        assert ("images_search_head" in plan) == in_head, plan
     finally:
         await conn.close()
 

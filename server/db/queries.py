@@ -92,21 +92,12 @@ class Queries(Protocol):
 
     # search.sql
     async def estimate_matches(
-        self, conn: Connection, *, q: str, head: str, last_word: str | None
+        self, conn: Connection, *, q: str, head: str, last_word: str | None, in_head: bool
     ) -> str: ...
     def search_ranked(
         self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
-        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
-        created_after: datetime | None, created_before: datetime | None,
-        after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
-        limit: int,
-    ) -> AsyncIterator[Record]: ...
-    async def estimate_head_matches(
-        self, conn: Connection, *, q: str, head: str, last_word: str | None
-    ) -> str: ...
-    def search_head(
-        self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
-        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
+        last_word: str | None, in_head: bool, owner_id: UUID | None, tag: str | None,
+        visibility: str | None,
         created_after: datetime | None, created_before: datetime | None,
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int,

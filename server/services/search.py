@@ -67,11 +67,13 @@ async def _choose_mode(conn: Connection, queries: Queries, q: str, head: str,
                        last_word: str | None) -> str:
     """Which plan: from the planner's estimates of the matches, in the whole document and in
     its head (title and tags)."""
-    everywhere = await queries.estimate_matches(conn, q=q, head=head, last_word=last_word)
-    if _plan_rows(everywhere) <= EXACT_RANKING_LIMIT:
+    async def estimate(in_head: bool) -> float:
+        return _plan_rows(await queries.estimate_matches(
+            conn, q=q, head=head, last_word=last_word, in_head=in_head))
+
+    if await estimate(in_head=False) <= EXACT_RANKING_LIMIT:
         return "exact"
-    in_head = _plan_rows(
-        await queries.estimate_head_matches(conn, q=q, head=head, last_word=last_word))
+    in_head = await estimate(in_head=True)
     return "head" if HEAD_RANKING_MINIMUM <= in_head <= HEAD_RANKING_LIMIT else "recent"
 
 
@@ -81,9 +83,7 @@ async def _fetch_page(
     if mode == "recent":
         return [r async for r in queries.search_recent(
             conn, candidates=RECENT_CANDIDATES, **params)]
-    if mode == "head":
-        return [r async for r in queries.search_head(conn, **params)]
-    return [r async for r in queries.search_ranked(conn, **params)]
+    return [r async for r in queries.search_ranked(conn, in_head=mode == "head", **params)]
 
 
 async def search(
