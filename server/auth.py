@@ -64,6 +64,12 @@ def current_user(request: web.Request) -> User | None:
     return request.get(USER)
 
 
+def current_user_id(request: web.Request) -> UUID | None:
+    """The caller's id, or None for an anonymous caller (the SQL's visibility rule)."""
+    user = current_user(request)
+    return user.id if user else None
+
+
 def require_user(request: web.Request) -> User:
     user = current_user(request)
     if user is None:

@@ -48,10 +48,12 @@ async def leftovers(client: Client, dsn: str) -> tuple[list[str], int]:
         await conn.close()
 
 
-async def test_a_stalled_upload_is_cut_off(client: Client, clean_db: str, tmp_path: Path) -> None:
-    key = (await sign_up(client, "slow"))["api_key"]
-    first = make_image("PNG", (200, 200), seed=1)
-    # One complete file, then the second file's first bytes, then silence.
+async def upload_then_stall(
+    client: Client, key: str, dsn: str, seed: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send one complete file and the next file's first bytes; return once the first file is
+    stored (the upload is then half-done, with an object written and no row yet)."""
+    first = make_image("PNG", (200, 200), seed=seed)
     head = part_head("a.png") + first
     tail = b"\r\n" + part_head("b.png") + first[:100]
     assert client.port is not None
@@ -61,13 +63,17 @@ async def test_a_stalled_upload_is_cut_off(client: Client, clean_db: str, tmp_pa
     await asyncio.sleep(0.2)  # separate reads: the parser sees where the first part ends
     writer.write(tail)
     await writer.drain()
-    stored = []
-    for _ in range(20):
-        stored = (await leftovers(client, clean_db))[0]
-        if stored:
+    for _ in range(50):
+        if (await leftovers(client, dsn))[0]:
             break
         await asyncio.sleep(0.02)
-    assert len(stored) == 1  # the first file was stored before the stall
+    assert len((await leftovers(client, dsn))[0]) == 1
+    return reader, writer
+
+
+async def test_a_stalled_upload_is_cut_off(client: Client, clean_db: str, tmp_path: Path) -> None:
+    key = (await sign_up(client, "slow"))["api_key"]
+    reader, writer = await upload_then_stall(client, key, clean_db, seed=1)
     start = time.perf_counter()
     answer = await asyncio.wait_for(reader.read(4096), timeout=10)
     assert time.perf_counter() - start < 5
@@ -80,21 +86,7 @@ async def test_a_stalled_upload_is_cut_off(client: Client, clean_db: str, tmp_pa
 
 async def test_a_vanished_client_leaves_nothing(client: Client, clean_db: str) -> None:
     key = (await sign_up(client, "gone"))["api_key"]
-    first = make_image("PNG", (200, 200), seed=2)
-    head = part_head("a.png") + first
-    tail = b"\r\n" + part_head("b.png") + first[:100]
-    assert client.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    writer.write(request_head(key, client.port, len(head) + len(tail) + 100_000) + head)
-    await writer.drain()
-    await asyncio.sleep(0.2)  # separate reads: the parser sees where the first part ends
-    writer.write(tail)
-    await writer.drain()
-    for _ in range(50):  # wait until the first file is stored
-        if (await leftovers(client, clean_db))[0]:
-            break
-        await asyncio.sleep(0.05)
-    assert len((await leftovers(client, clean_db))[0]) == 1
+    _, writer = await upload_then_stall(client, key, clean_db, seed=2)
     writer.transport.abort()  # the client disappears mid-upload
     for _ in range(50):
         await asyncio.sleep(0.1)

@@ -16,7 +16,7 @@ from aiohttp_apigami import (
     response_schema,
 )
 
-from ..auth import Access, access, current_user, require_user
+from ..auth import Access, access, current_user_id, require_user
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import HASH_VERSION
 from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
@@ -121,11 +121,10 @@ async def upload(request: web.Request) -> web.Response:
 @querystring_schema(ListImagesQuerySchema)
 @response_schema(ImagePageSchema, 200, description="One page of images")
 async def list_images(request: web.Request) -> web.Response:
-    viewer = current_user(request)
     query = request["querystring"]
     async with request.app[POOL].acquire() as conn:
         rows, next_cursor = await images.list_visible(
-            conn, request.app[QUERIES], viewer_id=viewer.id if viewer else None,
+            conn, request.app[QUERIES], viewer_id=current_user_id(request),
             owner=query.get("owner"), tag=query.get("tag", "").strip().lower() or None,
             visibility=query.get("visibility"), cursor=query.get("cursor"),
             limit=query["limit"],
@@ -138,9 +137,8 @@ async def list_images(request: web.Request) -> web.Response:
 @match_info_schema(ImagePathSchema)
 @response_schema(ImageSchema, 200, description="The image")
 async def get_image(request: web.Request) -> web.Response:
-    viewer = current_user(request)
     async with request.app[POOL].acquire() as conn:
-        row = await images.get_visible(conn, request.app[QUERIES], viewer.id if viewer else None,
+        row = await images.get_visible(conn, request.app[QUERIES], current_user_id(request),
                                        request["match_info"]["id"])
     return web.json_response(image_json(row))
 
@@ -153,12 +151,12 @@ async def get_image(request: web.Request) -> web.Response:
           **error_responses(401, 404, 416, 422, 503)})
 @match_info_schema(ImagePathSchema)
 async def download(request: web.Request) -> web.StreamResponse:
-    viewer = current_user(request)
+    viewer_id = current_user_id(request)
     async with request.app[POOL].acquire() as conn:
-        row = await images.get_visible(conn, request.app[QUERIES], viewer.id if viewer else None,
+        row = await images.get_visible(conn, request.app[QUERIES], viewer_id,
                                        request["match_info"]["id"])
     served: dict[str, Any] = dict(row)
-    if row["public_storage_key"] and (viewer is None or viewer.id != row["owner_id"]):
+    if row["public_storage_key"] and viewer_id != row["owner_id"]:
         # Everyone but the owner gets the copy without the GPS position.
         served.update(storage_key=row["public_storage_key"],
                       size_bytes=row["public_size_bytes"], sha256=row["public_sha256"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
-from ..auth import Access, access, current_user
+from ..auth import Access, access, current_user_id
 from ..errors import ValidationFailed
 from ..keys import POOL, QUERIES
 from ..schemas.common import error_responses
@@ -21,8 +21,7 @@ from ..services.images import resolve_owner
 @querystring_schema(SearchQuerySchema)
 @response_schema(SearchPageSchema, 200, description="One page of results, best first")
 async def text_search(request: web.Request) -> web.Response:
-    viewer = current_user(request)
-    viewer_id = viewer.id if viewer else None
+    viewer_id = current_user_id(request)
     args = request["querystring"]
     after, before = args.get("created_after"), args.get("created_before")
     if after and before and after >= before:

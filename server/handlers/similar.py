@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, response_schema
 from marshmallow import ValidationError
 
-from ..auth import Access, access, current_user
+from ..auth import Access, access, current_user_id
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import UnsupportedMediaType, ValidationFailed
@@ -75,7 +75,6 @@ async def search_by_image(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType("Send the query image as multipart/form-data",
                                    details={"content_type": request.content_type})
-    viewer = current_user(request)
     app = request.app
     config = app[CONFIG]
     limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels, config.read_timeout)
@@ -88,7 +87,7 @@ async def search_by_image(request: web.Request) -> web.Response:
     if args["orientations"] == "all":
         hashes += list(facts.variant_phashes)
     async with app[POOL].acquire() as conn:
-        page = await _page(conn, app[QUERIES], viewer.id if viewer else None, hashes, args)
+        page = await _page(conn, app[QUERIES], current_user_id(request), hashes, args)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,
                                 facts.colorhash), page)
 
@@ -100,8 +99,7 @@ async def search_by_image(request: web.Request) -> web.Response:
 @querystring_schema(SimilarParamsSchema)
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
 async def similar_to_image(request: web.Request) -> web.Response:
-    viewer = current_user(request)
-    viewer_id = viewer.id if viewer else None
+    viewer_id = current_user_id(request)
     image_id = request["match_info"]["id"]
     async with request.app[POOL].acquire() as conn:
         queries = request.app[QUERIES]
