@@ -32,6 +32,7 @@ from server.db.pool import init_connection
 from server.db.queries import Queries, load_queries, positional_args, sql_of
 from server.imaging import analyse, to_signed
 from server.services import similar
+from server.services.cursors import Cursors
 from tests.images import encode, picture
 
 RADII = (4, 8, 10, 12)
@@ -40,6 +41,9 @@ CENTRES = 3000
 COLUMNS = ["id", "owner_id", "content_type", "width", "height", "size_bytes", "sha256", "phash",
            "dhash", "ahash", "whash", "colorhash", "hash_version", "storage_key", "visibility"]
 CHUNK_INDEXES = [f"images_phash_c{i}" for i in range(4)]
+
+# The benchmark reads first pages only: any key signs them.
+CURSORS = Cursors(b"bench" * 8)
 
 
 def centre_hashes(count: int) -> list[int]:
@@ -155,7 +159,7 @@ async def main(total: int, n_queries: int, reload: bool) -> None:
                 rows = await similar.nearest(conn, queries, [query], viewer_id=viewer, k=10,
                                              filters=filters)
             else:
-                rows, _ = await similar.within(conn, queries, [query], viewer_id=viewer,
+                rows, _ = await similar.within(conn, queries, CURSORS, [query], viewer_id=viewer,
                                                max_distance=radius, filters=filters,
                                                limit=LIMIT)
             times.append((time.perf_counter() - started) * 1000)

@@ -20,7 +20,7 @@ from aiohttp_apigami import docs
 
 from .credentials import looks_like_api_key
 from .errors import Unauthorized
-from .keys import CONFIG, CPU_POOL, POOL, QUERIES
+from .keys import CONFIG, PASSWORDS, POOL, QUERIES
 from .openapi import API_KEY, API_KEY_OPTIONAL, PASSWORD
 from .services.keys import resolve_key
 from .services.logins import BASIC_CHALLENGE, log_in
@@ -96,6 +96,12 @@ async def _key_user(request: web.Request, secret: str) -> User:
     return User(owner.user_id, owner.username, owner.key_id)
 
 
+def client_address(request: web.Request) -> str:
+    """The peer's address (behind a proxy: the proxy's, unless it is configured to pass the
+    client's on; see the README)."""
+    return request.remote or "unknown"
+
+
 def _basic_credentials(header: str) -> tuple[str, str]:
     """(username, password) from an ``Authorization: Basic`` header (RFC 7617, UTF-8)."""
     scheme, _, encoded = header.partition(" ")
@@ -118,8 +124,9 @@ async def _password_user(request: web.Request) -> User:
         raise Unauthorized("This route needs HTTP Basic username and password",
                            headers={"WWW-Authenticate": BASIC_CHALLENGE}) from None
     app = request.app
-    login = await log_in(app[POOL], app[QUERIES], app[CPU_POOL], username, password,
-                         app[CONFIG].bcrypt_cost)
+    login = await log_in(app[POOL], app[QUERIES], app[PASSWORDS], username, password,
+                         address=client_address(request),
+                         max_address_attempts=app[CONFIG].password_attempts)
     return User(login.id, login.username)
 
 

@@ -38,8 +38,12 @@ class Config:
     max_upload_bytes: int = 50 * MIB
     max_files_per_request: int = 100
     max_image_pixels: int = 100_000_000
-    # Threads for CPU-bound work (decoding, hashing, bcrypt): one per core.
+    # Threads for CPU-bound image work (decoding, hashing): one per core.
     cpu_workers: int = os.cpu_count() or 2
+    # Threads for bcrypt, apart from image work so that logins cannot starve it.
+    password_workers: int = 1
+    # Password checks (sign-up, HTTP Basic) allowed per client address and minute.
+    password_attempts: int = 30
     db_pool_size: int = 10
     # bcrypt cost of new password hashes; 12 costs about 0.25 s a check here.
     bcrypt_cost: int = 12
@@ -49,6 +53,14 @@ class Config:
     read_timeout: float = 30
     # On SIGTERM: how long in-flight requests may take to finish before they are cancelled.
     shutdown_grace: float = 30
+    # Seconds a client has to send a request's headers, from its first byte (or connect).
+    header_timeout: float = 10
+    # Slowest sustained upload accepted, in bytes per second, after the first READ_TIMEOUT.
+    min_upload_rate: int = 16 * 1024
+    # Open connections at most; the next ones get a 503 at once. 0: from the file limit.
+    max_connections: int = 0
+    # Longest a search statement may run in PostgreSQL, in seconds; then 503.
+    search_timeout: float = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -68,6 +80,12 @@ class Config:
             max_files_per_request=_int(env, "MAX_FILES_PER_REQUEST", 100),
             max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
             cpu_workers=_int(env, "CPU_WORKERS", os.cpu_count() or 2),
+            password_workers=_int(env, "PASSWORD_WORKERS", 1),
+            password_attempts=_int(env, "PASSWORD_ATTEMPTS", 30),
+            header_timeout=_int(env, "HEADER_TIMEOUT", 10),
+            min_upload_rate=_int(env, "MIN_UPLOAD_RATE", 16 * 1024, minimum=0),
+            max_connections=_int(env, "MAX_CONNECTIONS", 0, minimum=0),
+            search_timeout=_int(env, "SEARCH_TIMEOUT", 5),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),

@@ -14,7 +14,9 @@ from .db.migrations import migrate
 from .db.pool import create_pool
 from .db.queries import load_queries
 from .embedded import embedded_postgres
-from .keys import CONFIG, CPU_POOL, DSN, POOL, QUERIES, STORAGE
+from .keys import CONFIG, CPU_POOL, CURSORS, DSN, PASSWORDS, POOL, QUERIES, STORAGE
+from .passwords import PasswordHasher
+from .services.cursors import Cursors
 from .storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,15 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+        queries = load_queries()
+        async with pool.acquire() as conn:
+            secret = (await queries.service_secret(conn, name="cursor")
+                      or await queries.service_secret(conn, name="cursor"))
+        assert secret is not None, "the second call reads the row the first one raced"
         app[DSN] = dsn
         app[POOL] = pool
-        app[QUERIES] = load_queries()
+        app[QUERIES] = queries
+        app[CURSORS] = Cursors(secret)
         yield
 
 
@@ -51,7 +59,10 @@ async def cpu_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     workers = app[CONFIG].cpu_workers
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cpu")
     app[CPU_POOL] = executor
+    passwords = PasswordHasher(app[CONFIG].bcrypt_cost, app[CONFIG].password_workers)
+    app[PASSWORDS] = passwords
     try:
         yield
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        passwords.close()

@@ -110,6 +110,8 @@ def config(clean_db: str, tmp_path: Path, storage_url: str) -> Config:
         db_pool_size=5,
         # Tests that measure bcrypt's cost use 12 (the default); the others need no slowness.
         bcrypt_cost=4,
+        # Every test signs up from 127.0.0.1; the per-address limit has tests of its own.
+        password_attempts=100_000,
     )
 
 

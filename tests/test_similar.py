@@ -18,6 +18,7 @@ from server.db.queries import load_queries, positional_args, sql_of
 from server.imaging import hamming, to_signed
 from server.keys import STORAGE
 from server.services import similar
+from server.services.cursors import Cursors
 from tests.conftest import bearer, sign_up
 from tests.families import EDITS, edited, original
 
@@ -269,8 +270,8 @@ async def test_radius_search_equals_brute_force(
                     rng.getrandbits(64))
                 hashes = [query, to_signed(rng.getrandbits(64))]
                 rows, _ = await similar.within(
-                    conn, queries, hashes, viewer_id=uuid.UUID(owner), max_distance=radius,
-                    filters=similar.SimilarFilters(), limit=100)
+                    conn, queries, Cursors(b"k" * 32), hashes, viewer_id=uuid.UUID(owner),
+                    max_distance=radius, filters=similar.SimilarFilters(), limit=100)
                 expected = sorted(
                     (min(hamming(v, h) for h in hashes), i) for i, v, _ in visible
                     if min(hamming(v, h) for h in hashes) <= radius)[:100]

@@ -26,7 +26,13 @@ async def init_connection(conn: Connection) -> None:
     # Every statement runs in UTC so that timestamps read back the same everywhere.
     # No parallel workers: starting them costs milliseconds, more than these short queries
     # take (the Hamming probes went from 1 ms to 8 ms with two workers).
-    await conn.execute("set timezone to 'UTC'; set max_parallel_workers_per_gather to 0")
+    # No statement may hold a connection for long (searches set a tighter bound of their own).
+    await conn.execute("set timezone to 'UTC'; set max_parallel_workers_per_gather to 0; "
+                       f"set statement_timeout to {STATEMENT_TIMEOUT_MS}")
+
+
+# The bound of any one statement; asyncpg's command_timeout (30 s) is the client-side backstop.
+STATEMENT_TIMEOUT_MS = 15_000
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
@@ -44,8 +50,11 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
 
 
 @asynccontextmanager
-async def plan_cache_mode(conn: Connection, mode: str) -> AsyncIterator[None]:
-    """Run the block in a transaction whose statements use this plan_cache_mode.
+async def plan_cache_mode(
+    conn: Connection, mode: str, *, timeout: float | None = None
+) -> AsyncIterator[None]:
+    """Run the block in a transaction whose statements use this plan_cache_mode (and, if
+    given, a statement timeout in seconds: past it PostgreSQL cancels the statement).
 
     Some named queries want a fresh plan for every set of parameters (text search), others
     are planned once and reused (the Hamming probes: planning them cost more than running
@@ -53,11 +62,14 @@ async def plan_cache_mode(conn: Connection, mode: str) -> AsyncIterator[None]:
     """
     if mode not in ("auto", "force_custom_plan", "force_generic_plan"):
         raise ValueError(f"unknown plan_cache_mode {mode!r}")
+    settings = f"set local plan_cache_mode to {mode}"
+    if timeout is not None:
+        settings += f"; set local statement_timeout to {max(1, round(timeout * 1000))}"
     if conn.is_in_transaction():
-        await conn.execute(f"set local plan_cache_mode to {mode}")
+        await conn.execute(settings)
         yield
         return
-    await conn.execute(f"begin; set local plan_cache_mode to {mode}")
+    await conn.execute(f"begin; {settings}")
     try:
         yield
     except BaseException:

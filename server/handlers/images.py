@@ -19,7 +19,7 @@ from aiohttp_apigami import (
 from ..auth import Access, access, current_user_id, require_user
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import HASH_VERSION
-from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
+from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
 from ..schemas.images import (
     UPLOAD_BODY,
@@ -124,7 +124,7 @@ async def list_images(request: web.Request) -> web.Response:
     query = request["querystring"]
     async with request.app[POOL].acquire() as conn:
         rows, next_cursor = await images.list_visible(
-            conn, request.app[QUERIES], viewer_id=current_user_id(request),
+            conn, request.app[QUERIES], request.app[CURSORS], viewer_id=current_user_id(request),
             owner=query.get("owner"), tag=query.get("tag", "").strip().lower() or None,
             visibility=query.get("visibility"), cursor=query.get("cursor"),
             limit=query["limit"],

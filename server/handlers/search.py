@@ -7,7 +7,7 @@ from aiohttp_apigami import docs, querystring_schema, response_schema
 
 from ..auth import Access, access, current_user_id
 from ..errors import ValidationFailed
-from ..keys import POOL, QUERIES
+from ..keys import CONFIG, CURSORS, POOL, QUERIES
 from ..schemas.common import error_responses
 from ..schemas.images import image_json
 from ..schemas.search import SearchPageSchema, SearchQuerySchema
@@ -17,7 +17,7 @@ from ..services.images import resolve_owner
 
 @access(Access.OPTIONAL_KEY)
 @docs(tags=["search"], summary="Full-text search of titles, tags and descriptions",
-      responses=error_responses(401, 422))
+      responses=error_responses(401, 422, 503))
 @querystring_schema(SearchQuerySchema)
 @response_schema(SearchPageSchema, 200, description="One page of results, best first")
 async def text_search(request: web.Request) -> web.Response:
@@ -37,8 +37,9 @@ async def text_search(request: web.Request) -> web.Response:
             visibility=args.get("visibility"), created_after=after, created_before=before,
         )
         rows, next_cursor = await search.search(
-            conn, queries, viewer_id=viewer_id, q=args["q"], filters=filters,
-            cursor=args.get("cursor"), limit=args["limit"],
+            conn, queries, request.app[CURSORS], viewer_id=viewer_id, q=args["q"],
+            filters=filters, cursor=args.get("cursor"), limit=args["limit"],
+            timeout=request.app[CONFIG].search_timeout,
         )
     results = [{**image_json(row), "score": row["score"], "headline": row["headline"]}
                for row in rows]

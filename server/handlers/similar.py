@@ -14,7 +14,7 @@ from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import to_hex
-from ..keys import CONFIG, CPU_POOL, POOL, QUERIES
+from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES
 from ..schemas.common import error_responses
 from ..schemas.images import ImagePathSchema, image_json
 from ..schemas.similar import (
@@ -24,6 +24,7 @@ from ..schemas.similar import (
     SimilarParamsSchema,
 )
 from ..services import similar
+from ..services.cursors import Cursors
 from ..services.images import resolve_owner
 from ..uploads import Limits, read_query_image
 
@@ -38,8 +39,8 @@ def _hashes_json(phash: int, dhash: int | None = None, ahash: int | None = None,
 
 
 async def _page(
-    conn: Connection, queries: Queries, viewer_id: UUID | None, hashes: list[int],
-    args: dict[str, Any], exclude_id: UUID | None = None,
+    conn: Connection, queries: Queries, cursors: Cursors, viewer_id: UUID | None,
+    hashes: list[int], args: dict[str, Any], exclude_id: UUID | None = None,
 ) -> tuple[list[Record], str | None] | None:
     owner_id = await resolve_owner(conn, queries, viewer_id, args.get("owner"))
     if owner_id is False:
@@ -49,7 +50,7 @@ async def _page(
         owner_id=owner_id, exclude_id=exclude_id,
     )
     return await similar.within(
-        conn, queries, hashes, viewer_id=viewer_id, max_distance=args["max_distance"],
+        conn, queries, cursors, hashes, viewer_id=viewer_id, max_distance=args["max_distance"],
         filters=filters, cursor=args.get("cursor"), limit=args["limit"],
     )
 
@@ -87,7 +88,8 @@ async def search_by_image(request: web.Request) -> web.Response:
     if args["orientations"] == "all":
         hashes += list(facts.variant_phashes)
     async with app[POOL].acquire() as conn:
-        page = await _page(conn, app[QUERIES], current_user_id(request), hashes, args)
+        page = await _page(conn, app[QUERIES], app[CURSORS], current_user_id(request), hashes,
+                           args)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,
                                 facts.colorhash), page)
 
@@ -104,6 +106,6 @@ async def similar_to_image(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         queries = request.app[QUERIES]
         phash = await similar.stored_phash(conn, queries, viewer_id, image_id)
-        page = await _page(conn, queries, viewer_id, [phash], request["querystring"],
-                           exclude_id=image_id)
+        page = await _page(conn, queries, request.app[CURSORS], viewer_id, [phash],
+                           request["querystring"], exclude_id=image_id)
     return _answer(_hashes_json(phash), page)

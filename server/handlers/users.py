@@ -5,25 +5,25 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, json_schema, response_schema
 
-from ..auth import Access, access, require_user
-from ..cpu import run_cpu
-from ..credentials import hash_password
-from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
+from ..auth import Access, access, client_address, require_user
+from ..keys import CONFIG, PASSWORDS, POOL, QUERIES, STORAGE
 from ..schemas.accounts import SignedUpSchema, SignUpSchema, UserSchema, dump
 from ..schemas.common import error_responses
 from ..services import users
+from ..services.logins import reserve_address_attempt
 
 
 @access(Access.PUBLIC)
 @docs(tags=["accounts"], summary="Sign up; the answer holds your first API key",
-      responses=error_responses(400, 409, 413, 422))
+      responses=error_responses(400, 409, 413, 422, 429, 503))
 @json_schema(SignUpSchema)
 @response_schema(SignedUpSchema, 201, description="The new user, with its first API key")
 async def sign_up(request: web.Request) -> web.Response:
     data = request["json"]
     app = request.app
-    password_hash = await run_cpu(app[CPU_POOL], hash_password, data["password"],
-                                  app[CONFIG].bcrypt_cost)
+    await reserve_address_attempt(app[POOL], app[QUERIES], client_address(request),
+                                  app[CONFIG].password_attempts)
+    password_hash = await app[PASSWORDS].hash(data["password"])
     async with app[POOL].acquire() as conn:
         user, api_key = await users.sign_up(
             conn, app[QUERIES], username=data["username"], password_hash=password_hash

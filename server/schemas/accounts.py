@@ -7,10 +7,16 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..credentials import PASSWORD_MAX_BYTES
+from ..usernames import USERNAME_PATTERN, is_username
 from .common import Text
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 PASSWORD_MIN_CHARS = 10
+
+
+def _validate_username(value: str) -> None:
+    # fullmatch: a regex's `$` would let a trailing newline through.
+    if not is_username(value):
+        raise ValidationError("3 to 32 characters of letters, digits, '_', '.' and '-'.")
 
 
 def _validate_password(value: str) -> None:
@@ -26,10 +32,9 @@ def _validate_password(value: str) -> None:
 class SignUpSchema(Schema):
     username = Text(
         required=True,
-        validate=validate.Regexp(
-            USERNAME_PATTERN, error="3 to 32 characters of letters, digits, '_', '.' and '-'."
-        ),
-        metadata={"example": "ada", "pattern": USERNAME_PATTERN},
+        validate=_validate_username,
+        metadata={"example": "ada", "pattern": USERNAME_PATTERN, "minLength": 3,
+                  "maxLength": 32},
     )
     password = Text(
         required=True,
@@ -53,7 +58,8 @@ class SignedUpSchema(UserSchema):
 
 class NewKeyRequestSchema(Schema):
     name = Text(load_default="", validate=validate.Length(max=100),
-                         metadata={"description": "A label to tell keys apart"})
+                metadata={"description": "A label to tell keys apart; without one, the key is "
+                                         "named after the time it was made"})
 
 
 class KeySchema(Schema):

@@ -15,7 +15,8 @@ from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..storage import Storage
-from .cursors import decode_cursor, encode_cursor
+from ..usernames import username_key
+from .cursors import Cursors, scope_of
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +130,21 @@ async def resolve_owner(
             raise ValidationFailed("owner=me needs an API key",
                                    details={"owner": ["'me' needs an API key."]})
         return viewer_id
-    owner_id = await queries.get_user_id(conn, username=owner)
+    key = username_key(owner)
+    owner_id = await queries.get_user_id(conn, username_key=key) if key else None
     return False if owner_id is None else owner_id
 
 
 async def list_visible(
-    conn: Connection, queries: Queries, *, viewer_id: UUID | None, owner: str | None,
-    tag: str | None, visibility: str | None, cursor: str | None, limit: int,
+    conn: Connection, queries: Queries, cursors: Cursors, *, viewer_id: UUID | None,
+    owner: str | None, tag: str | None, visibility: str | None, cursor: str | None, limit: int,
 ) -> tuple[list[Record], str | None]:
     owner_id = await resolve_owner(conn, queries, viewer_id, owner)
     if owner_id is False:
         return [], None
-    after_created, after_id = decode_cursor(cursor, datetime, UUID) if cursor else (None, None)
+    scope = scope_of("images", viewer_id, owner_id, tag, visibility)
+    after_created, after_id = (cursors.decode(cursor, scope, datetime, UUID) if cursor
+                               else (None, None))
     rows = [row async for row in queries.list_images(
         conn, viewer_id=viewer_id, owner_id=owner_id, tag=tag, visibility=visibility,
         after_created=after_created, after_id=after_id, limit=limit + 1,  # type: ignore[arg-type]
@@ -148,7 +152,7 @@ async def list_visible(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+        next_cursor = cursors.encode(scope, rows[-1]["created_at"], rows[-1]["id"])
     return rows, next_cursor
 
 

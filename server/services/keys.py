@@ -25,6 +25,8 @@ async def issue_key(
     conn: Connection, queries: Queries, user_id: UUID, name: str
 ) -> dict[str, object]:
     key = new_api_key()
+    # A key without a name still needs a label a person can tell apart in a list.
+    name = name.strip() or f"key of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     row = await queries.insert_key(
         conn, user_id=user_id, name=name, prefix=key.prefix, digest=key.digest
     )

@@ -1,20 +1,21 @@
-"""Password logins with a brute-force lockout kept in PostgreSQL (so it holds across processes)."""
+"""Password logins with brute-force limits kept in PostgreSQL (so they hold across processes):
+per username (a lockout) and per client address (a rate)."""
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from uuid import UUID
 
-from ..cpu import run_cpu
-from ..credentials import check_password
 from ..db.pool import Pool
 from ..db.queries import Queries
 from ..errors import TooManyRequests, Unauthorized
+from ..passwords import PasswordHasher
+from ..usernames import username_key
 
 MAX_FAILURES = 10
 WINDOW_SECONDS = 15 * 60.0
+ADDRESS_WINDOW_SECONDS = 60.0
 BASIC_CHALLENGE = 'Basic realm="imagerepo", charset="UTF-8"'
 
 
@@ -24,35 +25,56 @@ class LoggedIn:
     username: str
 
 
-async def log_in(
-    pool: Pool, queries: Queries, cpu: Executor, username: str, password: str, cost: int
-) -> LoggedIn:
-    """The user whose password this is; 401 when wrong, 429 while the name is locked out.
+def _too_many(message: str, retry_after: float) -> TooManyRequests:
+    seconds = max(1, math.ceil(retry_after))
+    return TooManyRequests(message, details={"retry_after": seconds},
+                           headers={"Retry-After": str(seconds)})
 
-    No connection is held during bcrypt, which takes a quarter of a second.
-    """
-    key = username.lower()
+
+async def reserve_address_attempt(
+    pool: Pool, queries: Queries, address: str, max_attempts: int
+) -> None:
+    """Count one password check for the client's address; 429 past `max_attempts` a minute."""
+    async with pool.acquire() as conn, conn.transaction():
+        await queries.lock_attempts(conn, key=f"address:{address}")
+        seat = await queries.reserve_password_attempt(
+            conn, address=address, window_seconds=ADDRESS_WINDOW_SECONDS,
+            max_attempts=max_attempts)
+    if not seat["allowed"]:
+        raise _too_many("Too many password attempts from this address; try again later",
+                        seat["retry_after"])
+
+
+def _wrong() -> Unauthorized:
+    return Unauthorized("Wrong username or password",
+                        headers={"WWW-Authenticate": BASIC_CHALLENGE})
+
+
+async def log_in(
+    pool: Pool, queries: Queries, hasher: PasswordHasher, username: str, password: str, *,
+    address: str, max_address_attempts: int,
+) -> LoggedIn:
+    """The user whose password this is; 401 when wrong, 429 while the name (or the address)
+    is over its limit. The attempt is counted as a failure before bcrypt runs and forgiven
+    after a success, so concurrent attempts cannot slip past the limit. No connection is
+    held during bcrypt, which takes a quarter of a second."""
+    key = username_key(username)
+    if key is None:
+        raise _wrong()  # no account can have this name: nothing to check
+    await reserve_address_attempt(pool, queries, address, max_address_attempts)
     async with pool.acquire() as conn:
-        lockout = await queries.login_lockout(
-            conn, username_key=key, window_seconds=WINDOW_SECONDS, max_failures=MAX_FAILURES
-        )
-        if lockout["failures"] >= MAX_FAILURES:
-            retry_after = max(1, math.ceil(lockout["retry_after"]))
-            raise TooManyRequests(
-                "Too many failed password attempts for this user; try again later",
-                details={"retry_after": retry_after},
-                headers={"Retry-After": str(retry_after)},
-            )
-        login = await queries.get_login(conn, username=username)
-    password_hash = login["password_hash"] if login else None
+        async with conn.transaction():
+            await queries.lock_attempts(conn, key=f"login:{key}")
+            seat = await queries.reserve_login_attempt(
+                conn, username_key=key, window_seconds=WINDOW_SECONDS, max_failures=MAX_FAILURES)
+        if not seat["allowed"]:
+            raise _too_many("Too many failed password attempts for this user; try again later",
+                            seat["retry_after"])
+        login = await queries.get_login(conn, username_key=key)
     # Same cost whether or not the user exists: timing does not reveal accounts.
-    ok = await run_cpu(cpu, check_password, password, password_hash, cost)
+    ok = await hasher.check(password, login["password_hash"] if login else None)
+    if not ok or login is None:
+        raise _wrong()
     async with pool.acquire() as conn:
-        if not ok or login is None:
-            await queries.record_login_failure(
-                conn, username_key=key, window_seconds=WINDOW_SECONDS
-            )
-            raise Unauthorized("Wrong username or password",
-                               headers={"WWW-Authenticate": BASIC_CHALLENGE})
         await queries.clear_login_failures(conn, username_key=key)
     return LoggedIn(login["id"], login["username"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,7 @@ from uuid import UUID
 from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..errors import ValidationFailed
-from .cursors import decode_cursor, encode_cursor
+from .cursors import Cursors, scope_of
 
 MAX_QUERY_CHARS = 1000
 # Above this many estimated matches, ranking them all costs more than it is worth: only the
@@ -87,22 +87,25 @@ async def _fetch_page(
 
 
 async def search(
-    conn: Connection, queries: Queries, *, viewer_id: UUID | None, q: str,
-    filters: SearchFilters, cursor: str | None, limit: int,
+    conn: Connection, queries: Queries, cursors: Cursors, *, viewer_id: UUID | None, q: str,
+    filters: SearchFilters, cursor: str | None, limit: int, timeout: float | None = None,
 ) -> tuple[list[Record], str | None]:
-    """One page of matches, best first; and the cursor of the next page."""
+    """One page of matches, best first; and the cursor of the next page. The plan is the
+    service's choice: made from the estimate on the first page, and carried by the signed
+    cursor (which is valid only for these words, filters and viewer) to the next ones."""
     head, last_word = split_last_word(check_query(q))
+    scope = scope_of("search", viewer_id, q, *astuple(filters))
     mode: object = None
     after_rank = after_created = after_id = None
     if cursor:
-        mode, after_rank, after_created, after_id = decode_cursor(
-            cursor, str, float, datetime, UUID
+        mode, after_rank, after_created, after_id = cursors.decode(
+            cursor, scope, str, float, datetime, UUID
         )
         if mode not in MODES:
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
     # Both statements are planned for these very words, never from a cached generic plan:
     # the estimate picks the plan, and the plan fits the words.
-    async with plan_cache_mode(conn, "force_custom_plan"):
+    async with plan_cache_mode(conn, "force_custom_plan", timeout=timeout):
         if not cursor:
             mode = await _choose_mode(conn, queries, q, head, last_word)
         params = {
@@ -121,5 +124,5 @@ async def search(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor(mode, last["score"], last["created_at"], last["id"])
+        next_cursor = cursors.encode(scope, mode, last["score"], last["created_at"], last["id"])
     return rows, next_cursor

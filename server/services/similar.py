@@ -9,7 +9,7 @@ index probes at r = 4, 8 and 12; each candidate's exact distance is then verifie
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import cache
 from itertools import combinations
 from typing import Any
@@ -18,7 +18,7 @@ from uuid import UUID
 from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..errors import NotFound, ValidationFailed
-from .cursors import decode_cursor, encode_cursor
+from .cursors import Cursors, scope_of
 from .search import check_query, split_last_word
 
 CHUNKS = 4
@@ -72,32 +72,43 @@ def _filters(filters: SimilarFilters) -> dict[str, Any]:
             "tag": filters.tag, "owner_id": filters.owner_id}
 
 
-async def within(
+async def _matches(
     conn: Connection, queries: Queries, hashes: Sequence[int], *, viewer_id: UUID | None,
-    max_distance: int, filters: SimilarFilters, cursor: str | None = None, limit: int = 20,
-) -> tuple[list[Record], str | None]:
-    """Visible images within `max_distance` bits of any of `hashes`, by (distance, id)."""
-    after_distance: object = None
-    after_id: object = None
-    if cursor:
-        after_distance, after_id = decode_cursor(cursor, int, UUID)
+    max_distance: int, filters: SimilarFilters, after: tuple[object, object] = (None, None),
+    limit: int = 20,
+) -> list[Record]:
+    """Up to `limit` visible images within `max_distance` bits of any of `hashes`, by
+    (distance, id), after the given (distance, id)."""
+    after_distance, after_id = after
     params: dict[str, Any] = {
         "query": hashes[0], "others": list(hashes[1:]), "viewer_id": viewer_id,
         "max_distance": max_distance, "after_distance": after_distance, "after_id": after_id,
-        "limit": limit + 1, **_filters(filters),
+        "limit": limit, **_filters(filters),
     }
     if max_distance <= MAX_PROBE_RADIUS:
         c0, c1, c2, c3 = probe_values(hashes, max_distance)
         # One plan serves every query: planning it afresh took longer than running it.
         async with plan_cache_mode(conn, "force_generic_plan"):
             found = queries.similar_probe(conn, c0=c0, c1=c1, c2=c2, c3=c3, **params)
-            rows = [row async for row in found]
-    else:
-        rows = [row async for row in queries.similar_scan(conn, **params)]
+            return [row async for row in found]
+    return [row async for row in queries.similar_scan(conn, **params)]
+
+
+async def within(
+    conn: Connection, queries: Queries, cursors: Cursors, hashes: Sequence[int], *,
+    viewer_id: UUID | None, max_distance: int, filters: SimilarFilters,
+    cursor: str | None = None, limit: int = 20,
+) -> tuple[list[Record], str | None]:
+    """One page of visible images within `max_distance` bits of any of `hashes`, by
+    (distance, id); and the signed cursor of the next page."""
+    scope = scope_of("similar", viewer_id, max_distance, *hashes, *astuple(filters))
+    after = cursors.decode(cursor, scope, int, UUID) if cursor else (None, None)
+    rows = await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=max_distance,
+                          filters=filters, after=(after[0], after[1]), limit=limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["distance"], rows[-1]["id"])
+        next_cursor = cursors.encode(scope, rows[-1]["distance"], rows[-1]["id"])
     return rows, next_cursor
 
 
@@ -108,23 +119,21 @@ async def nearest(
     """The k nearest visible images, whatever their distance: the radius widens step by step
     (exact as soon as k are found within it) and a scan answers only when none suffices."""
     for radius in NEAREST_RADII:
-        rows, _ = await within(conn, queries, hashes, viewer_id=viewer_id, max_distance=radius,
-                               filters=filters, limit=k)
+        rows = await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=radius,
+                              filters=filters, limit=k)
         if len(rows) >= k:
             return rows
-    rows, _ = await within(conn, queries, hashes, viewer_id=viewer_id, max_distance=64,
-                           filters=filters, limit=k)
-    return rows
+    return await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=64,
+                          filters=filters, limit=k)
 
 
 async def near_duplicates(
     conn: Connection, queries: Queries, phash: int, owner_id: UUID, image_id: UUID
 ) -> list[Record]:
     """Images the uploader can see within NEAR_DUPLICATE_BITS: re-encodes of the picture."""
-    rows, _ = await within(conn, queries, [phash], viewer_id=owner_id,
-                           max_distance=NEAR_DUPLICATE_BITS,
-                           filters=SimilarFilters(exclude_id=image_id), limit=10)
-    return rows
+    return await _matches(conn, queries, [phash], viewer_id=owner_id,
+                          max_distance=NEAR_DUPLICATE_BITS,
+                          filters=SimilarFilters(exclude_id=image_id), limit=10)
 
 
 async def stored_phash(

@@ -65,8 +65,8 @@ delete from images
 where owner_id = :owner_id
 returning storage_key, public_storage_key;
 
--- name: get_user_id(username)$
-select id from users where lower(username) = lower(:username);
+-- name: get_user_id(username_key)$
+select id from users where lower(username) = :username_key;
 
 -- name: all_storage_keys()
 select storage_key from images;

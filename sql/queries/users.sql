@@ -8,11 +8,12 @@ select id, username, created_at
 from users
 where id = :user_id;
 
--- name: get_login(username)^
--- Names compare without regard to case (unique index on lower(username)).
+-- name: get_login(username_key)^
+-- Names compare without regard to case (unique index on lower(username)); the key is
+-- already folded (server/usernames.py), and names are ASCII.
 select id, username, password_hash
 from users
-where lower(username) = lower(:username);
+where lower(username) = :username_key;
 
 -- name: delete_user(user_id)^
 delete from users
