@@ -18,6 +18,7 @@ from .access_log import RequestLogger
 from .app import create_app
 from .config import Config
 from .keys import IN_FLIGHT
+from .protocol import default_max_connections, protocol_factory
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,26 @@ async def serve(config: Config) -> None:
         app, access_log_class=RequestLogger, handle_signals=False, shutdown_timeout=1.0,
         # Room for a 1,000-character query of any script, percent-encoded, in the URL.
         max_line_size=32 * 1024, max_field_size=16 * 1024,
+        # aiohttp's keep-alive timer runs from a connection's start and from each response's
+        # end until a complete set of headers arrives: it is the deadline for headers (and
+        # for an idle keep-alive connection).
+        keepalive_timeout=config.header_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    log.info("listening on http://%s:%d", config.host, config.port)
+    assert runner.server is not None
+    max_connections = config.max_connections or default_max_connections()
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(protocol_factory(runner.server, max_connections),
+                                        config.host, config.port, reuse_address=True)
+    log.info("listening on http://%s:%d (at most %d connections)", config.host, config.port,
+             max_connections)
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
 
-    await site.stop()  # refuse new connections
+    listener.close()  # refuse new connections
     in_flight = app[IN_FLIGHT]
     log.info("stopping: %d request(s) in flight, %g s to finish", in_flight.count,
              config.shutdown_grace)

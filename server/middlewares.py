@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,9 +18,12 @@ from .storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-# Failures of a dependency rather than of the request: the client may retry.
+# Failures of the database rather than of the request: the client may retry. Not every
+# OSError: a client that hangs up raises one too (ConnectionResetError). These are what
+# asyncpg raises when it cannot reach the server (refused, unresolvable, timed out).
 DATABASE_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
+    ConnectionRefusedError,
+    socket.gaierror,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
@@ -88,6 +92,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise  # redirects and 304 are answers, not errors
         return _from_http_exception(exc)
+    except asyncpg.QueryCanceledError:
+        # statement_timeout: the query would cost more than the service lets one request take.
+        log.warning("statement timeout during %s %s", request.method, request.path)
+        return error_response(503, "query_timeout",
+                              "The query took too long and was stopped; narrow it or retry later",
+                              headers={"Retry-After": "5"})
+    except ConnectionResetError:
+        # The client went away (mid-download, say): nobody to answer, nothing to report.
+        log.info("client went away during %s %s", request.method, request.path)
+        raise
     except StorageUnavailable:
         log.warning("storage unavailable during %s %s", request.method, request.path)
         return error_response(503, "storage_unavailable",

@@ -11,6 +11,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from aiohttp import BodyPartReader, MultipartReader
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .cpu import run_cpu
@@ -92,22 +93,68 @@ class UploadBatch:
                              return_exceptions=True)
 
 
+@dataclass(slots=True)
+class Pace:
+    """How fast one request's client sends: bytes over the time spent waiting for them
+    (time the service itself spends storing or hashing does not count against it)."""
+
+    received: int = 0
+    waited: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """One request's limits (and its pace: make one Limits per request)."""
+
     max_file_bytes: int
     max_files: int
     max_pixels: int
     # A client that sends nothing for this long is cut off (408) and its upload undone.
     read_timeout: float = 30.0
+    # After read_timeout seconds of waiting, the client must have kept up this many bytes a
+    # second on average, or it is cut off (408): trickling a few bytes just often enough
+    # would otherwise hold a connection, a spool file and a multipart upload for hours.
+    min_rate: int = 0
+    pace: Pace = field(default_factory=Pace)
+
+    def check_pace(self) -> None:
+        owed = self.min_rate * (self.pace.waited - self.read_timeout)
+        if self.min_rate and self.pace.received < owed:
+            raise RequestTimeout(
+                f"The client sends slower than {self.min_rate} bytes/s",
+                details={"min_rate": self.min_rate, "received": self.pace.received,
+                         "seconds": round(self.pace.waited, 1)})
+
+
+def _malformed(exc: BaseException) -> BadRequest:
+    return BadRequest("Malformed multipart body", details={"_body": [str(exc).strip()[:200]]})
+
+
+async def open_multipart(request: web.Request) -> MultipartReader:
+    """The request's multipart reader; 400 when its Content-Type has no usable boundary."""
+    try:
+        return await request.multipart()
+    except (KeyError, ValueError, AssertionError) as exc:
+        raise BadRequest("Malformed multipart body",
+                         details={"content_type": ["multipart/form-data needs a boundary."]}
+                         ) from exc
 
 
 async def _chunk(part: BodyPartReader, limits: Limits) -> bytes:
+    started = time.monotonic()
     try:
         async with asyncio.timeout(limits.read_timeout):
-            return await part.read_chunk(CHUNK)
+            data = await part.read_chunk(CHUNK)
     except TimeoutError:
         raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
                              details={"read_timeout": limits.read_timeout}) from None
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's reader on a body that ends without its closing boundary.
+        raise _malformed(exc) from None
+    limits.pace.waited += time.monotonic() - started
+    limits.pace.received += len(data)
+    limits.check_pace()
+    return data
 
 
 def safe_filename(raw: str | None, fallback: str) -> str:
@@ -291,8 +338,7 @@ async def _next_part(reader: MultipartReader, limits: Limits) -> object:
                              details={"read_timeout": limits.read_timeout}) from None
     except (HttpProcessingError, ValueError, AssertionError) as exc:
         # aiohttp's parser refuses malformed framing and headers (control characters, ...).
-        raise BadRequest("Malformed multipart body",
-                         details={"_body": [str(exc).strip()[:200]]}) from None
+        raise _malformed(exc) from None
 
 
 async def read_upload(

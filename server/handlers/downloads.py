@@ -30,56 +30,78 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """(start, end inclusive) of a single satisfiable range; None for the whole file.
-    A malformed Range header is ignored, as RFC 9110 allows."""
-    if "Range" not in request.headers:
+_RANGE = re.compile(r"bytes=(\d{1,18})?-(\d{1,18})?")
+
+
+def _unsatisfiable(size: int, why: str) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(why, details={"size": size},
+                               headers={"Content-Range": f"bytes */{size}"})
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single byte range (RFC 9110 §14.1); None for the whole
+    file: no range, several ranges, or a malformed one (which RFC 9110 lets us ignore)."""
+    match = _RANGE.fullmatch(header.replace(" ", ""))
+    if match is None or match.group(1) is match.group(2) is None:
         return None
-    try:
-        wanted = request.http_range
-    except ValueError:
-        return None
-    start, stop = wanted.start, wanted.stop
-    if start is None:
-        return None
-    if start < 0:  # suffix: the last -start bytes
-        start = max(0, size + start)
+    first, last = match.group(1), match.group(2)
+    if first is None:  # suffix: the last N bytes
+        if int(last) == 0:
+            raise _unsatisfiable(size, "A suffix range of zero bytes selects nothing")
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    if last is not None and int(last) < start:
+        return None  # invalid: ignored
     if start >= size:
-        raise RangeNotSatisfiable("The range starts after the end of the file",
-                                  details={"size": size},
-                                  headers={"Content-Range": f"bytes */{size}"})
-    end = size - 1 if stop is None else min(stop - 1, size - 1)
-    return start, end
+        raise _unsatisfiable(size, "The range starts after the end of the file")
+    return start, size - 1 if last is None else min(int(last), size - 1)
+
+
+def _range_applies(request: web.Request, etag: str) -> bool:
+    """If-Range: the range holds only if the client's validator is our (strong) ETag; a date
+    never matches, as we send no Last-Modified. Otherwise the whole file is sent."""
+    if_range = request.headers.get("If-Range")
+    return if_range is None or if_range.strip() == etag
+
+
+def cache_control(request: web.Request, visibility: str) -> dict[str, str]:
+    """Only anonymous answers about public images may sit in a shared cache: an answer to
+    credentials depends on who asks (the owner gets the original, GPS included)."""
+    credentials = "Authorization" in request.headers or "X-API-Key" in request.headers
+    shared = visibility == "public" and not credentials
+    return {"Cache-Control": "public, max-age=3600" if shared else "private, max-age=0",
+            "Vary": "Authorization, X-API-Key"}
 
 
 async def serve_image_file(
     request: web.Request, storage: Storage, row: Record | Mapping[str, Any]
 ) -> web.StreamResponse:
     etag = f'"{row["sha256"].hex()}"'
-    headers = {
-        "ETag": etag,
-        "Accept-Ranges": "bytes",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "public, max-age=3600" if row["visibility"] == "public"
-        else "private, max-age=0",
-    }
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff",
+               **cache_control(request, row["visibility"])}
     if _etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     size = row["size_bytes"]
-    wanted = _byte_range(request, size) if size else None
-    start, end = wanted if wanted else (0, None)
+    wanted = None
+    if size and "Range" in request.headers and _range_applies(request, etag):
+        wanted = parse_range(request.headers["Range"], size)
+    start, end = wanted if wanted else (0, size - 1)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response.content_type = row["content_type"]
+    response.content_length = end - start + 1 if size else 0
+    response.headers["Content-Disposition"] = content_disposition(row["filename"])
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD":  # headers only: a body would be read as the next response
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     try:
-        reader = await storage.get(row["storage_key"], start=start, end=end)
+        reader = await storage.get(row["storage_key"], start=start, end=end if wanted else None)
     except ObjectNotFound:
         log.error("image %s has a row but no object %s", row["id"], row["storage_key"])
         raise NotFound("The image's file is missing") from None
     async with reader:
-        response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
-        response.content_type = row["content_type"]
-        response.content_length = reader.length
-        response.headers["Content-Disposition"] = content_disposition(row["filename"])
-        if wanted:
-            response.headers["Content-Range"] = f"bytes {start}-{start + reader.length - 1}/{size}"
         await response.prepare(request)
         async for chunk in reader:
             await response.write(chunk)

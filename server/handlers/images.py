@@ -35,7 +35,7 @@ from ..schemas.images import (
 )
 from ..services import images, similar
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
-from ..uploads import Analysis, Limits, UploadBatch, analyses, read_upload
+from ..uploads import Analysis, Limits, UploadBatch, analyses, open_multipart, read_upload
 from .downloads import serve_image_file
 
 R = TypeVar("R")
@@ -94,10 +94,10 @@ async def upload(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]
     limits = Limits(config.max_upload_bytes, config.max_files_per_request,
-                    config.max_image_pixels, config.read_timeout)
+                    config.max_image_pixels, config.read_timeout, config.min_upload_rate)
     batch = UploadBatch(app[STORAGE])
     try:
-        await read_upload(await request.multipart(), batch, app[CPU_POOL], limits)
+        await read_upload(await open_multipart(request), batch, app[CPU_POOL], limits)
         new_images = _new_images(batch, await analyses(batch))
         async with app[POOL].acquire() as conn:
             rows = await images.create_images(conn, app[QUERIES], caller.id, new_images)

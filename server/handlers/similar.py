@@ -26,7 +26,7 @@ from ..schemas.similar import (
 from ..services import similar
 from ..services.cursors import Cursors
 from ..services.images import resolve_owner
-from ..uploads import Limits, read_query_image
+from ..uploads import Limits, open_multipart, read_query_image
 
 
 def _hashes_json(phash: int, dhash: int | None = None, ahash: int | None = None,
@@ -78,8 +78,9 @@ async def search_by_image(request: web.Request) -> web.Response:
                                    details={"content_type": request.content_type})
     app = request.app
     config = app[CONFIG]
-    limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels, config.read_timeout)
-    facts, fields = await read_query_image(await request.multipart(), app[CPU_POOL], limits)
+    limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels, config.read_timeout,
+                    config.min_upload_rate)
+    facts, fields = await read_query_image(await open_multipart(request), app[CPU_POOL], limits)
     try:
         args = ImageSearchParamsSchema().load(fields)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
@@ -33,6 +34,18 @@ def error_responses(*statuses: int) -> dict[int, dict[str, object]]:
         503: "A dependency is unavailable",
     }
     return {s: {"schema": ErrorSchema, "description": reasons[s]} for s in statuses}
+
+
+class Moment(fields.AwareDateTime):
+    """An ISO 8601 date-time with an offset, that exists in UTC too (0001-01-01T00:00+14:00
+    does not: it would be year 0)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range once converted to UTC.") from None
 
 
 class Text(fields.String):

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from ..services.images import MAX_TAG_CHARS, VISIBILITIES
 from ..services.search import MAX_QUERY_CHARS
-from .common import Text
+from .common import Moment, Text
 from .images import ImageSchema
 
 
@@ -20,9 +20,8 @@ class SearchQuerySchema(Schema):
                           metadata={"description": "`me` or a username"})
     tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
     visibility = Text(validate=validate.OneOf(VISIBILITIES))
-    created_after = fields.AwareDateTime(default_timezone=None,
-                                         metadata={"description": "ISO 8601, inclusive"})
-    created_before = fields.AwareDateTime(metadata={"description": "ISO 8601, exclusive"})
+    created_after = Moment(metadata={"description": "ISO 8601 with an offset, inclusive"})
+    created_before = Moment(metadata={"description": "ISO 8601 with an offset, exclusive"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = Text(validate=validate.Length(max=300))
 

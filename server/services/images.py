@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+import asyncpg
+
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
-from ..errors import Forbidden, NotFound, ValidationFailed
+from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..storage import Storage
 from ..usernames import username_key
 from .cursors import Cursors, scope_of
@@ -97,10 +99,15 @@ def check_visibility(value: str) -> str:
 async def create_images(
     conn: Connection, queries: Queries, owner_id: UUID, images: Sequence[NewImage]
 ) -> list[Record]:
-    """Insert every row in one transaction; answer them in upload order."""
-    async with conn.transaction():
-        ids = [await queries.insert_image(conn, owner_id=owner_id, **asdict(image))
-               for image in images]
+    """Insert every row in one transaction; answer them in upload order. 401 when the
+    account was deleted while its upload streamed (the caller removes the objects)."""
+    try:
+        async with conn.transaction():
+            ids = [await queries.insert_image(conn, owner_id=owner_id, **asdict(image))
+                   for image in images]
+    except asyncpg.ForeignKeyViolationError:
+        raise Unauthorized("The account was deleted during the upload",
+                           headers={"WWW-Authenticate": 'Bearer realm="imagerepo"'}) from None
     return [row async for row in queries.get_images_by_ids(conn, ids=ids)]
 
 
