@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .cpu import run_cpu
@@ -130,9 +131,15 @@ def _malformed(exc: BaseException) -> BadRequest:
     return BadRequest("Malformed multipart body", details={"_body": [str(exc).strip()[:200]]})
 
 
+def _boundary(request: web.Request) -> str:
+    return parse_mimetype(request.headers.get("Content-Type", "")).parameters.get("boundary", "")
+
+
 async def open_multipart(request: web.Request) -> MultipartReader:
     """The request's multipart reader; 400 when its Content-Type has no usable boundary."""
     try:
+        if not request.content_type.startswith("multipart/") or not _boundary(request):
+            raise ValueError("no boundary")
         return await request.multipart()
     except (KeyError, ValueError, AssertionError) as exc:
         raise BadRequest("Malformed multipart body",
@@ -332,7 +339,12 @@ async def _analyse(
 async def _next_part(reader: MultipartReader, limits: Limits) -> object:
     try:
         async with asyncio.timeout(limits.read_timeout):
-            return await reader.next()
+            part = await reader.next()
+        if isinstance(part, BodyPartReader) and part.name is None:
+            # Every form-data part has a name (RFC 7578); a nameless one is what aiohttp
+            # makes of a body cut off right after a boundary line.
+            raise ValueError("a part without a name (or a body cut off after a boundary)")
+        return part
     except TimeoutError:
         raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
                              details={"read_timeout": limits.read_timeout}) from None

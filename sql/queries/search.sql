@@ -1,6 +1,7 @@
 -- Text search. Visibility rule as everywhere: public images, plus the viewer's own.
 -- Ranking: ts_rank_cd (title A > tags B > description C); ties newest first, then by id.
--- Keyset pagination on (rank, created_at, id). The query expression is repeated rather than
+-- Keyset pagination on (rank, created_at, id). The headline is the whole title (never cut
+-- by a fragment that starts mid-title) and up to two fragments of the description. The query expression is repeated rather than
 -- kept in a CTE: with a custom plan it folds into a constant the planner can estimate.
 
 -- name: estimate_matches(q, head, last_word, in_head)$
@@ -36,9 +37,13 @@ page as (
     limit :limit
 )
 select v.*, page.rank as score,
-       ts_headline('english', v.title || E'\n' || v.description, image_search_query(:q, :head, :last_word),
-                   'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MinWords=5, MaxWords=20')
-           as headline
+       concat_ws(E'\n',
+                 ts_headline('english', v.title, image_search_query(:q, :head, :last_word),
+                             'StartSel=<mark>, StopSel=</mark>, HighlightAll=true'),
+                 nullif(ts_headline('english', v.description,
+                                    image_search_query(:q, :head, :last_word),
+                                    'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, '
+                                    'MinWords=5, MaxWords=20'), '')) as headline
 from page
 join image_view v on v.id = page.id
 order by page.rank desc, page.created_at desc, page.id desc;
@@ -71,9 +76,13 @@ page as (
     limit :limit
 )
 select v.*, page.rank as score,
-       ts_headline('english', v.title || E'\n' || v.description, image_search_query(:q, :head, :last_word),
-                   'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MinWords=5, MaxWords=20')
-           as headline
+       concat_ws(E'\n',
+                 ts_headline('english', v.title, image_search_query(:q, :head, :last_word),
+                             'StartSel=<mark>, StopSel=</mark>, HighlightAll=true'),
+                 nullif(ts_headline('english', v.description,
+                                    image_search_query(:q, :head, :last_word),
+                                    'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, '
+                                    'MinWords=5, MaxWords=20'), '')) as headline
 from page
 join image_view v on v.id = page.id
 order by page.rank desc, page.created_at desc, page.id desc;
