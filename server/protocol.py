@@ -51,13 +51,18 @@ class ApiRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:
-            return super().handle_error(request, status, exc, message)  # raises
+            # Part of the answer is sent: the client hung up mid-response (the handler's
+            # write failed). aiohttp ignores a ConnectionError from here quietly.
+            log.debug("connection to %s broken mid-response", request.remote, exc_info=exc)
+            raise ConnectionError("the response is sent already; the client went away")
         if status >= 500:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
             code, text = "internal_error", "Internal server error"
         else:
-            # The parser's message may quote a header's value: log it, never echo it.
-            log.info("malformed request from %s: %s", request.remote, message)
+            # The parser's message quotes the offending line (an API key, say) on the lines
+            # after its first: log only the first, and echo nothing.
+            reason = (message or "").strip().split("\n", 1)[0][:100]
+            log.info("malformed request from %s: %s", request.remote, reason)
             code, text = "bad_request", "Malformed HTTP request"
         response = web.Response(body=_envelope(status, code, text), status=status,
                                 content_type="application/json",
