@@ -465,7 +465,7 @@ async def _analyse_query(
 ) -> ImageFacts:
     try:
         return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                             expected_format=fmt, variants=variants)
+                             expected_format=fmt, variants=variants, query=True)
     except ImageRejected as exc:
         details = {"parts": {label: str(exc)}}
         if isinstance(exc, UnsupportedFormat):

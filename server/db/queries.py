@@ -130,6 +130,34 @@ class Queries(Protocol):
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
     ) -> int | None: ...
 
+    # signals.sql
+    async def insert_signals(
+        self, conn: Connection, *, image_id: UUID, regions: list[int], phashes: list[int],
+        dhashes: list[int], thumbs: list[bytes],
+    ) -> str: ...
+    def signal_candidates(
+        self, conn: Connection, *, regions: list[int], hashes: list[int], radii: list[int],
+        p0: list[int], n0: list[int], p1: list[int], n1: list[int], p2: list[int],
+        n2: list[int], p3: list[int], n3: list[int], viewer_id: UUID | None,
+    ) -> AsyncIterator[Record]: ...
+    def signals_of(
+        self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
+    ) -> AsyncIterator[Record]: ...
+    def images_to_rehash(
+        self, conn: Connection, *, version: int, after_id: UUID | None, limit: int
+    ) -> AsyncIterator[Record]: ...
+    async def count_to_rehash(self, conn: Connection, *, version: int) -> int: ...
+    async def set_hash_version(
+        self, conn: Connection, *, image_id: UUID, version: int, phash: int, dhash: int,
+        ahash: int, whash: int, colorhash: str,
+    ) -> str: ...
+    async def any_unsignalled(self, conn: Connection) -> bool: ...
+    def visible_images(
+        self, conn: Connection, *, ids: list[UUID], viewer_id: UUID | None,
+        exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
+        tag: str | None, owner_id: UUID | None,
+    ) -> AsyncIterator[Record]: ...
+
 
 def load_queries() -> Queries:
     return cast(Queries, aiosql.from_path(queries_dir(), "asyncpg"))

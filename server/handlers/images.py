@@ -33,7 +33,7 @@ from ..schemas.images import (
     UploadedSchema,
     image_json,
 )
-from ..services import images, similar
+from ..services import images, matching
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
 from ..uploads import Analysis, Limits, UploadBatch, analyses, open_multipart, read_upload
 from .downloads import serve_image_file
@@ -68,7 +68,7 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
             filename=stored.filename, content_type=fact.content_type, width=fact.width,
             height=fact.height, size_bytes=stored.size, sha256=result.sha256,
             phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
-            colorhash=fact.colorhash, hash_version=HASH_VERSION,
+            colorhash=fact.colorhash, hash_version=HASH_VERSION, signals=fact.signals,
             storage_key=stored.storage_key,
             public_storage_key=result.public_copy.storage_key if result.public_copy else None,
             public_size_bytes=result.public_copy.size if result.public_copy else None,
@@ -106,11 +106,13 @@ async def upload(request: web.Request) -> web.Response:
         await asyncio.shield(asyncio.ensure_future(batch.discard()))
         raise
     async with app[POOL].acquire() as conn:
-        duplicates = [await similar.near_duplicates(conn, app[QUERIES], row["phash"], caller.id,
-                                                    row["id"]) for row in rows]
+        duplicates = [await matching.near_duplicates(conn, app[QUERIES], new.signals, row["phash"],
+                                                     caller.id, row["id"])
+                      for row, new in zip(rows, new_images, strict=True)]
     return web.json_response({"images": [
         {**image_json(row), "near_duplicates": [
-            {"id": str(d["id"]), "distance": d["distance"]} for d in found]}
+            {"id": str(d.image_id), "distance": d.distance, "score": d.score,
+             "matched_by": d.json()} for d in found]}
         for row, found in zip(rows, duplicates, strict=True)
     ]}, status=201)
 

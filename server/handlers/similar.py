@@ -11,9 +11,10 @@ from marshmallow import ValidationError
 
 from ..auth import Access, access, current_user_id
 from ..db.pool import Connection
-from ..db.queries import Queries, Record
+from ..db.queries import Queries
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import to_hex
+from ..imaging.signals import Signal
 from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES
 from ..schemas.common import error_responses
 from ..schemas.images import ImagePathSchema, image_json
@@ -23,8 +24,7 @@ from ..schemas.similar import (
     SimilarPageSchema,
     SimilarParamsSchema,
 )
-from ..services import similar
-from ..services.cursors import Cursors
+from ..services import matching, similar
 from ..services.images import resolve_owner
 from ..uploads import Limits, open_multipart, read_query_image
 
@@ -38,31 +38,48 @@ def _hashes_json(phash: int, dhash: int | None = None, ahash: int | None = None,
     return out
 
 
-async def _page(
-    conn: Connection, queries: Queries, cursors: Cursors, viewer_id: UUID | None,
-    hashes: list[int], args: dict[str, Any], exclude_id: UUID | None = None,
-) -> tuple[list[Record], str | None] | None:
+Results = tuple[list[dict[str, Any]], str | None]  # the page's results and next cursor
+_WHOLE = {"signal": "whole", "region": "whole", "variant": "whole"}
+
+
+async def _filters(
+    conn: Connection, queries: Queries, viewer_id: UUID | None, args: dict[str, Any],
+    exclude_id: UUID | None,
+) -> similar.SimilarFilters | None:
+    """The filters the arguments ask for; None when they can match nothing (no such owner)."""
     owner_id = await resolve_owner(conn, queries, viewer_id, args.get("owner"))
     if owner_id is False:
         return None
-    filters = similar.SimilarFilters(
+    return similar.SimilarFilters(
         q=args.get("q"), tag=(args.get("tag") or "").strip().lower() or None,
-        owner_id=owner_id, exclude_id=exclude_id,
-    )
-    return await similar.within(
-        conn, queries, cursors, hashes, viewer_id=viewer_id, max_distance=args["max_distance"],
-        filters=filters, cursor=args.get("cursor"), limit=args["limit"],
-    )
+        owner_id=owner_id, exclude_id=exclude_id)
 
 
-def _answer(query_hashes: dict[str, Any],
-            page: tuple[list[Record], str | None] | None) -> web.Response:
-    rows, next_cursor = page or ([], None)
-    return web.json_response({
-        "query": {"hashes": query_hashes},
-        "results": [{**image_json(row), "distance": row["distance"]} for row in rows],
-        "next_cursor": next_cursor,
-    })
+async def _exact(conn: Connection, request: web.Request, hashes: list[int],
+                 args: dict[str, Any], filters: similar.SimilarFilters) -> Results:
+    rows, next_cursor = await similar.within(
+        conn, request.app[QUERIES], request.app[CURSORS], hashes,
+        viewer_id=current_user_id(request), max_distance=args["max_distance"],
+        filters=filters, cursor=args.get("cursor"), limit=args["limit"])
+    return [{**image_json(row), "distance": row["distance"],
+             "score": 1 - row["distance"] / 64, "matched_by": _WHOLE} for row in rows], next_cursor
+
+
+async def _robust(conn: Connection, request: web.Request, variants: list[Signal],
+                  whole: list[int], args: dict[str, Any],
+                  filters: similar.SimilarFilters) -> Results:
+    found, next_cursor = await matching.page(
+        conn, request.app[QUERIES], request.app[CURSORS], variants,
+        viewer_id=current_user_id(request), filters=filters, cursor=args.get("cursor"),
+        limit=args["limit"], whole=whole, max_distance=args["max_distance"])
+    return [{**image_json(row), "distance": match.distance, "score": match.score,
+             "matched_by": match.json()} for row, match in found], next_cursor
+
+
+def _answer(query_hashes: dict[str, Any], results: Results | None) -> web.Response:
+    items, next_cursor = results or ([], None)
+    return web.json_response({"query": {"hashes": query_hashes}, "results": items,
+                              "next_cursor": next_cursor})
 
 
 @access(Access.OPTIONAL_KEY)
@@ -89,10 +106,15 @@ async def search_by_image(request: web.Request) -> web.Response:
     if args["orientations"] == "all":
         hashes += list(facts.variant_phashes)
     async with app[POOL].acquire() as conn:
-        page = await _page(conn, app[QUERIES], app[CURSORS], current_user_id(request), hashes,
-                           args)
+        filters = await _filters(conn, app[QUERIES], current_user_id(request), args, None)
+        results = None
+        if filters is not None and args["match"] == "exact":
+            results = await _exact(conn, request, hashes, args, filters)
+        elif filters is not None:
+            results = await _robust(conn, request, list(facts.query_variants), hashes, args,
+                                    filters)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,
-                                facts.colorhash), page)
+                                facts.colorhash), results)
 
 
 @access(Access.OPTIONAL_KEY)
@@ -104,9 +126,16 @@ async def search_by_image(request: web.Request) -> web.Response:
 async def similar_to_image(request: web.Request) -> web.Response:
     viewer_id = current_user_id(request)
     image_id = request["match_info"]["id"]
+    args = request["querystring"]
     async with request.app[POOL].acquire() as conn:
         queries = request.app[QUERIES]
         phash = await similar.stored_phash(conn, queries, viewer_id, image_id)
-        page = await _page(conn, queries, request.app[CURSORS], viewer_id, [phash],
-                           request["querystring"], exclude_id=image_id)
-    return _answer(_hashes_json(phash), page)
+        filters = await _filters(conn, queries, viewer_id, args, image_id)
+        results = None
+        if filters is not None and args["match"] == "exact":
+            results = await _exact(conn, request, [phash], args, filters)
+        elif filters is not None:
+            # The image's own regions are the query's variants: the same probes and checks.
+            variants = await matching.stored_variants(conn, queries, viewer_id, image_id)
+            results = await _robust(conn, request, variants, [phash], args, filters)
+    return _answer(_hashes_json(phash), results)

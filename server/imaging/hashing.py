@@ -24,6 +24,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from server.imaging.signals import Signal, query_signals, stored_signals
 from server.imaging.sniff import (
     ACCEPTED,
     SNIFF_BYTES,
@@ -43,7 +44,7 @@ for _lazy in ("scipy.fftpack", "pywt"):
     importlib.import_module(_lazy)
 
 # Bump when anything below changes the hashes, so stored rows can be recomputed.
-HASH_VERSION = 1
+HASH_VERSION = 2  # 2: region signals (image_signals) too
 
 # Short side of the working image; the hashes shrink it to at most 64 px anyway.
 WORKING_SHORT_SIDE = 256
@@ -53,7 +54,6 @@ COLOR_SHORT_SIDE = 128
 WHASH_SCALE = 64
 COLORHASH_BINBITS = 3
 
-_BITS64 = (1 << 64) - 1
 
 # A bytes object is the file's content; a str or path names a file; else a seekable file.
 Source = bytes | str | os.PathLike[str] | IO[bytes]
@@ -108,6 +108,10 @@ class ImageFacts:
     frames: int
     # pHashes of the 7 other rotations and flips, when asked for (search by image).
     variant_phashes: tuple[int, ...] = ()
+    # Region signals to store (robust search by image), from the same working image.
+    signals: tuple[Signal, ...] = ()
+    # A query image's variants (robust search by image), when asked for.
+    query_variants: tuple[Signal, ...] = ()
 
 
 class Working(NamedTuple):
@@ -117,30 +121,7 @@ class Working(NamedTuple):
     rgb: Image.Image  # mode RGB, same size
 
 
-# --- 64-bit hash values ---------------------------------------------------------------------
-
-
-def to_signed(value: int) -> int:
-    """A 64-bit pattern (signed or unsigned) as a signed 64-bit int."""
-    value &= _BITS64
-    return value - (1 << 64) if value >> 63 else value
-
-
-def to_hex(value: int) -> str:
-    """16 lowercase hex digits of the unsigned form (imagehash's str() of the same hash)."""
-    return f"{value & _BITS64:016x}"
-
-
-def from_hex(text: str) -> int:
-    """The signed value of 16 hex digits; ValueError for anything else."""
-    if len(text) != 16:
-        raise ValueError(f"a 64-bit hash has 16 hex digits, got {len(text)}")
-    return to_signed(int(text, 16))
-
-
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits between two 64-bit hashes (signed or unsigned)."""
-    return ((a ^ b) & _BITS64).bit_count()
+# --- imagehash values as 64-bit ints ---------------------------------------------------------
 
 
 def _hash_int(h: imagehash.ImageHash) -> int:
@@ -286,12 +267,14 @@ def _frame_count(im: ImageFile.ImageFile) -> int:
 
 def analyse(
     source: Source, *, max_pixels: int, expected_format: str | None = None,
-    variants: bool = False,
+    variants: bool = False, query: bool = False,
 ) -> ImageFacts:
     """Validate an upload and compute its facts and hashes (the fast pipeline).
 
     ``expected_format`` is what the caller sniffed from the prefix it received; a different
-    format here means the bytes changed or lie. Raises UnsupportedFormat, TooManyPixels (before
+    format here means the bytes changed or lie. ``variants``: also the pHashes of the other
+    orientations; ``query``: also the variants of a search-by-image query (with the other
+    orientations when ``variants``). Raises UnsupportedFormat, TooManyPixels (before
     any pixel is decoded) or CorruptImage.
     """
     with _binary(source) as fp:
@@ -308,12 +291,12 @@ def analyse(
             raise CorruptImage(f"the {fmt} header cannot be read") from exc
         with im:
             return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format,
-                                 variants=variants)
+                                 variants=variants, query=query)
 
 
 def _analyse_open(
     im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None,
-    variants: bool = False,
+    variants: bool = False, query: bool = False,
 ) -> ImageFacts:
     if pillow_format(im) != fmt:
         raise CorruptImage(f"the data is not a valid {fmt} image")
@@ -351,6 +334,8 @@ def _analyse_open(
         colorhash=color_hash(work.rgb),
         frames=frames,
         variant_phashes=variant_phashes(work.gray) if variants else (),
+        signals=() if query else tuple(stored_signals(work.gray)),
+        query_variants=tuple(query_signals(work.gray, variants)) if query else (),
     )
 
 

@@ -50,15 +50,29 @@ class ImagesSchema(Schema):
     images = fields.List(fields.Nested(ImageSchema), required=True)
 
 
+class MatchedBySchema(Schema):
+    signal = fields.String(required=True, validate=validate.OneOf(["whole", "region"]),
+                           metadata={"description": "The whole picture, or a region of it"})
+    region = fields.String(required=True, metadata={
+        "description": "The stored signal: whole, centre, top-left, top-right, bottom-left, "
+                       "bottom-right"})
+    variant = fields.String(required=True, metadata={
+        "description": "What the query's matching variant assumed (a crop, borders, a tilt...)"})
+
+
 class NearDuplicateSchema(Schema):
     id = fields.UUID(required=True)
-    distance = fields.Integer(required=True, metadata={"description": "pHash bits"})
+    distance = fields.Integer(required=True, metadata={"description": "pHash bits of the "
+                                                       "matching region"})
+    score = fields.Float(required=True, metadata={"description": "As in search by image"})
+    matched_by = fields.Nested(MatchedBySchema, required=True)
 
 
 class UploadedImageSchema(ImageSchema):
     near_duplicates = fields.List(
         fields.Nested(NearDuplicateSchema), required=True,
-        metadata={"description": "Images you can see within 4 bits: likely the same picture"},
+        metadata={"description": "Images you can see that match this one as search by image "
+                                 "would (the same picture, maybe edited), best first"},
     )
 
 

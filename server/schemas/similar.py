@@ -7,12 +7,21 @@ from marshmallow import Schema, fields, validate
 from ..services.images import MAX_TAG_CHARS
 from ..services.search import MAX_QUERY_CHARS
 from .common import Text
-from .images import HashesSchema, ImageSchema
+from .images import HashesSchema, ImageSchema, MatchedBySchema
+
+MATCH_DESCRIPTION = (
+    "`robust` (default): the picture is found again through crops, caption bands, borders, "
+    "small rotations and re-encodings; every result is verified on two more signals, best "
+    "first. `exact`: whole-picture pHash within `max_distance` bits, nearest first, exact "
+    "against brute force.")
 
 
 class SimilarParamsSchema(Schema):
+    match = Text(load_default="robust", validate=validate.OneOf(["robust", "exact"]),
+                 metadata={"description": MATCH_DESCRIPTION})
     max_distance = fields.Integer(load_default=10, validate=validate.Range(min=0, max=32),
-                                  metadata={"description": "pHash bits (0-32)"})
+                                  metadata={"description": "pHash bits (0-32), `match=exact` "
+                                                           "only"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = Text(validate=validate.Length(max=300))
     q = Text(validate=validate.Length(min=1, max=MAX_QUERY_CHARS),
@@ -30,7 +39,13 @@ class ImageSearchParamsSchema(SimilarParamsSchema):
 
 
 class SimilarResultSchema(ImageSchema):
-    distance = fields.Integer(required=True, metadata={"description": "pHash Hamming distance"})
+    distance = fields.Integer(required=True, metadata={
+        "description": "pHash bits between the query (or its matching variant) and the "
+                       "stored picture or region"})
+    score = fields.Float(required=True, metadata={
+        "description": "1 - (pHash + dHash bits) / 128 of the matching pair: 1 is identical; "
+                       "`match=exact`: 1 - distance / 64"})
+    matched_by = fields.Nested(MatchedBySchema, required=True)
 
 
 class QuerySchema(Schema):
@@ -53,6 +68,8 @@ IMAGE_SEARCH_BODY = {
                 "properties": {
                     "file": {"type": "string", "format": "binary",
                              "description": "The query image; it is not stored"},
+                    "match": {"type": "string", "enum": ["robust", "exact"],
+                              "default": "robust", "description": MATCH_DESCRIPTION},
                     "max_distance": {"type": "integer", "minimum": 0, "maximum": 32,
                                      "default": 10},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +16,7 @@ import asyncpg
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from ..imaging.signals import REGIONS, Signal
 from ..storage import Storage
 from ..usernames import username_key
 from .cursors import Cursors, scope_of
@@ -53,6 +54,12 @@ class NewImage:
     public_storage_key: str | None = None
     public_size_bytes: int | None = None
     public_sha256: bytes | None = None
+    # Region signals for robust search by image (table image_signals).
+    signals: tuple[Signal, ...] = ()
+
+    def row(self) -> dict[str, Any]:
+        """The images row's columns."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signals"}
 
 
 def _has_control_chars(text: str, allowed: str = "") -> bool:
@@ -103,12 +110,24 @@ async def create_images(
     account was deleted while its upload streamed (the caller removes the objects)."""
     try:
         async with conn.transaction():
-            ids = [await queries.insert_image(conn, owner_id=owner_id, **asdict(image))
-                   for image in images]
+            ids = []
+            for image in images:
+                ids.append(await queries.insert_image(conn, owner_id=owner_id, **image.row()))
+                await insert_signals(conn, queries, ids[-1], image.signals)
     except asyncpg.ForeignKeyViolationError:
         raise Unauthorized("The account was deleted during the upload",
                            headers={"WWW-Authenticate": 'Bearer realm="imagerepo"'}) from None
     return [row async for row in queries.get_images_by_ids(conn, ids=ids)]
+
+
+async def insert_signals(
+    conn: Connection, queries: Queries, image_id: UUID, signals: Sequence[Signal]
+) -> None:
+    if signals:
+        await queries.insert_signals(
+            conn, image_id=image_id, regions=[REGIONS.index(s.region) for s in signals],
+            phashes=[s.phash for s in signals], dhashes=[s.dhash for s in signals],
+            thumbs=[s.thumb for s in signals])
 
 
 async def get_visible(

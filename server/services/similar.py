@@ -54,6 +54,11 @@ def chunks_of(value: int) -> list[int]:
     return [(unsigned >> (CHUNK_BITS * (CHUNKS - 1 - i))) & 0xFFFF for i in range(CHUNKS)]
 
 
+def chunk_probe_values(value: int, radius: int) -> list[list[int]]:
+    """Per chunk, the values to look up so that no hash within `radius` of `value` is missed."""
+    return probe_values([value], radius)
+
+
 def probe_values(hashes: Sequence[int], radius: int) -> list[list[int]]:
     """Per chunk, the values to look up so that no hash within `radius` of any query is missed."""
     whole, extra = divmod(radius, CHUNKS)
@@ -65,14 +70,14 @@ def probe_values(hashes: Sequence[int], radius: int) -> list[list[int]]:
     return [sorted(values) for values in per_chunk]
 
 
-def _filters(filters: SimilarFilters) -> dict[str, Any]:
+def filter_params(filters: SimilarFilters) -> dict[str, Any]:
     q = check_query(filters.q) if filters.q else None
     head, last_word = split_last_word(q) if q else (None, None)
     return {"exclude_id": filters.exclude_id, "q": q, "head": head, "last_word": last_word,
             "tag": filters.tag, "owner_id": filters.owner_id}
 
 
-async def _matches(
+async def matches(
     conn: Connection, queries: Queries, hashes: Sequence[int], *, viewer_id: UUID | None,
     max_distance: int, filters: SimilarFilters, after: tuple[object, object] = (None, None),
     limit: int = 20,
@@ -83,7 +88,7 @@ async def _matches(
     params: dict[str, Any] = {
         "query": hashes[0], "others": list(hashes[1:]), "viewer_id": viewer_id,
         "max_distance": max_distance, "after_distance": after_distance, "after_id": after_id,
-        "limit": limit, **_filters(filters),
+        "limit": limit, **filter_params(filters),
     }
     if max_distance <= MAX_PROBE_RADIUS:
         c0, c1, c2, c3 = probe_values(hashes, max_distance)
@@ -103,7 +108,7 @@ async def within(
     (distance, id); and the signed cursor of the next page."""
     scope = scope_of("similar", viewer_id, max_distance, *hashes, *astuple(filters))
     after = cursors.decode(cursor, scope, int, UUID) if cursor else (None, None)
-    rows = await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=max_distance,
+    rows = await matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=max_distance,
                           filters=filters, after=(after[0], after[1]), limit=limit + 1)
     next_cursor = None
     if len(rows) > limit:
@@ -119,11 +124,11 @@ async def nearest(
     """The k nearest visible images, whatever their distance: the radius widens step by step
     (exact as soon as k are found within it) and a scan answers only when none suffices."""
     for radius in NEAREST_RADII:
-        rows = await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=radius,
+        rows = await matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=radius,
                               filters=filters, limit=k)
         if len(rows) >= k:
             return rows
-    return await _matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=64,
+    return await matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=64,
                           filters=filters, limit=k)
 
 
@@ -131,7 +136,7 @@ async def near_duplicates(
     conn: Connection, queries: Queries, phash: int, owner_id: UUID, image_id: UUID
 ) -> list[Record]:
     """Images the uploader can see within NEAR_DUPLICATE_BITS: re-encodes of the picture."""
-    return await _matches(conn, queries, [phash], viewer_id=owner_id,
+    return await matches(conn, queries, [phash], viewer_id=owner_id,
                           max_distance=NEAR_DUPLICATE_BITS,
                           filters=SimilarFilters(exclude_id=image_id), limit=10)
 

@@ -1,0 +1,140 @@
+"""Robust search by image: a query's variants against the stored region signals.
+
+Each stored image has a few signals (server/imaging/signals.py): pHashes of regions of its
+picture, each with the dHash and a 16x16 thumbnail of the same region. A query comes as
+variants, each a guess at one edit and aimed at one stored region. The probes
+(sql/queries/signals.sql) find, exactly, every stored signal of that region within the
+variant's radius; a candidate is accepted only if the region's dHash and thumbnail agree too.
+An image's answer is its best accepted pair. The few matches are then filtered (visibility,
+text, tag, owner) and paged in the service: they are tens, not thousands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, replace
+from typing import Any
+from uuid import UUID
+
+from ..db.pool import Connection, plan_cache_mode
+from ..db.queries import Queries, Record
+from ..imaging.signals import REGIONS, SIGNALS_VERSION, Signal, radius_of, verify
+from . import similar
+from .cursors import Cursors, scope_of
+from .similar import CHUNKS, SimilarFilters, chunk_probe_values, filter_params
+
+NEAR_DUPLICATES_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    image_id: UUID
+    score: float  # 1 - (pHash + dHash bits) / 128 of the matched pair: 1 is identical
+    distance: int  # pHash bits between the query variant and the stored region
+    region: str  # the stored signal that matched: whole, centre, top-left, ...
+    variant: str  # what the query variant assumed: "whole", "centre crop 0.9", ...
+
+    def json(self) -> dict[str, Any]:
+        return {"signal": "whole" if self.region == "whole" else "region",
+                "region": self.region, "variant": self.variant}
+
+
+def probe_arrays(variants: Sequence[Signal]) -> dict[str, list[int]]:
+    """Per chunk, the values to probe and the (1-based) variant each one is for."""
+    arrays: dict[str, list[int]] = {}
+    for chunk in range(CHUNKS):
+        arrays[f"p{chunk}"], arrays[f"n{chunk}"] = [], []
+    for n, variant in enumerate(variants, start=1):
+        for chunk, values in enumerate(chunk_probe_values(variant.phash, radius_of(variant))):
+            arrays[f"p{chunk}"] += values
+            arrays[f"n{chunk}"] += [n] * len(values)
+    return arrays
+
+
+async def find(
+    conn: Connection, queries: Queries, variants: Sequence[Signal], viewer_id: UUID | None
+) -> list[Match]:
+    """Every image the viewer may see with a verified match, best first."""
+    if not variants:
+        return []
+    params = {"regions": [REGIONS.index(v.region) for v in variants],
+              "hashes": [v.phash for v in variants],
+              "radii": [radius_of(v) for v in variants], **probe_arrays(variants)}
+    # One plan for every query: the probes' shape never changes, only their values.
+    async with plan_cache_mode(conn, "force_generic_plan"):
+        rows = [r async for r in queries.signal_candidates(conn, viewer_id=viewer_id, **params)]
+    best: dict[UUID, Match] = {}
+    for row in rows:
+        variant = variants[row["variant"] - 1]
+        score = verify(variant, row["distance"], row["dhash"], bytes(row["thumb"]))
+        if score is None:
+            continue
+        match = Match(row["image_id"], score, row["distance"], variant.region, variant.label)
+        known = best.get(match.image_id)
+        if known is None or (match.score, -match.distance) > (known.score, -known.distance):
+            best[match.image_id] = match
+    return sorted(best.values(), key=lambda m: (-m.score, m.image_id))
+
+
+async def unsignalled(
+    conn: Connection, queries: Queries, whole: Sequence[int], *, viewer_id: UUID | None,
+    max_distance: int,
+) -> list[Match]:
+    """Across the transition to region signals: images not yet rehashed are matched as
+    before, on their whole-picture pHash within `max_distance` (unverified: they have no
+    thumbnail yet). Nothing to do once every image has its signals."""
+    if not whole or not await queries.any_unsignalled(conn):
+        return []
+    rows = await similar.matches(conn, queries, whole, viewer_id=viewer_id,
+                                 max_distance=max_distance, filters=SimilarFilters(), limit=1000)
+    return [Match(r["id"], 1 - r["distance"] / 64, r["distance"], "whole", "whole")
+            for r in rows if r["hash_version"] < SIGNALS_VERSION]
+
+
+async def page(
+    conn: Connection, queries: Queries, cursors: Cursors, variants: Sequence[Signal], *,
+    viewer_id: UUID | None, filters: SimilarFilters, cursor: str | None, limit: int,
+    whole: Sequence[int] = (), max_distance: int = 10,
+) -> tuple[list[tuple[Record, Match]], str | None]:
+    """One page of verified matches that pass the filters, best first (score, then id);
+    `whole` and `max_distance` find the images that have no signals yet."""
+    scope = scope_of("matching", viewer_id, max_distance, *whole,
+                     *(astuple(v) for v in variants), *astuple(filters))
+    matches = await find(conn, queries, variants, viewer_id)
+    matches += await unsignalled(conn, queries, whole, viewer_id=viewer_id,
+                                 max_distance=max_distance)
+    matches.sort(key=lambda m: (-m.score, m.image_id))
+    if cursor:
+        after_score, after_id = cursors.decode(cursor, scope, float, UUID)
+        matches = [m for m in matches if (-m.score, m.image_id) > (-after_score, after_id)]  # type: ignore[operator]
+    rows = {r["id"]: r async for r in queries.visible_images(
+        conn, ids=[m.image_id for m in matches], viewer_id=viewer_id, **filter_params(filters))}
+    found = [(rows[m.image_id], m) for m in matches if m.image_id in rows]
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1][1]
+        next_cursor = cursors.encode(scope, last.score, last.image_id)
+    return found, next_cursor
+
+
+async def near_duplicates(
+    conn: Connection, queries: Queries, signals: Sequence[Signal], phash: int, owner_id: UUID,
+    image_id: UUID,
+) -> list[Match]:
+    """Images the uploader can see that match a new image: its own regions as the variants
+    (plus, across the transition, whole-picture pHashes within NEAR_DUPLICATE_BITS)."""
+    variants = [replace(s, label=s.region) for s in signals]
+    found = await find(conn, queries, variants, owner_id)
+    found += await unsignalled(conn, queries, [phash], viewer_id=owner_id,
+                               max_distance=similar.NEAR_DUPLICATE_BITS)
+    return [m for m in found if m.image_id != image_id][:NEAR_DUPLICATES_SHOWN]
+
+
+async def stored_variants(
+    conn: Connection, queries: Queries, viewer_id: UUID | None, image_id: UUID
+) -> list[Signal]:
+    """A stored image's own signals, as the variants of a query ("similar to this one")."""
+    return [Signal(REGIONS[r["region"]], r["phash"], r["dhash"], bytes(r["thumb"]),
+                   REGIONS[r["region"]])
+            async for r in queries.signals_of(conn, viewer_id=viewer_id, image_id=image_id)]
