@@ -1,4 +1,4 @@
-"""Command line: ``python -m server serve | migrate | sweep``."""
+"""Command line: ``python -m server serve | migrate | sweep | rehash``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from .db.migrations import migrate
 from .db.pool import Pool, create_pool
 from .db.queries import load_queries
 from .embedded import embedded_postgres
+from .services.rehash import RehashReport, rehash
 from .services.sweep import SweepReport, sweep
 from .storage import open_storage
 
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grace-minutes", type=float, default=60.0,
                        help="leave objects younger than this alone (uploads in flight)")
     sweep.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    commands.add_parser(
+        "rehash", help="give images hashed by an older pipeline the current hashes and region "
+                       "signals (resumable; safe while the service runs)")
     return parser
 
 
@@ -65,6 +70,15 @@ async def run_sweep(config: Config, grace: timedelta, dry_run: bool) -> SweepRep
         return await sweep(pool, load_queries(), storage, grace=grace, dry_run=dry_run)
 
 
+async def run_rehash(config: Config) -> RehashReport:
+    async with AsyncExitStack() as stack:
+        pool = await _open_pool(config, stack)
+        storage = await stack.enter_async_context(open_storage(config.storage_url))
+        cpu = stack.enter_context(ThreadPoolExecutor(config.cpu_workers,
+                                                     thread_name_prefix="cpu"))
+        return await rehash(pool, load_queries(), storage, cpu, workers=config.cpu_workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -92,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for image_id in report.rows_without_object:
             print(f"  image {image_id}")
         return 1 if report.rows_without_object else 0
+    elif args.command == "rehash":
+        result = asyncio.run(run_rehash(config))
+        print(f"rehashed {result.done}; skipped {result.skipped} (deleted or missing); "
+              f"failed {result.failed}")
+        return 1 if result.failed else 0
     return 0
 
 

@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, TypeVar
 from uuid import UUID
+
+R = TypeVar("R")
 
 # On a terminal the line is redrawn this often; elsewhere (logs) a line is printed this often.
 TTY_INTERVAL = 0.2
@@ -62,12 +64,13 @@ class Progress:
 
 
 async def batches(
-    fetch: Callable[[UUID | None, int], Awaitable[list[UUID]]], size: int
-) -> AsyncIterator[list[UUID]]:
-    """Keyset batches of ids, each after the last id of the one before: a batch whose items
-    fail is not fetched again (the caller counts them), and a rerun starts over from the
+    fetch: Callable[[UUID | None, int], Awaitable[list[R]]], key: Callable[[R], UUID],
+    size: int,
+) -> AsyncIterator[list[R]]:
+    """Keyset batches of rows, each after the last id of the one before: a row that fails is
+    not fetched again in this run (the caller counts it), and a rerun starts over from the
     rows still left behind."""
     after: UUID | None = None
-    while ids := await fetch(after, size):
-        yield ids
-        after = ids[-1]
+    while rows := await fetch(after, size):
+        yield rows
+        after = key(rows[-1])
