@@ -149,6 +149,7 @@ async def run(total: int, n_queries: int, exact_checks: int) -> None:
     dsn = os.environ["DATABASE_URL"]
     conn = await asyncpg.connect(dsn)
     await init_connection(conn)
+    await conn.execute("set statement_timeout = 0")  # loading takes minutes
     await migrate(conn)
     print(f"computing the signals of {CENTRES} generated pictures ...", flush=True)
     centres = [c for c in centre_signals(CENTRES) if c]

@@ -94,6 +94,7 @@ async def robust(names: list[str], sources: list[str], stored: list[ImageFacts],
                  queries: list[tuple[str, int, ImageFacts]]) -> None:
     conn = await asyncpg.connect(os.environ["DATABASE_URL"])
     await init_connection(conn)
+    await conn.execute("set statement_timeout = 0")  # loading takes minutes
     await migrate(conn)
     ids = await load(conn, stored)
     index = {image_id: k for k, image_id in enumerate(ids)}

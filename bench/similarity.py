@@ -130,6 +130,7 @@ async def main(total: int, n_queries: int, reload: bool) -> None:
     dsn = os.environ["DATABASE_URL"]
     conn = await asyncpg.connect(dsn)
     await init_connection(conn)
+    await conn.execute("set statement_timeout = 0")  # loading takes minutes
     await migrate(conn)
     print(f"computing {CENTRES} centre pHashes ...", flush=True)
     centres = centre_hashes(CENTRES)

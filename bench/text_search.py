@@ -177,6 +177,7 @@ async def timed(coro_factory: object, repeat: int) -> list[float]:
 async def main(total: int, per_bucket: int, repeat: int, reload: bool) -> None:
     conn = await asyncpg.connect(os.environ["DATABASE_URL"])
     await init_connection(conn)  # as the app's pool does
+    await conn.execute("set statement_timeout = 0")  # loading takes minutes
     await migrate(conn)
     rng = random.Random(3)
     words = make_words(VOCABULARY, rng)

@@ -84,9 +84,12 @@ def _answer(query_hashes: dict[str, Any], results: Results | None) -> web.Respon
 
 @access(Access.OPTIONAL_KEY)
 @docs(tags=["search"], summary="Find images similar to a posted one (it is not stored)",
-      description="Multipart: `file`, and optionally `max_distance`, `limit`, `cursor`, `q`, "
-                  "`tag`, `owner`, `orientations`. Results by (distance, id); the query image "
-                  "goes through the upload pipeline (limits, sniffing, EXIF orientation).",
+      description="Multipart: `file`, and optionally `match`, `max_distance`, `limit`, "
+                  "`cursor`, `q`, `tag`, `owner`, `orientations`. The query image goes through "
+                  "the upload pipeline (limits, sniffing, EXIF orientation). `match=robust` "
+                  "(default): verified matches through crops, caption bands, borders and "
+                  "small rotations, best score first; `match=exact`: whole-picture pHash "
+                  "within `max_distance`, by (distance, id).",
       requestBody=IMAGE_SEARCH_BODY, responses=error_responses(400, 401, 413, 415, 422))
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
 async def search_by_image(request: web.Request) -> web.Response:

@@ -49,8 +49,8 @@ BAR_FRACTIONS = (0.1, 0.125, 0.15)
 ROTATIONS = (-4.5, -2.5, 2.5, 4.5)
 RADIUS = 6  # pHash bits between a query variant and a stored region (the probe's radius)
 RADII = {"whole": 8}  # where a region's radius differs
-DHASH_MAX = 20
-NCC_MIN = 0.80
+DHASH_MAX = 16
+NCC_MIN = 0.85
 THUMB = 16
 MIN_STD = 3.0  # a region flatter than this (gray levels) says nothing: neither stored nor probed
 
