@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import random
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,9 +24,12 @@ from PIL import Image, ImageDraw
 
 from server.backfill import Progress
 from server.config import Config
-from server.db.pool import create_pool
+from server.db.pool import create_pool, init_connection
 from server.db.queries import load_queries
+from server.imaging import hamming, to_signed
+from server.imaging.signals import REGIONS, Signal, radius_of
 from server.keys import STORAGE
+from server.services import matching
 from server.services.rehash import rehash
 from tests.conftest import bearer, sign_up
 from tests.test_similar import search_image, upload
@@ -202,5 +207,51 @@ async def _key_of(dsn: str, image_id: str) -> str:
     try:
         return str(await conn.fetchval("select storage_key from images where id = $1::uuid",
                                        image_id))
+    finally:
+        await conn.close()
+
+
+async def test_signal_probes_equal_brute_force(clean_db: str) -> None:
+    """The probes find exactly the stored signals of the variant's region within its radius:
+    clustered hashes (as real ones are), random variants, every radius the service uses."""
+    rng = random.Random(5)
+    conn = await asyncpg.connect(clean_db)
+    await init_connection(conn)
+    try:
+        owner = await conn.fetchval("insert into users (username, password_hash) values "
+                                    "('probe', '$2b$04$' || repeat('x', 53)) returning id")
+        centres = [rng.getrandbits(64) for _ in range(20)]
+        stored: list[tuple[uuid.UUID, int, int]] = []  # (image, region, unsigned pHash)
+        for k in range(600):
+            image_id = await conn.fetchval(
+                "insert into images (owner_id, content_type, width, height, size_bytes, sha256,"
+                " phash, dhash, ahash, whash, colorhash, hash_version, storage_key, visibility)"
+                " values ($1, 'image/png', 1, 1, 1, $2, 0, 0, 0, 0, '', 2, $3, 'public')"
+                " returning id", owner, bytes(32), f"k{k}")
+            for region in range(len(REGIONS)):
+                value = rng.choice(centres)
+                for bit in rng.sample(range(64), rng.randrange(0, 10)):
+                    value ^= 1 << bit
+                stored.append((image_id, region, value))
+                await conn.execute("insert into image_signals (image_id, region, phash, dhash,"
+                                   " thumb) values ($1, $2, $3, 0, $4)", image_id, region,
+                                   to_signed(value), bytes(256))
+        queries = load_queries()
+        for _ in range(20):
+            variants = [Signal(rng.choice(REGIONS), to_signed(rng.choice(centres) ^ (
+                1 << rng.randrange(64))), 0, bytes(256)) for _ in range(6)]
+            params = {"regions": [REGIONS.index(v.region) for v in variants],
+                      "hashes": [v.phash for v in variants],
+                      "radii": [radius_of(v) for v in variants],
+                      **matching.probe_arrays(variants)}
+            rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
+            found = {(r["image_id"], r["region"], r["variant"]) for r in rows}
+            expected = {(image_id, region, n)
+                        for n, v in enumerate(variants, start=1)
+                        for image_id, region, value in stored
+                        if region == REGIONS.index(v.region)
+                        and hamming(value, v.phash) <= radius_of(v)}
+            assert found == expected
+            assert expected  # the clusters make hits likely: the check is not vacuous
     finally:
         await conn.close()
