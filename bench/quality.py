@@ -53,8 +53,8 @@ def facts_of(data: bytes, query: bool = False, orientations: bool = False) -> Im
 async def load(conn: asyncpg.Connection, stored: list[ImageFacts]) -> list[uuid.UUID]:
     await conn.execute("truncate images, users cascade")
     owner = uuid.uuid4()
-    await conn.execute("insert into users (id, username, password_hash) values ($1, 'q', $2)",
-                       owner, "$2b$12$" + "x" * 53)
+    await conn.execute("insert into users (id, username, password_hash) "
+                       "values ($1, 'quality', $2)", owner, "$2b$12$" + "x" * 53)
     ids = [uuid.uuid4() for _ in stored]
     await conn.copy_records_to_table(
         "images", columns=["id", "owner_id", "content_type", "width", "height", "size_bytes",

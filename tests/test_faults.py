@@ -4,6 +4,7 @@ dependency through a TCP proxy that the test cuts."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import uuid
@@ -18,6 +19,7 @@ from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
 from server.config import Config
+from server.keys import STORAGE
 from tests.conftest import bearer, sign_up
 from tests.faults import CuttableProxy
 from tests.images import make_image
@@ -31,6 +33,8 @@ async def upload(client: Client, key: str) -> tuple[int, dict[str, object]]:
     data = FormData()
     data.add_field("file", io.BytesIO(PNG), filename="a.png")
     resp = await client.post("/images", data=data, headers=bearer(key))
+    if resp.status == 503:  # the README promises when to come back
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60, resp.headers
     return resp.status, await resp.json()
 
 
@@ -112,3 +116,49 @@ async def test_database_outage_is_503_and_recovers(
     assert (await upload(client, key))[0] == 201
     assert (await client.get("/ready")).status == 200
     assert await rows(clean_db) == 1
+
+
+async def test_database_failing_after_the_objects_are_stored_leaves_no_object(
+    config: Config, clean_db: str, pg_proxy: CuttableProxy, aiohttp_client: AiohttpClient
+) -> None:
+    """The upload authenticates and stores its file while PostgreSQL is up; then the
+    database goes away before the row is written: 503, and the stored objects are removed."""
+    parts = urlsplit(clean_db)
+    if parts.port != 5432 or parts.hostname not in ("127.0.0.1", "localhost"):
+        pytest.skip("needs $DATABASE_URL on 127.0.0.1:5432 (the proxy's target)")
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{pg_proxy.port}"))
+    client = await aiohttp_client(create_app(dataclasses.replace(config, database_url=via_proxy)))
+    key = (await sign_up(client, "late"))["api_key"]
+    boundary = "f4ultb0undary"
+    image = make_image("PNG", (300, 200), seed=7)
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
+            "\r\nContent-Type: image/png\r\n\r\n").encode()
+    # The first file whole, then (a separate read) the second one's start: the parser sees
+    # where the first ends, and stores it.
+    head, middle = part + image, b"\r\n" + part + image[:100]
+    tail = image[100:] + f"\r\n--{boundary}--\r\n".encode()
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    length = len(head) + len(middle) + len(tail)
+    writer.write((f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                  f"Content-Length: {length}\r\n\r\n").encode() + head)
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.write(middle)
+    await writer.drain()
+    assert client.app is not None
+    storage = client.app[STORAGE]
+    for _ in range(100):  # until the file is in storage
+        if [k async for k in storage.list()]:
+            break
+        await asyncio.sleep(0.05)
+    assert [k async for k in storage.list()], "the file was never stored"
+    await pg_proxy.cut()
+    writer.write(tail)
+    answer = (await reader.read(65536)).decode()
+    writer.close()
+    assert answer.startswith("HTTP/1.1 503"), answer
+    assert "Retry-After" in answer
+    assert [k async for k in storage.list()] == []
+    assert await rows(clean_db) == 0
