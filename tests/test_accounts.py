@@ -344,7 +344,10 @@ async def test_health_answers_quickly_while_passwords_hash(slow_client: Client) 
     for task in sign_ups:
         assert (await task).status == 201
     assert len(latencies) >= 10, "the sign-ups took long enough to overlap"
-    assert max(latencies) < 0.15, latencies
+    # bcrypt on the event loop would hold every /health for a check's 0.25 s: the median
+    # would be that long. Generous bounds, so that a loaded CI machine does not flake.
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 1.0, latencies
 
 
 # --- brute force ---------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def test_header_dimensions_of_a_bomb_is_instant_and_allocates_nothing() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert size == (30_000, 30_000)
-    assert elapsed < 0.05
+    assert elapsed < 0.5  # generous for a loaded machine; decoding 900 MP takes many seconds
     assert peak < 2_000_000
     assert pillow_images_created() == before  # no pixel buffer either
     # Pillow's own bomb check is back in force for everyone else.
@@ -389,7 +389,7 @@ def test_bomb_is_refused_before_decoding() -> None:
     start = time.perf_counter()
     with pytest.raises(TooManyPixels, match="30000x30000"):
         facts(data)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 0.5  # generous; a decode would take seconds
     assert pillow_images_created() == before
 
 
