@@ -164,18 +164,12 @@ async def run(total: int, n_queries: int, exact_checks: int) -> None:
         times.append((time.perf_counter() - started) * 1000)
         verified.append(len(found))
         variants_n.append(len(f.query_variants))
-        params = {"regions": [REGIONS.index(v.region) for v in f.query_variants],
-                  "hashes": [v.phash for v in f.query_variants],
-                  "radii": [radius_of(v) for v in f.query_variants],
-                  **matching.probe_arrays(f.query_variants)}
+        params = matching.candidate_params(f.query_variants)
         rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
         candidates.append(len({(r["image_id"], r["region"]) for r in rows}))
     exact = 0
     for f in facts[:exact_checks]:
-        params = {"regions": [REGIONS.index(v.region) for v in f.query_variants],
-                  "hashes": [v.phash for v in f.query_variants],
-                  "radii": [radius_of(v) for v in f.query_variants],
-                  **matching.probe_arrays(f.query_variants)}
+        params = matching.candidate_params(f.query_variants)
         rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
         exact += {(r["image_id"], r["region"]) for r in rows} == brute_force(
             per_region, f.query_variants)

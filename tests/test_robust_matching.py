@@ -240,11 +240,8 @@ async def test_signal_probes_equal_brute_force(clean_db: str) -> None:
         for _ in range(20):
             variants = [Signal(rng.choice(REGIONS), to_signed(rng.choice(centres) ^ (
                 1 << rng.randrange(64))), 0, bytes(256)) for _ in range(6)]
-            params = {"regions": [REGIONS.index(v.region) for v in variants],
-                      "hashes": [v.phash for v in variants],
-                      "radii": [radius_of(v) for v in variants],
-                      **matching.probe_arrays(variants)}
-            rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
+            rows = [r async for r in queries.signal_candidates(
+                conn, viewer_id=None, **matching.candidate_params(variants))]
             found = {(r["image_id"], r["region"], r["variant"]) for r in rows}
             expected = {(image_id, region, n)
                         for n, v in enumerate(variants, start=1)

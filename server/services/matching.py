@@ -51,15 +51,20 @@ def probe_arrays(variants: Sequence[Signal]) -> dict[str, list[int]]:
     return arrays
 
 
+def candidate_params(variants: Sequence[Signal]) -> dict[str, list[int]]:
+    """The parameters of the signal_candidates query for these variants."""
+    return {"regions": [REGIONS.index(v.region) for v in variants],
+            "hashes": [v.phash for v in variants],
+            "radii": [radius_of(v) for v in variants], **probe_arrays(variants)}
+
+
 async def find(
     conn: Connection, queries: Queries, variants: Sequence[Signal], viewer_id: UUID | None
 ) -> list[Match]:
     """Every image the viewer may see with a verified match, best first."""
     if not variants:
         return []
-    params = {"regions": [REGIONS.index(v.region) for v in variants],
-              "hashes": [v.phash for v in variants],
-              "radii": [radius_of(v) for v in variants], **probe_arrays(variants)}
+    params = candidate_params(variants)
     # One plan for every query: the probes' shape never changes, only their values.
     async with plan_cache_mode(conn, "force_generic_plan"):
         rows = [r async for r in queries.signal_candidates(conn, viewer_id=viewer_id, **params)]

@@ -1,7 +1,7 @@
 -- Text search. Visibility rule as everywhere: public images, plus the viewer's own.
 -- Ranking: ts_rank_cd (title A > tags B > description C); ties newest first, then by id.
--- Keyset pagination on (rank, created_at, id). The headline is the whole title (never cut
--- by a fragment that starts mid-title) and up to two fragments of the description. The query expression is repeated rather than
+-- Keyset pagination on (rank, created_at, id); headlines by image_headline (migration 0009).
+-- The query expression is repeated rather than
 -- kept in a CTE: with a custom plan it folds into a constant the planner can estimate.
 
 -- name: estimate_matches(q, head, last_word, in_head)$
@@ -37,13 +37,8 @@ page as (
     limit :limit
 )
 select v.*, page.rank as score,
-       concat_ws(E'\n',
-                 ts_headline('english', v.title, image_search_query(:q, :head, :last_word),
-                             'StartSel=<mark>, StopSel=</mark>, HighlightAll=true'),
-                 nullif(ts_headline('english', v.description,
-                                    image_search_query(:q, :head, :last_word),
-                                    'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, '
-                                    'MinWords=5, MaxWords=20'), '')) as headline
+       image_headline(v.title, v.description, image_search_query(:q, :head, :last_word))
+           as headline
 from page
 join image_view v on v.id = page.id
 order by page.rank desc, page.created_at desc, page.id desc;
@@ -76,13 +71,8 @@ page as (
     limit :limit
 )
 select v.*, page.rank as score,
-       concat_ws(E'\n',
-                 ts_headline('english', v.title, image_search_query(:q, :head, :last_word),
-                             'StartSel=<mark>, StopSel=</mark>, HighlightAll=true'),
-                 nullif(ts_headline('english', v.description,
-                                    image_search_query(:q, :head, :last_word),
-                                    'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, '
-                                    'MinWords=5, MaxWords=20'), '')) as headline
+       image_headline(v.title, v.description, image_search_query(:q, :head, :last_word))
+           as headline
 from page
 join image_view v on v.id = page.id
 order by page.rank desc, page.created_at desc, page.id desc;
