@@ -6,6 +6,10 @@ from aiohttp import web
 
 from .handlers import images, keys, search, similar, system, users
 
+# One path, one resource: an image id is anything but the literal `delete` (POST
+# /images/delete is the bulk delete), so PATCH /images/delete is 405, not a malformed id.
+IMAGE = "/images/{id:(?!delete$)[^/]+}"
+
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", system.index)
@@ -23,11 +27,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/images", images.upload)
     app.router.add_get("/images", images.list_images)
     app.router.add_post("/images/delete", images.delete_images)
-    app.router.add_get("/images/{id}", images.get_image)
-    app.router.add_get("/images/{id}/file", images.download)
-    app.router.add_get("/images/{id}/similar", similar.similar_to_image)
-    app.router.add_patch("/images/{id}", images.update_image)
-    app.router.add_delete("/images/{id}", images.delete_image)
+    app.router.add_get(IMAGE, images.get_image)
+    app.router.add_get(IMAGE + "/file", images.download)
+    app.router.add_get(IMAGE + "/similar", similar.similar_to_image)
+    app.router.add_patch(IMAGE, images.update_image)
+    app.router.add_delete(IMAGE, images.delete_image)
 
     app.router.add_get("/search", search.text_search)
     app.router.add_post("/search/image", similar.search_by_image)

@@ -126,9 +126,9 @@ class Queries(Protocol):
         last_word: str | None, tag: str | None, owner_id: UUID | None,
         after_distance: int | None, after_id: UUID | None, limit: int,
     ) -> AsyncIterator[Record]: ...
-    async def get_phash(
+    async def get_hashes(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
-    ) -> int | None: ...
+    ) -> Record | None: ...
 
     # signals.sql
     async def insert_signals(

@@ -22,6 +22,8 @@ from ..imaging import HASH_VERSION
 from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
 from ..schemas.images import (
+    FILE_PARAMETERS,
+    FILE_RESPONSES,
     UPLOAD_BODY,
     BulkDeletedSchema,
     BulkDeleteSchema,
@@ -147,10 +149,8 @@ async def get_image(request: web.Request) -> web.Response:
 
 @access(Access.OPTIONAL_KEY)
 @docs(tags=["images"], summary="The original bytes (Range and If-None-Match supported)",
-      responses={200: {"description": "The file", "content": {"image/*": {"schema": {
-          "type": "string", "format": "binary"}}}},
-          206: {"description": "Part of the file"}, 304: {"description": "Not modified"},
-          **error_responses(401, 404, 416, 422, 503)})
+      parameters=FILE_PARAMETERS,
+      responses={**FILE_RESPONSES, **error_responses(401, 404, 416, 422, 503)})
 @match_info_schema(ImagePathSchema)
 async def download(request: web.Request) -> web.StreamResponse:
     viewer_id = current_user_id(request)

@@ -132,7 +132,8 @@ async def similar_to_image(request: web.Request) -> web.Response:
     args = request["querystring"]
     async with request.app[POOL].acquire() as conn:
         queries = request.app[QUERIES]
-        phash = await similar.stored_phash(conn, queries, viewer_id, image_id)
+        stored = await similar.stored_hashes(conn, queries, viewer_id, image_id)
+        phash = stored["phash"]
         filters = await _filters(conn, queries, viewer_id, args, image_id)
         results = None
         if filters is not None and args["match"] == "exact":
@@ -141,4 +142,5 @@ async def similar_to_image(request: web.Request) -> web.Response:
             # The image's own regions are the query's variants: the same probes and checks.
             variants = await matching.stored_variants(conn, queries, viewer_id, image_id)
             results = await _robust(conn, request, variants, [phash], args, filters)
-    return _answer(_hashes_json(phash), results)
+    return _answer(_hashes_json(phash, stored["dhash"], stored["ahash"], stored["whash"],
+                                stored["colorhash"]), results)

@@ -40,7 +40,9 @@ class SignUpSchema(Schema):
         required=True,
         load_only=True,
         validate=_validate_password,
-        metadata={"description": "10 characters to 72 bytes", "format": "password"},
+        metadata={"description": "10 characters to 72 bytes in UTF-8 (bcrypt's limit); no NUL",
+                  "format": "password", "minLength": PASSWORD_MIN_CHARS,
+                  "maxLength": PASSWORD_MAX_BYTES},
     )
 
 

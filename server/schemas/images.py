@@ -98,12 +98,19 @@ class ListImagesQuerySchema(Schema):
     cursor = Text(validate=validate.Length(max=200))
 
 
+# A tag holds no comma (the multipart field splits on them) and no control character.
+_TAG_PATTERN = r"^[^,\u0000-\u001f\u007f]*$"
+
+
 class ImageChangesSchema(Schema):
     title = Text(validate=validate.Length(max=MAX_TITLE_CHARS))
     description = Text(validate=validate.Length(max=MAX_DESCRIPTION_CHARS))
-    tags = fields.List(Text(validate=validate.Length(max=MAX_TAG_CHARS * 4)),
-                       validate=validate.Length(max=MAX_TAGS * 4),
-                       metadata={"description": f"At most {MAX_TAGS} tags"})
+    tags = fields.List(
+        Text(validate=[validate.Length(max=MAX_TAG_CHARS), validate.Regexp(_TAG_PATTERN)],
+             metadata={"pattern": _TAG_PATTERN}),
+        validate=validate.Length(max=MAX_TAGS),
+        metadata={"description": f"At most {MAX_TAGS} tags of {MAX_TAG_CHARS} characters; "
+                                 "folded to lower case, duplicates dropped"})
     visibility = Text(validate=validate.OneOf(VISIBILITIES))
 
 
@@ -124,17 +131,22 @@ UPLOAD_BODY = {
                 "type": "object",
                 "required": ["file"],
                 "properties": {
-                    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                    "file": {"type": "array", "minItems": 1,
+                             "items": {"type": "string", "format": "binary"},
                              "description": "One or more images: JPEG, PNG, WebP, GIF, BMP, TIFF"},
                     "title": {"type": "string", "maxLength": MAX_TITLE_CHARS,
                               "description": "Default: the file name without extension"},
                     "description": {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS},
-                    "tags": {"type": "string", "description": "Comma-separated; may repeat"},
+                    "tags": {"type": "array", "items": {"type": "string"},
+                             "description": "Each part one tag or several, comma-separated "
+                                            f"(at most {MAX_TAGS} tags of {MAX_TAG_CHARS} "
+                                            "characters in all, after splitting)"},
                     "visibility": {"type": "string", "enum": list(VISIBILITIES),
                                    "default": "private"},
                 },
             },
-            "encoding": {"file": {"contentType": "image/*"}},
+            "encoding": {"file": {"contentType": "image/*"},
+                         "tags": {"style": "form", "explode": True}},
         }
     },
 }
@@ -149,3 +161,41 @@ def image_json(row: Record | Mapping[str, Any]) -> dict[str, Any]:
     data["file_url"] = f"/images/{row['id']}/file"
     result: dict[str, Any] = ImageSchema().dump(data)
     return result
+
+
+# GET /images/{id}/file: concrete media types (generators drop `image/*`), the conditional
+# and range request headers, and the headers each answer carries.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_CONTENT = dict.fromkeys(("image/jpeg", "image/png", "image/webp", "image/gif",
+                               "image/bmp", "image/tiff"), _BINARY)
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+_FILE_HEADERS = {
+    "ETag": _header("Strong validator of these bytes"),
+    "Accept-Ranges": _header("`bytes`"),
+    "Cache-Control": _header("`public, max-age=3600` for anonymous answers about public "
+                             "images, `private, max-age=0` otherwise"),
+    "Vary": _header("`Authorization, X-API-Key`"),
+    "Content-Disposition": _header("`inline` with the file name"),
+}
+FILE_PARAMETERS = [
+    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "One byte range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`; "
+                    "several ranges or a malformed one get the whole file"},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "ETags; a match answers 304"},
+    {"name": "If-Range", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "The range applies only if this is the current ETag"},
+]
+FILE_RESPONSES: dict[int, dict[str, Any]] = {
+    200: {"description": "The file (without any location for everyone but the owner)",
+          "content": _FILE_CONTENT, "headers": _FILE_HEADERS},
+    206: {"description": "Part of the file", "content": _FILE_CONTENT,
+          "headers": {**_FILE_HEADERS, "Content-Range": _header("`bytes first-last/size`")}},
+    304: {"description": "Not modified: the If-None-Match ETag is current",
+          "headers": {"ETag": _FILE_HEADERS["ETag"]}},
+}

@@ -21,7 +21,8 @@ class SearchQuerySchema(Schema):
     tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
     visibility = Text(validate=validate.OneOf(VISIBILITIES))
     created_after = Moment(metadata={"description": "ISO 8601 with an offset, inclusive"})
-    created_before = Moment(metadata={"description": "ISO 8601 with an offset, exclusive"})
+    created_before = Moment(metadata={"description": "ISO 8601 with an offset, exclusive; "
+                                                     "must be later than created_after"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = Text(validate=validate.Length(max=300))
 

@@ -141,13 +141,14 @@ async def near_duplicates(
                           filters=SimilarFilters(exclude_id=image_id), limit=10)
 
 
-async def stored_phash(
+async def stored_hashes(
     conn: Connection, queries: Queries, viewer_id: UUID | None, image_id: UUID
-) -> int:
-    phash = await queries.get_phash(conn, viewer_id=viewer_id, image_id=image_id)
-    if phash is None:
+) -> Record:
+    """A visible image's hashes (phash, dhash, ahash, whash, colorhash); 404 otherwise."""
+    hashes = await queries.get_hashes(conn, viewer_id=viewer_id, image_id=image_id)
+    if hashes is None:
         raise NotFound("No such image")
-    return phash
+    return hashes
 
 
 def check_distance(value: int) -> int:

@@ -84,6 +84,6 @@ from page
 join image_view v on v.id = page.id
 order by page.distance, page.id;
 
--- name: get_phash(viewer_id, image_id)$
-select phash from images
+-- name: get_hashes(viewer_id, image_id)^
+select phash, dhash, ahash, whash, colorhash from images
 where id = :image_id and (visibility = 'public' or owner_id = :viewer_id);
