@@ -1,0 +1,163 @@
+"""The spec as a stranger uses it: openapi-python-client generates a client from the served
+/openapi.json (no warnings), and the main flow runs through its typed functions only, every
+answer parsed into its model, errors into the error model."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import _migrated_database
+from tests.databases import drop_database
+from tests.families import edited, original
+from tests.test_cli import serve
+
+GENERATOR = shutil.which("openapi-python-client", path=os.path.dirname(sys.executable))
+# Responses are the image's own type; the generator reads each as bytes when told they are
+# binary (its documented `content_type_overrides`), instead of dropping the response.
+CONFIG = "content_type_overrides:\n" + "".join(
+    f"  image/{kind}: application/octet-stream\n"
+    for kind in ("jpeg", "png", "webp", "gif", "bmp", "tiff"))
+PACKAGE = "imagerepo_api"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("generated")
+    database_url = asyncio.run(_migrated_database(admin_dsn))
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
+           "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4"}
+    try:
+        with serve(env, Path(tmp / "server.log")) as url:
+            yield url
+    finally:
+        asyncio.run(drop_database(admin_dsn, database_url))
+
+
+@pytest.fixture(scope="module")
+def api(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    if GENERATOR is None:
+        pytest.skip("openapi-python-client is not installed (the test extra has it)")
+    tmp = tmp_path_factory.mktemp("client")
+    with urllib.request.urlopen(server + "/openapi.json", timeout=10) as resp:
+        (tmp / "openapi.json").write_bytes(resp.read())
+    (tmp / "config.yml").write_text(CONFIG)
+    bin_dir = os.path.dirname(sys.executable)  # the generator formats with ruff from here
+    result = subprocess.run(
+        [GENERATOR, "generate", "--path", str(tmp / "openapi.json"), "--output-path",
+         str(tmp / PACKAGE), "--meta", "none", "--config", str(tmp / "config.yml")],
+        env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+        capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Warning" not in output and "WARNING" not in output, output
+    sys.path.insert(0, str(tmp))
+    try:
+        yield importlib.import_module(PACKAGE)
+    finally:
+        sys.path.remove(str(tmp))
+        for name in [m for m in sys.modules if m.split(".")[0] == PACKAGE]:
+            del sys.modules[name]
+
+
+def mod(name: str) -> Any:
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def test_the_main_flow_through_a_generated_client(api: ModuleType, server: str) -> None:
+    with ExitStack() as clients:
+        main_flow(server, clients)
+
+
+def main_flow(server: str, clients: ExitStack) -> None:
+    client_mod, models, types = mod("client"), mod("models"), mod("types")
+    anonymous = clients.enter_context(
+        client_mod.Client(base_url=server, raise_on_unexpected_status=True))
+    signed = mod("api.accounts.sign_up").sync(
+        client=anonymous, body=models.SignUp(username="gen_user", password="a long password"))
+    assert isinstance(signed, models.SignedUp) and signed.api_key.startswith("irk_")
+
+    def keyed(key: str, strict: bool = True) -> Any:
+        return clients.enter_context(client_mod.AuthenticatedClient(
+            base_url=server, token=key, raise_on_unexpected_status=strict))
+
+    me = keyed(signed.api_key)
+    profile = mod("api.accounts.get_profile").sync(client=me)
+    assert isinstance(profile, models.User) and profile.username == "gen_user"
+
+    basic = clients.enter_context(client_mod.AuthenticatedClient(
+        base_url=server, prefix="Basic", raise_on_unexpected_status=True,
+        token=base64.b64encode(b"gen_user:a long password").decode()))
+    second = mod("api.keys.create_key").sync(client=basic,
+                                             body=models.NewKeyRequest(name="second"))
+    assert isinstance(second, models.NewKey) and second.name == "second"
+
+    files = [types.File(payload=io.BytesIO(data), file_name=name, mime_type="image/jpeg")
+             for name, data in (("a.jpg", original(40)), ("b.jpg", original(41)),
+                                ("c.jpg", original(42)))]
+    uploaded = mod("api.images.upload_images").sync(client=me, body=models.UploadImagesBody(
+        file=files, tags=["beach", "holiday"], title="generated",
+        visibility=models.UploadImagesBodyVisibility.PUBLIC))
+    assert isinstance(uploaded, models.Uploaded) and len(uploaded.images) == 3
+    assert uploaded.images[0].tags == ["beach", "holiday"]
+    ids = [image.id for image in uploaded.images]
+
+    first = mod("api.images.list_images").sync(client=me, limit=2)
+    assert isinstance(first, models.ImagePage) and len(first.images) == 2
+    rest = mod("api.images.list_images").sync(client=me, limit=2, cursor=first.next_cursor)
+    assert {i.id for i in first.images + rest.images} == set(ids)
+
+    image = mod("api.images.get_image").sync(ids[0], client=me)
+    assert isinstance(image, models.Image) and image.hashes.phash
+    whole = mod("api.images.get_image_file").sync_detailed(ids[0], client=me)
+    assert whole.status_code == 200 and whole.parsed.payload.read() == original(40)
+    part = mod("api.images.get_image_file").sync_detailed(ids[0], client=me, range_="bytes=0-9")
+    assert part.status_code == 206 and part.parsed.payload.read() == original(40)[:10]
+    same = mod("api.images.get_image_file").sync_detailed(
+        ids[0], client=me, if_none_match=whole.headers["ETag"])
+    assert same.status_code == 304
+
+    changed = mod("api.images.update_image").sync(ids[0], client=me, body=models.ImageChanges(
+        title="renamed", tags=["sea"]))
+    assert isinstance(changed, models.Image) and changed.title == "renamed"
+
+    found = mod("api.search.search_text").sync(client=me, q="renamed")
+    assert isinstance(found, models.SearchPage) and [r.id for r in found.results] == [ids[0]]
+
+    query = types.File(payload=io.BytesIO(edited(40, "recompress")), file_name="q.jpg",
+                       mime_type="image/jpeg")
+    similar = mod("api.search.search_by_image").sync(
+        client=me, body=models.SearchByImageBody(file=query))
+    assert isinstance(similar, models.SimilarPage) and similar.results[0].id == ids[0]
+    assert similar.results[0].matched_by.signal in (models.MatchedBySignal.WHOLE,
+                                                    models.MatchedBySignal.REGION)
+    like = mod("api.search.find_similar_images").sync(ids[0], client=me)
+    assert isinstance(like, models.SimilarPage)
+
+    gone = mod("api.images.delete_images").sync(client=me, body=models.BulkDelete(ids=ids[1:]))
+    assert isinstance(gone, models.BulkDeleted) and set(gone.deleted) == set(ids[1:])
+
+    assert mod("api.keys.revoke_key").sync_detailed(second.id, client=me).status_code == 204
+    refused = mod("api.accounts.get_profile").sync_detailed(client=keyed(second.api_key))
+    assert refused.status_code == 401
+    assert isinstance(refused.parsed, models.Error)
+    assert refused.parsed.error.code == "unauthorized"
+    bad = mod("api.images.upload_images").sync_detailed(client=keyed(signed.api_key),
+                                                        body=models.UploadImagesBody(
+        file=[types.File(payload=io.BytesIO(b"not an image"), file_name="x.jpg")]))
+    assert bad.status_code == 415 and isinstance(bad.parsed, models.Error)
+
