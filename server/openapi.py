@@ -91,6 +91,9 @@ def clean_spec(spec: dict[str, Any]) -> None:
     error_ref = next((f"#/components/schemas/{name}" for name in schemas
                       if name.startswith("Error") and "error" in schemas[name].get(
                           "properties", {})), None)
+    # Rules marshmallow cannot state: a change names at least one field.
+    if "ImageChanges" in schemas:
+        schemas["ImageChanges"]["minProperties"] = 1
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():

@@ -7,6 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+NO_NUL = "^[^\\u0000]*$"
+
 
 class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"example": "validation_error"})
@@ -50,7 +52,13 @@ class Moment(fields.AwareDateTime):
 
 class Text(fields.String):
     """A string PostgreSQL can store: NUL characters and lone surrogates (which JSON can
-    carry) are refused with 422 here rather than by the database with an error."""
+    carry) are refused with 422 here rather than by the database with an error. The spec
+    says so for NUL (a pattern, unless the field has a stricter one of its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        metadata = kwargs.setdefault("metadata", {})
+        metadata.setdefault("pattern", NO_NUL)
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)

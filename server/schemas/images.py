@@ -98,13 +98,19 @@ class ListImagesQuerySchema(Schema):
     cursor = Text(validate=validate.Length(max=200))
 
 
-# A tag holds no comma (the multipart field splits on them) and no control character.
-_TAG_PATTERN = r"^[^,\u0000-\u001f\u007f]*$"
+# What the service refuses in text (unicodedata's control characters, Cc), as patterns: a
+# title and a tag hold none, a description may hold tabs and line breaks; a tag holds no
+# comma either (the multipart field splits on them).
+TITLE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+DESCRIPTION_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+_TAG_PATTERN = r"^[^,\u0000-\u001f\u007f-\u009f]*$"
 
 
 class ImageChangesSchema(Schema):
-    title = Text(validate=validate.Length(max=MAX_TITLE_CHARS))
-    description = Text(validate=validate.Length(max=MAX_DESCRIPTION_CHARS))
+    title = Text(validate=validate.Length(max=MAX_TITLE_CHARS),
+                 metadata={"pattern": TITLE_PATTERN})
+    description = Text(validate=validate.Length(max=MAX_DESCRIPTION_CHARS),
+                       metadata={"pattern": DESCRIPTION_PATTERN})
     tags = fields.List(
         Text(validate=[validate.Length(max=MAX_TAG_CHARS), validate.Regexp(_TAG_PATTERN)],
              metadata={"pattern": _TAG_PATTERN}),
@@ -129,15 +135,19 @@ UPLOAD_BODY = {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["file"],
                 "properties": {
                     "file": {"type": "array", "minItems": 1,
                              "items": {"type": "string", "format": "binary"},
                              "description": "One or more images: JPEG, PNG, WebP, GIF, BMP, TIFF"},
                     "title": {"type": "string", "maxLength": MAX_TITLE_CHARS,
+                              "pattern": TITLE_PATTERN,
                               "description": "Default: the file name without extension"},
-                    "description": {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS},
-                    "tags": {"type": "array", "items": {"type": "string"},
+                    "description": {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS,
+                                    "pattern": DESCRIPTION_PATTERN},
+                    "tags": {"type": "array", "items": {"type": "string",
+                                                        "pattern": TITLE_PATTERN},
                              "description": "Each part one tag or several, comma-separated "
                                             f"(at most {MAX_TAGS} tags of {MAX_TAG_CHARS} "
                                             "characters in all, after splitting)"},

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from ..services.images import MAX_TAG_CHARS
 from ..services.search import MAX_QUERY_CHARS
-from .common import Text
+from .common import NO_NUL, Text
 from .images import HashesSchema, ImageSchema, MatchedBySchema
 
 MATCH_DESCRIPTION = (
@@ -64,6 +64,7 @@ IMAGE_SEARCH_BODY = {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["file"],
                 "properties": {
                     "file": {"type": "string", "format": "binary",
@@ -73,11 +74,13 @@ IMAGE_SEARCH_BODY = {
                     "max_distance": {"type": "integer", "minimum": 0, "maximum": 32,
                                      "default": 10},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    "cursor": {"type": "string", "maxLength": 300},
-                    "q": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
-                    "tag": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS},
+                    "cursor": {"type": "string", "maxLength": 300, "pattern": NO_NUL},
+                    "q": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS,
+                          "pattern": NO_NUL},
+                    "tag": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS,
+                            "pattern": NO_NUL},
                     "owner": {"type": "string", "minLength": 1, "maxLength": 32,
-                              "description": "`me` or a username"},
+                              "pattern": NO_NUL, "description": "`me` or a username"},
                     "orientations": {"type": "string", "enum": ["none", "all"],
                                      "default": "none"},
                 },
