@@ -83,6 +83,37 @@ def _derived_id(method: str, path: str) -> str:
     return method + "".join(c if c.isalnum() else "_" for c in path).rstrip("_")
 
 
+def _error(description: str, error_ref: str | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if error_ref:
+        response["content"] = {"application/json": {"schema": {"$ref": error_ref}}}
+    return response
+
+
+def _clean_operation(operation: dict[str, Any], method: str, path: str,
+                     error_ref: str | None) -> None:
+    operation["operationId"] = OPERATION_IDS.get((method, path)) or _derived_id(method, path)
+    operation.pop("produces", None)
+    operation.pop("consumes", None)
+    params = [p for p in operation.get("parameters", []) if p.get("in") != "formData"]
+    operation["parameters"] = params
+    if not params:
+        del operation["parameters"]
+    responses = operation.setdefault("responses", {})
+    if not responses:
+        responses["200"] = {"description": "OK"}
+    for response in responses.values():
+        response.setdefault("description", "")
+    for status, description in COMMON_RESPONSES.items():
+        responses.setdefault(status, _error(description, error_ref))
+    # aiohttp's HTTP parser answers the most malformed requests itself, in text.
+    responses["400"].setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}
+    if "requestBody" in operation:  # every body this API takes is expected
+        operation["requestBody"]["required"] = True
+        responses.setdefault("413", _error("Too large: over the JSON limit (1 MiB) or an "
+                                           "upload's limits", error_ref))
+
+
 def clean_spec(spec: dict[str, Any]) -> None:
     """Turn apigami's output into valid OpenAPI 3, in place. HEAD is left out: every GET
     answers it (headers only, no body), and a HEAD operation with a JSON body breaks
@@ -97,32 +128,8 @@ def clean_spec(spec: dict[str, Any]) -> None:
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():
-            if method not in _METHODS:
-                continue
-            operation["operationId"] = OPERATION_IDS.get((method, path)) or _derived_id(
-                method, path)
-            if "requestBody" in operation:  # every body this API takes is expected
-                operation["requestBody"]["required"] = True
-            operation.pop("produces", None)
-            operation.pop("consumes", None)
-            params = operation.get("parameters", [])
-            operation["parameters"] = [p for p in params if p.get("in") != "formData"]
-            if not operation["parameters"]:
-                del operation["parameters"]
-            responses = operation.setdefault("responses", {})
-            if not responses:
-                responses["200"] = {"description": "OK"}
-            for response in responses.values():
-                response.setdefault("description", "")
-            for status, description in COMMON_RESPONSES.items():
-                common: dict[str, Any] = {"description": description}
-                if error_ref and method != "head":
-                    common["content"] = {"application/json": {"schema": {"$ref": error_ref}}}
-                responses.setdefault(status, common)
-            if method != "head":
-                # aiohttp's HTTP parser answers the most malformed requests itself, in text.
-                responses["400"].setdefault("content", {})["text/plain"] = {
-                    "schema": {"type": "string"}}
+            if method in _METHODS:
+                _clean_operation(operation, method, path, error_ref)
 
 
 def setup_openapi(app: web.Application) -> None:

@@ -153,6 +153,26 @@ async def test_openapi_spec_is_valid_openapi_3(client: Client) -> None:
         assert "get" in spec["paths"][path]
 
 
+async def test_every_operation_is_named_summarised_and_answers_as_documented(
+    client: Client,
+) -> None:
+    """What generated clients need: a unique operationId and a summary per operation, no
+    HEAD operation (every GET answers HEAD, with no body), required bodies, and the statuses
+    any request can get (a malformed request, a body over the limit, an outage)."""
+    spec = await (await client.get("/openapi.json")).json()
+    ids = []
+    for path, item in spec["paths"].items():
+        assert "head" not in item, path
+        for method, operation in item.items():
+            ids.append(operation["operationId"])
+            assert operation.get("summary"), (method, path)
+            assert {"400", "503"} <= set(operation["responses"]), (method, path)
+            if "requestBody" in operation:
+                assert operation["requestBody"]["required"] is True, (method, path)
+                assert "413" in operation["responses"], (method, path)
+    assert len(ids) == len(set(ids)) == 19
+
+
 async def test_swagger_ui_is_served(client: Client) -> None:
     resp = await client.get("/docs")
     assert resp.status == 200
