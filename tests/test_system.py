@@ -73,6 +73,16 @@ async def test_wrong_method_is_405_envelope(client: Client) -> None:
     assert_envelope(await resp.json(), "method_not_allowed")
 
 
+async def test_one_path_one_resource(client: Client) -> None:
+    """/images/delete is the bulk delete only: other methods are 405, never a malformed id."""
+    for method in ("PATCH", "GET", "DELETE"):
+        resp = await client.request(method, "/images/delete", json={"title": "x"})
+        assert resp.status == 405, method
+        assert resp.headers["Allow"] == "POST"
+    resp = await client.get("/images/not-a-uuid")
+    assert resp.status == 422  # an id route still says what is wrong with the id
+
+
 class _EchoSchema(Schema):
     name = fields.String(required=True)
     count = fields.Integer(required=True)
