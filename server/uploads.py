@@ -433,7 +433,9 @@ async def read_query_image(
                                    details={"file": ["A file part is required."]})
         spool, fmt, label = spooled
         variants = fields.get("orientations") == "all"
-        return await _analyse_query(spool, fmt, label, cpu, limits, variants), fields
+        # The region variants only serve robust matching (20 ms of work a query).
+        robust = fields.get("match", "robust") != "exact"
+        return await _analyse_query(spool, fmt, label, cpu, limits, variants, robust), fields
     finally:
         if spooled is not None:
             await asyncio.to_thread(spooled[0].remove)
@@ -461,11 +463,12 @@ async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool
 
 
 async def _analyse_query(
-    spool: Spool, fmt: str, label: str, cpu: Executor, limits: Limits, variants: bool
+    spool: Spool, fmt: str, label: str, cpu: Executor, limits: Limits, variants: bool,
+    robust: bool,
 ) -> ImageFacts:
     try:
         return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                             expected_format=fmt, variants=variants, query=True)
+                             expected_format=fmt, variants=variants, query=robust)
     except ImageRejected as exc:
         details = {"parts": {label: str(exc)}}
         if isinstance(exc, UnsupportedFormat):
