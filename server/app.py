@@ -9,7 +9,6 @@ from .auth import auth_middleware
 from .config import Config
 from .cors import add_cors_headers, cors_preflight_middleware
 from .inflight import InFlight
-from .json_bodies import json_body_middleware
 from .keys import CONFIG, IN_FLIGHT
 from .middlewares import error_middleware, in_flight_middleware
 from .openapi import setup_openapi
@@ -25,7 +24,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
         middlewares=[in_flight_middleware, cors_preflight_middleware, error_middleware,
-                     auth_middleware, json_body_middleware, validation_middleware],
+                     auth_middleware, validation_middleware],
     )
     app[CONFIG] = config
     app[IN_FLIGHT] = InFlight()

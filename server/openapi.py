@@ -11,11 +11,12 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
-from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 from marshmallow import Schema, ValidationError
 
 from . import __version__
 from .errors import ValidationFailed
+from .json_bodies import JsonBodyParser
 
 SPEC_URL = "/openapi.json"
 DOCS_URL = "/docs"
@@ -146,6 +147,10 @@ def setup_openapi(app: web.Application) -> None:
     )
     for name, scheme in SECURITY_SCHEMES.items():
         apispec.spec.components.security_scheme(name, scheme)
+    # The validation middleware's parser: webargs' own, with hostile JSON answered 400.
+    json_parser = JsonBodyParser()
+    json_parser.error_callback = raise_validation_error
+    app[APISPEC_PARSER] = json_parser
 
     async def clean_on_startup(app: web.Application) -> None:
         clean_spec(app[SWAGGER_DICT])  # apigami's key is a plain str
