@@ -374,7 +374,7 @@ async def test_ten_failures_lock_the_name_out_until_they_expire(
     conn = await asyncpg.connect(clean_db)
     try:
         await conn.execute(
-            "update login_failures set failed_at = failed_at - interval '16 minutes'"
+            "update password_attempts set attempted_at = attempted_at - interval '16 minutes'"
         )
     finally:
         await conn.close()

@@ -159,9 +159,9 @@ async def test_the_lockout_lasts_fifteen_minutes(client: Client, clean_db: str) 
     assert 15 * 60 - 60 <= int(resp.headers["Retry-After"]) <= 15 * 60
     conn = await asyncpg.connect(clean_db)
     try:  # 14 minutes on: still locked; 16 minutes on: the failures have expired
-        await conn.execute("update login_failures set failed_at = now() - interval '14 min'")
+        await conn.execute("update password_attempts set attempted_at = now() - interval '14 min'")
         assert (await client.post("/keys", headers=basic("locked"), json={})).status == 429
-        await conn.execute("update login_failures set failed_at = now() - interval '16 min'")
+        await conn.execute("update password_attempts set attempted_at = now() - interval '16 min'")
     finally:
         await conn.close()
     assert (await client.post("/keys", headers=basic("locked"), json={})).status == 201

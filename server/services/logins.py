@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from uuid import UUID
 
-from ..db.pool import Pool
-from ..db.queries import Queries
+from ..db.pool import Connection, Pool
+from ..db.queries import Queries, Record
 from ..errors import TooManyRequests, Unauthorized
 from ..passwords import PasswordHasher
 from ..usernames import username_key
@@ -31,18 +31,27 @@ def _too_many(message: str, retry_after: float) -> TooManyRequests:
                            headers={"Retry-After": str(seconds)})
 
 
+async def _reserve(conn: Connection, queries: Queries, subject: str, window: float,
+                   limit: int) -> Record:
+    await queries.lock_attempts(conn, subject=subject)
+    return await queries.reserve_attempt(conn, subject=subject, window_seconds=window,
+                                         max_attempts=limit)
+
+
+def _check_address(seat: Record) -> None:
+    if not seat["allowed"]:
+        raise _too_many("Too many password attempts from this address; try again later",
+                        seat["retry_after"])
+
+
 async def reserve_address_attempt(
     pool: Pool, queries: Queries, address: str, max_attempts: int
 ) -> None:
     """Count one password check for the client's address; 429 past `max_attempts` a minute."""
     async with pool.acquire() as conn, conn.transaction():
-        await queries.lock_attempts(conn, key=f"address:{address}")
-        seat = await queries.reserve_password_attempt(
-            conn, address=address, window_seconds=ADDRESS_WINDOW_SECONDS,
-            max_attempts=max_attempts)
-    if not seat["allowed"]:
-        raise _too_many("Too many password attempts from this address; try again later",
-                        seat["retry_after"])
+        seat = await _reserve(conn, queries, f"address:{address}", ADDRESS_WINDOW_SECONDS,
+                              max_attempts)
+    _check_address(seat)
 
 
 def _wrong() -> Unauthorized:
@@ -54,27 +63,30 @@ async def log_in(
     pool: Pool, queries: Queries, hasher: PasswordHasher, username: str, password: str, *,
     address: str, max_address_attempts: int,
 ) -> LoggedIn:
-    """The user whose password this is; 401 when wrong, 429 while the name (or the address)
-    is over its limit. The attempt is counted as a failure before bcrypt runs and forgiven
-    after a success, so concurrent attempts cannot slip past the limit. No connection is
-    held during bcrypt, which takes a quarter of a second."""
+    """The user whose password this is; 401 when wrong, 429 while the address or the name is
+    over its limit. The attempt is counted (for both) before bcrypt runs and, for the name,
+    forgiven after a success, so concurrent attempts cannot slip past the limit. No
+    connection is held during bcrypt, which takes a quarter of a second."""
     key = username_key(username)
     if key is None:
         raise _wrong()  # no account can have this name: nothing to check
-    await reserve_address_attempt(pool, queries, address, max_address_attempts)
+    name = f"name:{key}"
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            await queries.lock_attempts(conn, key=f"login:{key}")
-            seat = await queries.reserve_login_attempt(
-                conn, username_key=key, window_seconds=WINDOW_SECONDS, max_failures=MAX_FAILURES)
-        if not seat["allowed"]:
+        async with conn.transaction():  # address first, then name: one lock order
+            by_address = await _reserve(conn, queries, f"address:{address}",
+                                        ADDRESS_WINDOW_SECONDS, max_address_attempts)
+            by_name = (await _reserve(conn, queries, name, WINDOW_SECONDS, MAX_FAILURES)
+                       if by_address["allowed"] else None)
+        _check_address(by_address)
+        assert by_name is not None
+        if not by_name["allowed"]:
             raise _too_many("Too many failed password attempts for this user; try again later",
-                            seat["retry_after"])
+                            by_name["retry_after"])
         login = await queries.get_login(conn, username_key=key)
     # Same cost whether or not the user exists: timing does not reveal accounts.
     ok = await hasher.check(password, login["password_hash"] if login else None)
     if not ok or login is None:
         raise _wrong()
     async with pool.acquire() as conn:
-        await queries.clear_login_failures(conn, username_key=key)
+        await queries.clear_attempts(conn, subject=name)
     return LoggedIn(login["id"], login["username"])

@@ -6,12 +6,13 @@ create table service_secrets (
     created_at timestamptz not null default now()
 );
 
--- Password attempts per client address (sign-up, HTTP Basic): an anonymous flood of
--- bcrypt work is refused before it reaches the hasher. Kept in PostgreSQL so the limit
--- holds across processes.
-create table password_attempts (
-    address      text not null,
-    attempted_at timestamptz not null default now()
-);
-create index password_attempts_recent on password_attempts (address, attempted_at);
-create index password_attempts_at on password_attempts (attempted_at);
+-- Password attempts, per subject: a username ('name:alice', the lockout) or a client address
+-- ('address:192.0.2.1', the rate that keeps an anonymous flood of bcrypt work away from the
+-- hasher). One table and one query serve both; the lockout's table becomes it. Its rows had
+-- no prefix: they are dropped (at most 15 minutes of lockout forgotten).
+alter table login_failures rename to password_attempts;
+alter table password_attempts rename column username_key to subject;
+alter table password_attempts rename column failed_at to attempted_at;
+alter index login_failures_recent rename to password_attempts_recent;
+alter index login_failures_failed_at rename to password_attempts_at;
+delete from password_attempts;
