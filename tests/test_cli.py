@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 from bench.common import free_port
+from tests.conftest import _migrated_database
+from tests.databases import drop_database
 
 
 def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, bytes]:
@@ -55,6 +58,20 @@ def serve(env: dict[str, str], log: Path) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log.read_text()
+
+
+@contextmanager
+def serve_own_database(tmp: Path, admin_dsn: str, **extra: str) -> Iterator[str]:
+    """`serve` on a fresh migrated database of its own (dropped after), local storage in
+    `tmp`, cheap bcrypt: for tests that leave rows behind."""
+    database_url = asyncio.run(_migrated_database(admin_dsn))
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
+           "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4", **extra}
+    try:
+        with serve(env, tmp / "server.log") as url:
+            yield url
+    finally:
+        asyncio.run(drop_database(admin_dsn, database_url))
 
 
 def test_serve_on_the_embedded_defaults(tmp_path: Path) -> None:

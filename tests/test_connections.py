@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,8 @@ from bench.common import ServerProcess, running_server
 from tests.conftest import _migrated_database
 from tests.databases import drop_database
 from tests.images import make_image
+from tests.raw_http import BOUNDARY, form, part_head, upload_head
 from tests.test_images import noise_png
-
-BOUNDARY = "c0nnb0undary"
 
 
 @pytest.fixture(scope="module")
@@ -50,31 +50,25 @@ def api_key(server: ServerProcess) -> str:
         return str(json.loads(resp.read())["api_key"])
 
 
-@pytest.fixture(scope="module")
-def image_id(server: ServerProcess, api_key: str) -> str:
-    body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
-            "\r\n\r\n").encode() + make_image("PNG", (300, 200), seed=5) + (
-        f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\n'
-        f"public\r\n--{BOUNDARY}--\r\n").encode()
+def upload_public(server: ServerProcess, api_key: str, name: str, data: bytes) -> Any:
+    body = form([(name, data)], {"visibility": "public"})
     request = urllib.request.Request(server.url + "/images", method="POST", data=body, headers={
         "Authorization": f"Bearer {api_key}",
         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return str(json.loads(resp.read())["images"][0]["id"])
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())["images"][0]
+
+
+@pytest.fixture(scope="module")
+def image_id(server: ServerProcess, api_key: str) -> str:
+    return str(upload_public(server, api_key, "a.png", make_image("PNG", (300, 200), seed=5))
+               ["id"])
 
 
 @pytest.fixture(scope="module")
 def big_image_url(server: ServerProcess, api_key: str) -> str:
     """A public 7.7 MB image: far more than the socket buffers hold."""
-    body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="n.png"'
-            "\r\n\r\n").encode() + noise_png(1600, 1600) + (
-        f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\n'
-        f"public\r\n--{BOUNDARY}--\r\n").encode()
-    request = urllib.request.Request(server.url + "/images", method="POST", data=body, headers={
-        "Authorization": f"Bearer {api_key}",
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return str(json.loads(resp.read())["images"][0]["file_url"])
+    return str(upload_public(server, api_key, "n.png", noise_png(1600, 1600))["file_url"])
 
 
 def connect(server: ServerProcess) -> socket.socket:
@@ -143,12 +137,9 @@ def test_an_upload_slower_than_the_minimum_rate_is_cut_off(
     """Bytes arrive often enough to beat the stall timeout (every 0.3 s < 2 s), but at about
     30 bytes a second instead of the 20,000 required: 408 once the first 2 s are used."""
     image = make_image("PNG", (400, 400), seed=6)
-    head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="s.png"'
-            "\r\n\r\n").encode()
+    head = part_head("s.png")
     sock = connect(server)
-    sock.sendall((f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-                  f"Content-Length: {len(head) + len(image) + 100}\r\n\r\n").encode() + head)
+    sock.sendall(upload_head(api_key, len(head) + len(image) + 100) + head)
     answer = b""
     sock.settimeout(0.3)
     started = time.monotonic()

@@ -26,6 +26,7 @@ from server.keys import STORAGE
 from server.services.cursors import Cursors, scope_of
 from tests.conftest import basic, bearer, sign_up
 from tests.images import make_image
+from tests.raw_http import closing, part_head, upload_head
 from tests.test_accounts import error_of
 
 Client = TestClient[web.Request, web.Application]
@@ -359,16 +360,11 @@ async def test_an_upload_that_outlives_its_account_is_401_and_leaves_nothing(
     client: Client, clean_db: str
 ) -> None:
     key = (await sign_up(client, "gone"))["api_key"]
-    boundary = "g0neb0undary"
-    image = make_image("PNG", (200, 200), seed=4)
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
-            "\r\nContent-Type: image/png\r\n\r\n").encode() + image
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    head = part_head("a.png") + make_image("PNG", (200, 200), seed=4)
+    tail = closing()
     assert client.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    writer.write((f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                  f"Content-Length: {len(head) + len(tail)}\r\n\r\n").encode() + head)
+    writer.write(upload_head(key, len(head) + len(tail)) + head)
     await writer.drain()
     await asyncio.sleep(0.5)  # the file is stored; its row is not written yet
     assert (await client.delete("/users/me", headers=basic("gone"))).status == 204

@@ -23,6 +23,7 @@ from server.keys import STORAGE
 from tests.conftest import bearer, sign_up
 from tests.faults import CuttableProxy
 from tests.images import make_image
+from tests.raw_http import closing, part_head, upload_head
 from tests.s3server import S3Server
 
 Client = TestClient[web.Request, web.Application]
@@ -89,14 +90,19 @@ async def pg_proxy() -> AsyncIterator[CuttableProxy]:
     await proxy.cut()
 
 
+def through(config: Config, dsn: str, proxy: CuttableProxy) -> Config:
+    """The config with the database reached through the proxy."""
+    parts = urlsplit(dsn)
+    if parts.port != 5432 or parts.hostname not in ("127.0.0.1", "localhost"):
+        pytest.skip("needs $DATABASE_URL on 127.0.0.1:5432 (the proxy's target)")
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    return dataclasses.replace(config, database_url=via_proxy)
+
+
 async def test_database_outage_is_503_and_recovers(
     config: Config, clean_db: str, pg_proxy: CuttableProxy, aiohttp_client: AiohttpClient
 ) -> None:
-    parts = urlsplit(clean_db)
-    if parts.port != 5432 or parts.hostname not in ("127.0.0.1", "localhost"):
-        pytest.skip("needs $DATABASE_URL on 127.0.0.1:5432 (the proxy's target)")
-    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{pg_proxy.port}"))
-    client = await aiohttp_client(create_app(dataclasses.replace(config, database_url=via_proxy)))
+    client = await aiohttp_client(create_app(through(config, clean_db, pg_proxy)))
     key = (await sign_up(client, "pete"))["api_key"]
     assert (await client.get("/images", headers=bearer(key))).status == 200
 
@@ -123,26 +129,16 @@ async def test_database_failing_after_the_objects_are_stored_leaves_no_object(
 ) -> None:
     """The upload authenticates and stores its file while PostgreSQL is up; then the
     database goes away before the row is written: 503, and the stored objects are removed."""
-    parts = urlsplit(clean_db)
-    if parts.port != 5432 or parts.hostname not in ("127.0.0.1", "localhost"):
-        pytest.skip("needs $DATABASE_URL on 127.0.0.1:5432 (the proxy's target)")
-    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{pg_proxy.port}"))
-    client = await aiohttp_client(create_app(dataclasses.replace(config, database_url=via_proxy)))
+    client = await aiohttp_client(create_app(through(config, clean_db, pg_proxy)))
     key = (await sign_up(client, "late"))["api_key"]
-    boundary = "f4ultb0undary"
     image = make_image("PNG", (300, 200), seed=7)
-    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
-            "\r\nContent-Type: image/png\r\n\r\n").encode()
     # The first file whole, then (a separate read) the second one's start: the parser sees
     # where the first ends, and stores it.
-    head, middle = part + image, b"\r\n" + part + image[:100]
-    tail = image[100:] + f"\r\n--{boundary}--\r\n".encode()
+    head, middle = part_head("a.png") + image, b"\r\n" + part_head("b.png") + image[:100]
+    tail = image[100:] + closing()
     assert client.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    length = len(head) + len(middle) + len(tail)
-    writer.write((f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                  f"Content-Length: {length}\r\n\r\n").encode() + head)
+    writer.write(upload_head(key, len(head) + len(middle) + len(tail)) + head)
     await writer.drain()
     await asyncio.sleep(0.2)
     writer.write(middle)

@@ -4,13 +4,11 @@ answer must conform to the documented schema (status, content type, body)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +21,8 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from server.imaging import sniff_format
-from tests.conftest import _migrated_database
-from tests.databases import drop_database
 from tests.images import make_image
-from tests.test_cli import serve
+from tests.test_cli import serve_own_database
 
 # Every check schemathesis has (`--checks all`).
 CHECKS = list(CHECKS_REGISTRY.get_all())
@@ -71,15 +67,9 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    database_url = asyncio.run(_migrated_database(admin_dsn))  # its own: fuzzing leaves rows
-    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
-           "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4"}
-    try:
-        with serve(env, Path(tmp / "server.log")) as url:
-            yield url
-    finally:
-        asyncio.run(drop_database(admin_dsn, database_url))
+    # A database of its own: fuzzing leaves rows.
+    with serve_own_database(tmp_path_factory.mktemp("fuzz"), admin_dsn) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ answer parsed into its model, errors into the error model."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib
 import io
@@ -15,16 +14,13 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import _migrated_database
-from tests.databases import drop_database
 from tests.families import edited, original
-from tests.test_cli import serve
+from tests.test_cli import serve_own_database
 
 GENERATOR = shutil.which("openapi-python-client", path=os.path.dirname(sys.executable))
 # Responses are the image's own type; the generator reads each as bytes when told they are
@@ -37,15 +33,8 @@ PACKAGE = "imagerepo_api"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("generated")
-    database_url = asyncio.run(_migrated_database(admin_dsn))
-    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
-           "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4"}
-    try:
-        with serve(env, Path(tmp / "server.log")) as url:
-            yield url
-    finally:
-        asyncio.run(drop_database(admin_dsn, database_url))
+    with serve_own_database(tmp_path_factory.mktemp("generated"), admin_dsn) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

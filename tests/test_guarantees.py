@@ -30,6 +30,7 @@ from server.services.logins import WINDOW_SECONDS
 from tests.conftest import basic, bearer, sign_up
 from tests.families import original
 from tests.images import make_image
+from tests.raw_http import part_head, upload_head
 from tests.test_similar import search_image, upload
 
 Client = TestClient[web.Request, web.Application]
@@ -130,16 +131,10 @@ async def test_a_file_is_cut_off_at_the_limit_while_it_streams(
     the client still holds most of the body, and nothing is stored."""
     client = await aiohttp_client(create_app(small_files))
     key = (await sign_up(client, "stream"))["api_key"]
-    boundary = "l1mitb0undary"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
-            "\r\nContent-Type: image/png\r\n\r\n").encode()
-    image = make_image("PNG", (64, 64), seed=3)
-    first = head + image + bytes(300_000)
+    first = part_head("a.png") + make_image("PNG", (64, 64), seed=3) + bytes(300_000)
     assert client.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    writer.write((f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                  f"Content-Length: {5_000_000}\r\n\r\n").encode() + first)
+    writer.write(upload_head(key, 5_000_000) + first)
     await writer.drain()
     answer = (await asyncio.wait_for(reader.read(65536), 5)).decode()
     writer.close()

@@ -1,0 +1,32 @@
+"""Multipart uploads written byte by byte, for tests that control what reaches the server
+and when (stalls, cut-offs, hang-ups): the request head, a part's head, the closing line."""
+
+from __future__ import annotations
+
+BOUNDARY = "r4wb0undary"
+
+
+def upload_head(key: str, length: int, boundary: str = BOUNDARY) -> bytes:
+    """The head of a `POST /images` whose body is `length` bytes."""
+    return (f"POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def part_head(filename: str, name: str = "file", boundary: str = BOUNDARY) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+            + ("Content-Type: image/png\r\n" if filename else "") + "\r\n").encode()
+
+
+def closing(boundary: str = BOUNDARY) -> bytes:
+    return f"\r\n--{boundary}--\r\n".encode()
+
+
+def form(files: list[tuple[str, bytes]], fields: dict[str, str] | None = None,
+         boundary: str = BOUNDARY) -> bytes:
+    """A whole multipart body: the files, then the fields."""
+    parts = [part_head(name, boundary=boundary) + data for name, data in files]
+    parts += [part_head("", field, boundary) + value.encode()
+              for field, value in (fields or {}).items()]
+    return b"\r\n".join(parts) + closing(boundary)
