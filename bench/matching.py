@@ -173,8 +173,8 @@ async def run(total: int, n_queries: int, exact_checks: int) -> None:
         rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
         exact += {(r["image_id"], r["region"]) for r in rows} == brute_force(
             per_region, f.query_variants)
+    version = "PostgreSQL " + str(await conn.fetchval("show server_version"))
     await conn.close()
-    version = "PostgreSQL " + str(total)
     print(f"\n{version}: {total:,} images, {n_queries} queries (real photos, edited, not stored)")
     print(f"probes + verification (matching.find): p50 {percentile(times, 50):.1f} ms, "
           f"p95 {percentile(times, 95):.1f} ms")

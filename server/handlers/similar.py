@@ -29,13 +29,11 @@ from ..services.images import resolve_owner
 from ..uploads import Limits, open_multipart, read_query_image
 
 
-def _hashes_json(phash: int, dhash: int | None = None, ahash: int | None = None,
-                 whash: int | None = None, colorhash: str | None = None) -> dict[str, Any]:
-    values = {"phash": phash, "dhash": dhash, "ahash": ahash, "whash": whash}
-    out: dict[str, Any] = {k: to_hex(v) for k, v in values.items() if v is not None}
-    if colorhash is not None:
-        out["colorhash"] = colorhash
-    return out
+def _hashes_json(phash: int, dhash: int, ahash: int, whash: int,
+                 colorhash: str) -> dict[str, Any]:
+    """A query's hashes as the API shows them."""
+    return {"phash": to_hex(phash), "dhash": to_hex(dhash), "ahash": to_hex(ahash),
+            "whash": to_hex(whash), "colorhash": colorhash}
 
 
 Results = tuple[list[dict[str, Any]], str | None]  # the page's results and next cursor

@@ -104,7 +104,7 @@ async def page(
     """One page of verified matches that pass the filters, best first (score, then id);
     `whole` and `max_distance` find the images that have no signals yet."""
     scope = scope_of("matching", viewer_id, max_distance, *whole,
-                     *(astuple(v) for v in variants), *astuple(filters))
+                     *((v.region, v.phash) for v in variants), *astuple(filters))
     matches = await find(conn, queries, variants, viewer_id)
     matches += await unsignalled(conn, queries, whole, viewer_id=viewer_id,
                                  max_distance=max_distance)
