@@ -1,4 +1,4 @@
-"""Command line: ``python -m server serve | migrate | sweep | rehash``."""
+"""Command line: ``python -m server serve | migrate | sweep | rehash | thumbnails``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from .db.migrations import migrate
 from .db.pool import Pool, create_pool
 from .db.queries import load_queries
 from .embedded import embedded_postgres
+from .imaging.thumbnails import LARGE, SIZES, SMALL
 from .services.rehash import RehashReport, rehash
 from .services.sweep import SweepReport, sweep
+from .services.thumbnails import BackfillReport, backfill
 from .storage import open_storage
 
 log = logging.getLogger("server")
@@ -39,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rehash", help="give images hashed by an older pipeline the current hashes and region "
                        "signals (resumable; safe while the service runs)")
+    thumbs = commands.add_parser(
+        "thumbnails", help="make the thumbnails that images uploaded before them lack "
+                           "(resumable; safe while the service runs)")
+    thumbs.add_argument("--size", type=int, choices=SIZES, action="append",
+                        help=f"a size to make (repeatable; default: {SMALL}, the size uploads "
+                             f"make; {LARGE} is otherwise made on its first request)")
     return parser
 
 
@@ -79,6 +87,16 @@ async def run_rehash(config: Config) -> RehashReport:
         return await rehash(pool, load_queries(), storage, cpu, workers=config.cpu_workers)
 
 
+async def run_thumbnails(config: Config, sizes: Sequence[int]) -> list[BackfillReport]:
+    async with AsyncExitStack() as stack:
+        pool = await _open_pool(config, stack)
+        storage = await stack.enter_async_context(open_storage(config.storage_url))
+        cpu = stack.enter_context(ThreadPoolExecutor(config.cpu_workers,
+                                                     thread_name_prefix="cpu"))
+        return [await backfill(pool, load_queries(), storage, cpu, size=size,
+                               workers=config.cpu_workers) for size in sizes]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -111,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rehashed {result.done}; skipped {result.skipped} (deleted or missing); "
               f"failed {result.failed}")
         return 1 if result.failed else 0
+    elif args.command == "thumbnails":
+        reports = asyncio.run(run_thumbnails(config, args.size or [SMALL]))
+        for size, made in zip(args.size or [SMALL], reports, strict=True):
+            print(f"thumbnails {size}px: made {made.done}; skipped {made.skipped} (deleted, "
+                  f"made meanwhile or missing); failed {made.failed}")
+        return 1 if any(r.failed for r in reports) else 0
     return 0
 
 

@@ -28,6 +28,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     database_url: str | None
@@ -61,6 +72,8 @@ class Config:
     max_connections: int = 0
     # Longest a search statement may run in PostgreSQL, in seconds; then 503.
     search_timeout: float = 5
+    # Make the small thumbnail during the upload (else on its first request).
+    upload_thumbnails: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -86,6 +99,7 @@ class Config:
             min_upload_rate=_int(env, "MIN_UPLOAD_RATE", 16 * 1024, minimum=0),
             max_connections=_int(env, "MAX_CONNECTIONS", 0, minimum=0),
             search_timeout=_int(env, "SEARCH_TIMEOUT", 5),
+            upload_thumbnails=_bool(env, "UPLOAD_THUMBNAILS", True),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),

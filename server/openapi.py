@@ -73,6 +73,7 @@ OPERATION_IDS = {
     ("patch", "/images/{id}"): "update_image",
     ("delete", "/images/{id}"): "delete_image",
     ("get", "/images/{id}/file"): "get_image_file",
+    ("get", "/images/{id}/thumbnail"): "get_image_thumbnail",
     ("get", "/images/{id}/similar"): "find_similar_images",
     ("get", "/search"): "search_text",
     ("post", "/search/image"): "search_by_image",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import images, keys, search, similar, system, users
+from .handlers import images, keys, search, similar, system, thumbnails, users
 
 # One path, one resource: an image id is anything but the literal `delete` (POST
 # /images/delete is the bulk delete), so PATCH /images/delete is 405, not a malformed id.
@@ -29,6 +29,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/images/delete", images.delete_images)
     app.router.add_get(IMAGE, images.get_image)
     app.router.add_get(IMAGE + "/file", images.download)
+    app.router.add_get(IMAGE + "/thumbnail", thumbnails.thumbnail)
     app.router.add_get(IMAGE + "/similar", similar.similar_to_image)
     app.router.add_patch(IMAGE, images.update_image)
     app.router.add_delete(IMAGE, images.delete_image)

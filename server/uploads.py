@@ -44,13 +44,17 @@ from .imaging import (
     sniff_format,
 )
 from .imaging.privacy import strip_location
+from .services import thumbnails
+from .services.thumbnails import StoredThumbnail
 from .storage import Storage
 
 CHUNK = 256 * 1024  # fewer, larger reads: each one costs a trip through the event loop
 SNIFF_BYTES = 64 * 1024  # enough for the magic bytes and, nearly always, the dimensions
 FIELD_MAX_BYTES = 64 * 1024
+# Per-file metadata as JSON: room for 100 files with long descriptions.
+FIELD_MAX_BYTES_OF = {"metadata": 1024 * 1024}
 EXTRA_PARTS = 50  # fields allowed beside the files, repeated tags included
-FIELDS = ("title", "description", "tags", "visibility")
+FIELDS = ("title", "description", "tags", "visibility", "metadata")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Analysis:
     facts: ImageFacts
     sha256: bytes
     public_copy: PublicCopy | None = None
+    thumbnail: StoredThumbnail | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,8 @@ class Limits:
     # second on average, or it is cut off (408): trickling a few bytes just often enough
     # would otherwise hold a connection, a spool file and a multipart upload for hours.
     min_rate: int = 0
+    # Make and store the small thumbnail with each file (part of the all or nothing).
+    thumbnails: bool = True
     pace: Pace = field(default_factory=Pace)
 
     def check_pace(self) -> None:
@@ -177,12 +184,13 @@ def safe_filename(raw: str | None, fallback: str) -> str:
     return name.strip()[:255] or fallback
 
 
-async def _read_field(part: BodyPartReader, limits: Limits) -> str:
+async def _read_field(part: BodyPartReader, limits: Limits,
+                      max_bytes: int = FIELD_MAX_BYTES) -> str:
     data = bytearray()
     while chunk := await _chunk(part, limits):
         data += chunk
-        if len(data) > FIELD_MAX_BYTES:
-            raise PayloadTooLarge(f"Field {part.name!r} is larger than {FIELD_MAX_BYTES} bytes",
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"Field {part.name!r} is larger than {max_bytes} bytes",
                                   details={str(part.name): ["Too large."]})
     try:
         return data.decode("utf-8")
@@ -287,12 +295,13 @@ def _sha256_of(path: Path) -> tuple[bytes, int]:
 
 
 def _digest_and_analyse(
-    path: Path, max_pixels: int, fmt: str
+    path: Path, max_pixels: int, fmt: str, thumbnail: bool
 ) -> tuple[ImageFacts, bytes, Path | None]:
-    """Runs in the CPU pool: the SHA-256 of the bytes, the image pipeline, and a copy without
-    GPS position when the image has one (its path; the caller stores and removes it)."""
+    """Runs in the CPU pool: the SHA-256 of the bytes, the image pipeline (with the small
+    thumbnail when asked), and a copy without GPS position when the image has one (its path;
+    the caller stores and removes it)."""
     sha256, _ = _sha256_of(path)
-    facts = analyse(path, max_pixels=max_pixels, expected_format=fmt)
+    facts = analyse(path, max_pixels=max_pixels, expected_format=fmt, thumbnail=thumbnail)
     fd, copy_name = tempfile.mkstemp(prefix="imagerepo-nogps-")
     os.close(fd)
     copy = Path(copy_name)
@@ -326,9 +335,12 @@ async def _analyse(
     copy: Path | None = None
     try:
         facts, sha256, copy = await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels,
-                                            fmt)
+                                            fmt, limits.thumbnails)
         public = await _store_copy(batch, key, copy) if copy is not None else None
-        return Analysis(facts, sha256, public)
+        thumbnail = (await thumbnails.store(batch.storage, key, facts.thumbnail,
+                                            batch.written_keys)
+                     if facts.thumbnail is not None else None)
+        return Analysis(facts, sha256, public, thumbnail)
     finally:
         if spool is not None:
             await asyncio.to_thread(spool.remove)
@@ -372,7 +384,13 @@ async def read_upload(
                                       details={"max_files": limits.max_files})
             batch.files.append(await _receive_file(part, len(batch.files) + 1, batch, cpu, limits))
         elif part.name in FIELDS:
-            batch.fields.setdefault(part.name, []).append(await _read_field(part, limits))
+            if part.name == "metadata" and "metadata" in batch.fields:
+                # Refused on arrival: fifty of these would hold 50 MiB before any check.
+                raise ValidationFailed("metadata given more than once",
+                                       details={"metadata": ["Given twice."]})
+            max_bytes = FIELD_MAX_BYTES_OF.get(part.name, FIELD_MAX_BYTES)
+            batch.fields.setdefault(part.name, []).append(
+                await _read_field(part, limits, max_bytes))
         else:
             raise ValidationFailed(f"Unknown field {part.name!r}",
                                    details={str(part.name): ["Unknown field."]})

@@ -65,7 +65,7 @@ MUTATIONS = (
         ("tests/test_guarantees.py::test_the_apps_own_key_lookup_uses_its_index",),
     ),
     Mutation(
-        "JPEG reduced-scale decode removed", "server/imaging/hashing.py",
+        "JPEG reduced-scale decode removed", "server/imaging/decoding.py",
         "        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))\n",
         "        pass\n",
         ("tests/test_guarantees.py::test_jpeg_is_decoded_at_reduced_scale",

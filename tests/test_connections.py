@@ -188,6 +188,7 @@ def test_connections_over_the_cap_get_503_at_once_and_the_rest_is_served(
 @pytest.mark.parametrize("path", [
     "/", "/health", "/ready", "/openapi.json", "/images", "/images/{id}", "/images/{id}/file",
     "/images/{id}/similar", "/search?q=x", "/images/{id}/file?x=1",
+    "/images/{id}/thumbnail", "/images/{id}/thumbnail?size=1024&v=1",
 ])
 def test_head_answers_headers_only_on_a_keep_alive_connection(
     server: ServerProcess, image_id: str, path: str

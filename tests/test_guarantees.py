@@ -22,7 +22,7 @@ from server.app import create_app
 from server.config import Config
 from server.db.pool import init_connection, plan_cache_mode
 from server.db.queries import load_queries, positional_args, sql_of
-from server.imaging.hashing import _decode_small
+from server.imaging.decoding import _decode_small
 from server.imaging.sniff import open_lazy
 from server.keys import STORAGE
 from server.services import search

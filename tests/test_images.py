@@ -125,7 +125,7 @@ async def test_upload_one_image(client: Client, alice: str) -> None:
     assert set(image) == {
         "id", "owner", "title", "description", "tags", "visibility", "filename", "content_type",
         "width", "height", "size_bytes", "sha256", "hashes", "created_at", "updated_at",
-        "file_url", "near_duplicates",
+        "file_url", "thumbnail_url", "preview_url", "near_duplicates",
     }
     assert image["near_duplicates"] == []
     assert image["owner"] == "alice"
@@ -148,9 +148,11 @@ async def test_upload_one_image(client: Client, alice: str) -> None:
     assert await resp.read() == JPEG
     assert resp.headers["Content-Type"] == "image/jpeg"
     assert resp.headers["ETag"] == f'"{image["sha256"]}"'
-    # The object key is random, never the client's file name.
-    (key,) = await stored_keys(client)
-    assert "holiday" not in key
+    # Object keys are random, never the client's file name nor the image id: the original
+    # and its small thumbnail.
+    keys = await stored_keys(client)
+    assert len(keys) == 2 and sum(k.endswith(".webp") for k in keys) == 1
+    assert not any("holiday" in key or image["id"] in key for key in keys)
 
 
 async def test_upload_many_with_fields_before_and_after(client: Client, alice: str) -> None:
@@ -168,7 +170,7 @@ async def test_upload_many_with_fields_before_and_after(client: Client, alice: s
         assert image["visibility"] == "public"
         assert image["title"] == "Trip"
         assert image["description"] == "Line one\nline two"
-    assert len(await stored_keys(client)) == 3
+    assert len(await stored_keys(client)) == 3 * 2  # originals and their thumbnails
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
@@ -453,7 +455,7 @@ async def test_delete_one_and_many(client: Client, alice: str, bob: str, clean_d
     resp = await client.delete(f"/images/{mine[0]}", headers=bearer(alice))
     assert resp.status == 204
     assert (await client.get(f"/images/{mine[0]}", headers=bearer(alice))).status == 404
-    assert len(await stored_keys(client)) == 3
+    assert len(await stored_keys(client)) == 3 * 2  # each original and its thumbnail
 
     missing = str(uuid.uuid4())
     resp = await client.post("/images/delete", headers=bearer(alice),
@@ -461,7 +463,7 @@ async def test_delete_one_and_many(client: Client, alice: str, bob: str, clean_d
     assert resp.status == 200
     assert await resp.json() == {"deleted": [mine[1], mine[2]],
                                  "not_found": [theirs, missing, mine[0]]}
-    assert len(await stored_keys(client)) == 1
+    assert len(await stored_keys(client)) == 1 * 2
     assert await image_count(clean_db) == 1
 
     payloads: list[dict[str, Any]] = [{"ids": []}, {"ids": ["x"]}, {"ids": [missing] * 101}, {}]
@@ -479,7 +481,7 @@ async def test_deleting_the_account_deletes_its_images(
 
     resp = await client.delete("/users/me", headers=basic("alice"))
     assert resp.status == 204
-    assert len(await stored_keys(client)) == 1
+    assert len(await stored_keys(client)) == 1 * 2  # bob's original and thumbnail
     assert await image_count(clean_db) == 1
 
 

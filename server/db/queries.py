@@ -89,6 +89,22 @@ class Queries(Protocol):
         self, conn: Connection, *, before: datetime
     ) -> AsyncIterator[Record]: ...
 
+    # thumbnails.sql
+    async def insert_thumbnail(
+        self, conn: Connection, *, image_id: UUID, size: int, storage_key: str, width: int,
+        height: int, size_bytes: int, sha256: bytes, version: int,
+    ) -> str | None: ...
+    async def get_thumbnail(
+        self, conn: Connection, *, image_id: UUID, size: int
+    ) -> Record | None: ...
+    async def delete_thumbnail(
+        self, conn: Connection, *, image_id: UUID, size: int, storage_key: str
+    ) -> str: ...
+    def images_without_thumbnail(
+        self, conn: Connection, *, size: int, after_id: UUID | None, limit: int
+    ) -> AsyncIterator[Record]: ...
+    async def count_without_thumbnail(self, conn: Connection, *, size: int) -> int: ...
+
     # search.sql
     async def estimate_matches(
         self, conn: Connection, *, q: str, head: str, last_word: str | None, in_head: bool

@@ -25,7 +25,7 @@ def content_disposition(filename: str) -> str:
     return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _etag_matches(header: str, etag: str) -> bool:
+def etag_matches(header: str, etag: str) -> bool:
     candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
     return "*" in candidates or etag in candidates
 
@@ -79,7 +79,7 @@ async def serve_image_file(
     etag = f'"{row["sha256"].hex()}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff",
                **cache_control(request, row["visibility"])}
-    if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+    if etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     size = row["size_bytes"]
     wanted = None

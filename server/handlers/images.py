@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -37,36 +36,23 @@ from ..schemas.images import (
 )
 from ..services import images, matching
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
+from ..upload_metadata import per_file
 from ..uploads import Analysis, Limits, UploadBatch, analyses, open_multipart, read_upload
 from .downloads import serve_image_file
 
 R = TypeVar("R")
 
 
-def _single(fields: dict[str, list[str]], name: str) -> str | None:
-    values = fields.get(name)
-    if values is None:
-        return None
-    if len(values) > 1:
-        raise ValidationFailed(f"{name} given more than once", details={name: ["Given twice."]})
-    return values[0]
-
-
 def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
-    fields = batch.fields
     if not batch.files:
         raise ValidationFailed("No file in the upload",
                                details={"file": ["At least one file part is required."]})
-    title = _single(fields, "title")
-    description = images.check_text("description", _single(fields, "description") or "",
-                                    MAX_DESCRIPTION_CHARS, multiline=True)
-    visibility = images.check_visibility(_single(fields, "visibility") or "private")
-    tags = images.normalize_tags(fields.get("tags", []))
+    # Inside the handler's try: a 422 here still discards every stored object.
+    metadata = per_file(batch.fields, batch.files)
     return [
         NewImage(
-            title=(images.check_text("title", title, MAX_TITLE_CHARS) if title is not None
-                   else PurePosixPath(stored.filename).stem[:MAX_TITLE_CHARS]),
-            description=description, tags=tags, visibility=visibility,
+            title=meta.title, description=meta.description, tags=meta.tags,
+            visibility=meta.visibility,
             filename=stored.filename, content_type=fact.content_type, width=fact.width,
             height=fact.height, size_bytes=stored.size, sha256=result.sha256,
             phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
@@ -75,8 +61,9 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
             public_storage_key=result.public_copy.storage_key if result.public_copy else None,
             public_size_bytes=result.public_copy.size if result.public_copy else None,
             public_sha256=result.public_copy.sha256 if result.public_copy else None,
+            thumbnails=(result.thumbnail,) if result.thumbnail else (),
         )
-        for stored, result in zip(batch.files, results, strict=True)
+        for stored, result, meta in zip(batch.files, results, metadata, strict=True)
         for fact in (result.facts,)
     ]
 
@@ -84,8 +71,11 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
 @access(Access.KEY)
 @docs(tags=["images"], summary="Upload one or more images (all or nothing)",
       description="Multipart: one or more `file` parts, plus `title`, `description`, `tags`, "
-                  "`visibility`, before or after the files. If any part is bad, nothing is "
-                  "stored and the error names the part.",
+                  "`visibility`, before or after the files. An optional `metadata` part, a "
+                  "JSON array of one object per `file` part in order, sets each file's own "
+                  "`title`, `description`, `tags` or `visibility`; the other fields are the "
+                  "defaults for the keys an object leaves out. If any part is bad, nothing "
+                  "is stored and the error names the part.",
       requestBody=UPLOAD_BODY, responses=error_responses(400, 401, 413, 415, 422, 503))
 @response_schema(UploadedSchema, 201, description="The new images, in upload order")
 async def upload(request: web.Request) -> web.Response:
@@ -96,7 +86,8 @@ async def upload(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]
     limits = Limits(config.max_upload_bytes, config.max_files_per_request,
-                    config.max_image_pixels, config.read_timeout, config.min_upload_rate)
+                    config.max_image_pixels, config.read_timeout, config.min_upload_rate,
+                    thumbnails=config.upload_thumbnails)
     batch = UploadBatch(app[STORAGE])
     try:
         await read_upload(await open_multipart(request), batch, app[CPU_POOL], limits)

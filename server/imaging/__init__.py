@@ -1,15 +1,14 @@
 """Image validation and perceptual hashing: pure functions, run in the CPU thread pool."""
 
 from server.imaging.bits import from_hex, hamming, to_hex, to_signed
+from server.imaging.decoding import Working, working_image
 from server.imaging.hashing import (
     HASH_VERSION,
     ImageFacts,
-    Working,
     analyse,
     color_hash,
     hashes_of,
     naive_hashes,
-    working_image,
 )
 from server.imaging.sniff import (
     ACCEPTED,

@@ -13,17 +13,22 @@ from __future__ import annotations
 import importlib
 import io
 import os
-import struct
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import IO, NamedTuple
+from typing import IO
 
 import imagehash
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from server.imaging.decoding import (
+    DECODE_ERRORS,
+    exif_orientation,
+    flatten,
+    normalise_mode,
+    working_image,
+)
 from server.imaging.signals import Signal, query_signals, stored_signals
 from server.imaging.sniff import (
     ACCEPTED,
@@ -37,6 +42,7 @@ from server.imaging.sniff import (
     pillow_pixel_limit,
     sniff_format,
 )
+from server.imaging.thumbnails import SMALL, Thumbnail, encode
 
 # imagehash imports these inside phash and whash: importing them with this module moves
 # ~100 ms from the first upload (in a worker thread) to start-up.
@@ -46,8 +52,6 @@ for _lazy in ("scipy.fftpack", "pywt"):
 # Bump when anything below changes the hashes, so stored rows can be recomputed.
 HASH_VERSION = 2  # 2: region signals (image_signals) too
 
-# Short side of the working image; the hashes shrink it to at most 64 px anyway.
-WORKING_SHORT_SIDE = 256
 # colorhash only counts pixel fractions: 128 px is plenty.
 COLOR_SHORT_SIDE = 128
 # A fixed whash scale, so the hash does not depend on the decoded size.
@@ -57,36 +61,6 @@ COLORHASH_BINBITS = 3
 
 # A bytes object is the file's content; a str or path names a file; else a seekable file.
 Source = bytes | str | os.PathLike[str] | IO[bytes]
-
-# EXIF orientation -> the transpose that turns the stored pixels upright (as exif_transpose).
-ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_EXIF_ORIENTATION_TAG = 0x0112
-
-# What Pillow raises on truncated or malformed data (plugins are partly pure Python).
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    IndexError,
-    KeyError,
-    TypeError,
-    struct.error,
-    zlib.error,
-    Image.DecompressionBombError,
-    # Pillow warns about broken metadata and carries on; where warnings are errors (the
-    # tests) that aborts the decode, which is then a corrupt image like any other.
-    UserWarning,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ImageFacts:
@@ -112,13 +86,8 @@ class ImageFacts:
     signals: tuple[Signal, ...] = ()
     # A query image's variants (robust search by image), when asked for.
     query_variants: tuple[Signal, ...] = ()
-
-
-class Working(NamedTuple):
-    """The small, upright, alpha-flattened images the hashes are computed from."""
-
-    gray: Image.Image  # mode L
-    rgb: Image.Image  # mode RGB, same size
+    # The small thumbnail, from the same working image (uploads only).
+    thumbnail: Thumbnail | None = None
 
 
 # --- imagehash values as 64-bit ints ---------------------------------------------------------
@@ -128,103 +97,6 @@ def _hash_int(h: imagehash.ImageHash) -> int:
     # Row-major bits, first bit most significant: the same order as str(h).
     packed = np.packbits(np.asarray(h.hash, dtype=bool).ravel())
     return int.from_bytes(packed.tobytes(), "big", signed=True)
-
-
-# --- decoding -------------------------------------------------------------------------------
-
-
-def _to_uint8(im: Image.Image) -> Image.Image:
-    """An L image from a 16/32-bit integer or float one, keeping the full tonal range."""
-    arr = np.asarray(im)
-    if im.mode.startswith("I;16"):
-        scaled = arr.astype(np.float32) / 257.0  # 16-bit samples: fixed scale
-    else:
-        lo, hi = float(arr.min()), float(arr.max())
-        if 0.0 <= lo and hi <= 255.0 and (im.mode == "I" or hi > 1.0):
-            scaled = arr.astype(np.float32)  # already 8-bit values
-        elif 0.0 <= lo and hi <= 1.0:
-            scaled = arr.astype(np.float32) * 255.0  # float in [0, 1]
-        elif 0.0 <= lo and hi <= 65535.0:
-            scaled = arr.astype(np.float32) / 257.0  # 16-bit values stored as I
-        else:
-            scaled = (arr.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-12))
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # 2-D uint8: L
-
-
-def _normalise_mode(im: Image.Image) -> Image.Image:
-    """One of L, LA, RGB, RGBA, keeping transparency (palette or tRNS) as an alpha channel.
-
-    Done before any reduction: averaging palette indices or a transparent colour is wrong.
-    """
-    mode = im.mode
-    transparent = im.info.get("transparency") is not None
-    if mode in ("L", "RGB") and not transparent:
-        return im
-    if mode in ("LA", "RGBA"):
-        return im
-    if transparent and mode in ("1", "L", "P", "RGB"):
-        return im.convert("RGBA")  # a converter warns when P with byte transparency goes RGB
-    if mode in ("PA", "RGBa", "RGBX"):
-        return im.convert("RGBA" if mode != "RGBX" else "RGB")
-    if mode == "La":
-        return im.convert("LA")
-    if mode in ("1", "P"):
-        return im.convert("L" if mode == "1" else "RGB")
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        return _to_uint8(im)
-    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    """Alpha composited onto white (what a viewer shows on a page), as L or RGB."""
-    if im.mode not in ("LA", "RGBA"):
-        return im
-    base_mode = im.mode[:-1]
-    white = Image.new(base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255))
-    white.paste(im.convert(base_mode), mask=im.getchannel("A"))
-    return white
-
-
-def _decode_small(im: ImageFile.ImageFile) -> Image.Image:
-    """Decode once with a short side of about WORKING_SHORT_SIDE (never below, if larger)."""
-    if pillow_format(im) == "JPEG":
-        # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 keeping both sides >= the target.
-        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))
-        im.load()
-        return _normalise_mode(im)
-    base = _normalise_mode(im)
-    factor = max(1, min(base.size) // WORKING_SHORT_SIDE)
-    if factor == 1:
-        base.load()
-        return base
-    return base.reduce(factor)
-
-
-def exif_orientation(im: Image.Image) -> int:
-    """The EXIF orientation 1-8 of an image; 1 when absent, invalid or unreadable."""
-    try:
-        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-    except _DECODE_ERRORS:
-        return 1  # a broken EXIF block does not make the picture unusable
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def working_image(im: ImageFile.ImageFile) -> Working:
-    """The small upright working images of a freshly opened (not yet loaded) image.
-
-    Hash variants (rotations, flips) are cheap from here: ``hashes_of(w.gray.transpose(t))``.
-    Raises what Pillow raises on corrupt data; the caller has checked the pixel count.
-    """
-    small = _flatten(_decode_small(im))
-    if small is im:
-        small = im.copy()  # the working images must outlive the opened file
-    # After decoding: a PNG's eXIf chunk may follow the pixel data.
-    transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
-    if transpose is not None:
-        small = small.transpose(transpose)
-    if small.mode == "L":
-        return Working(gray=small, rgb=small.convert("RGB"))
-    return Working(gray=small.convert("L"), rgb=small)
 
 
 # --- hashing --------------------------------------------------------------------------------
@@ -267,15 +139,15 @@ def _frame_count(im: ImageFile.ImageFile) -> int:
 
 def analyse(
     source: Source, *, max_pixels: int, expected_format: str | None = None,
-    variants: bool = False, query: bool = False,
+    variants: bool = False, query: bool = False, thumbnail: bool = False,
 ) -> ImageFacts:
     """Validate an upload and compute its facts and hashes (the fast pipeline).
 
     ``expected_format`` is what the caller sniffed from the prefix it received; a different
     format here means the bytes changed or lie. ``variants``: also the pHashes of the other
     orientations; ``query``: also the variants of a search-by-image query (with the other
-    orientations when ``variants``). Raises UnsupportedFormat, TooManyPixels (before
-    any pixel is decoded) or CorruptImage.
+    orientations when ``variants``); ``thumbnail``: also the small thumbnail. Raises
+    UnsupportedFormat, TooManyPixels (before any pixel is decoded) or CorruptImage.
     """
     with _binary(source) as fp:
         fp.seek(0)
@@ -287,16 +159,16 @@ def analyse(
         fp.seek(0)
         try:
             im = open_lazy(fp, fmt)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise CorruptImage(f"the {fmt} header cannot be read") from exc
         with im:
             return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format,
-                                 variants=variants, query=query)
+                                 variants=variants, query=query, thumbnail=thumbnail)
 
 
 def _analyse_open(
     im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None,
-    variants: bool = False, query: bool = False,
+    variants: bool = False, query: bool = False, thumbnail: bool = False,
 ) -> ImageFacts:
     if pillow_format(im) != fmt:
         raise CorruptImage(f"the data is not a valid {fmt} image")
@@ -317,7 +189,8 @@ def _analyse_open(
             work = working_image(im)
         frames = _frame_count(im)
         phash, dhash, ahash, whash = hashes_of(work.gray)
-    except _DECODE_ERRORS as exc:
+        small = encode(work.display, SMALL) if thumbnail else None
+    except DECODE_ERRORS as exc:
         raise CorruptImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
     orientation = exif_orientation(im)
     if orientation >= 5:  # 5-8 swap the axes
@@ -336,6 +209,7 @@ def _analyse_open(
         variant_phashes=variant_phashes(work.gray) if variants else (),
         signals=() if query else tuple(stored_signals(work.gray)),
         query_variants=tuple(query_signals(work.gray, variants)) if query else (),
+        thumbnail=small,
     )
 
 
@@ -355,7 +229,7 @@ def naive_hashes(source: Source) -> tuple[int, int, int, int, str]:
     are comparable; only the decode size differs. For benchmarks and tests, not for uploads.
     """
     with _binary(source) as fp, Image.open(fp) as im:
-        full = _flatten(_normalise_mode(ImageOps.exif_transpose(im)))
+        full = flatten(normalise_mode(ImageOps.exif_transpose(im)))
     rgb = full.convert("RGB")
     return (
         _hash_int(imagehash.phash(full)),

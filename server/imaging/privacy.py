@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import ImageOps
 
-from .hashing import exif_orientation
+from .decoding import exif_orientation
 from .sniff import open_lazy
 
 GPS_IFD = 0x8825

@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from ..db.queries import Record
 from ..imaging import to_hex
+from ..imaging.thumbnails import LARGE, SIZES, SMALL, THUMBNAIL_VERSION
 from ..services.images import (
     MAX_DESCRIPTION_CHARS,
     MAX_TAG_CHARS,
@@ -44,6 +45,10 @@ class ImageSchema(Schema):
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
     file_url = fields.String(required=True, metadata={"description": "Where the bytes are"})
+    thumbnail_url = fields.String(required=True, metadata={
+        "description": f"A WebP (or JPEG) of at most {SMALL} px on the long side: grids"})
+    preview_url = fields.String(required=True, metadata={
+        "description": f"A WebP (or JPEG) of at most {LARGE} px on the long side: detail views"})
 
 
 class ImagesSchema(Schema):
@@ -153,10 +158,26 @@ UPLOAD_BODY = {
                                             "characters in all, after splitting)"},
                     "visibility": {"type": "string", "enum": list(VISIBILITIES),
                                    "default": "private"},
+                    # JSON inside one text part: a string, so that generated clients send
+                    # it as one part (the client serialises the array itself).
+                    "metadata": {
+                        "type": "string",
+                        "description": (
+                            "Each file's own metadata: a JSON array holding one object per "
+                            "`file` part, in order, e.g. `[{\"title\": \"Beach\"}, "
+                            "{\"visibility\": \"private\", \"tags\": [\"family\"]}]`. "
+                            "An object may hold `title`, `description`, `tags` (an array of "
+                            "strings; it replaces the `tags` fields for that file) and "
+                            "`visibility`, with the rules of those fields; the fields are "
+                            "the defaults for the keys it leaves out. A different count, an "
+                            "unknown key or a bad value is 422 naming the file. At most "
+                            "1 MiB of UTF-8."),
+                    },
                 },
             },
             "encoding": {"file": {"contentType": "image/*"},
-                         "tags": {"style": "form", "explode": True}},
+                         "tags": {"style": "form", "explode": True},
+                         "metadata": {"contentType": "application/json"}},
         }
     },
 }
@@ -169,6 +190,8 @@ def image_json(row: Record | Mapping[str, Any]) -> dict[str, Any]:
     data["hashes"] = {name: to_hex(row[name]) for name in ("phash", "dhash", "ahash", "whash")}
     data["hashes"]["colorhash"] = row["colorhash"]
     data["file_url"] = f"/images/{row['id']}/file"
+    data["thumbnail_url"] = thumbnail_url(row["id"], SMALL)
+    data["preview_url"] = thumbnail_url(row["id"], LARGE)
     result: dict[str, Any] = ImageSchema().dump(data)
     return result
 
@@ -208,4 +231,41 @@ FILE_RESPONSES: dict[int, dict[str, Any]] = {
           "headers": {**_FILE_HEADERS, "Content-Range": _header("`bytes first-last/size`")}},
     304: {"description": "Not modified: the If-None-Match ETag is current",
           "headers": {"ETag": _FILE_HEADERS["ETag"]}},
+}
+
+
+def thumbnail_url(image_id: object, size: int) -> str:
+    """`v` names the thumbnail pipeline: a new one makes new URLs, so each may be cached
+    for good."""
+    return f"/images/{image_id}/thumbnail?size={size}&v={THUMBNAIL_VERSION}"
+
+
+class ThumbnailQuerySchema(Schema):
+    size = fields.Integer(load_default=SMALL, validate=validate.OneOf(SIZES), metadata={
+        "description": f"The long side at most: {SMALL} (grids) or {LARGE} (detail views); "
+                       "never larger than the image"})
+    v = Text(validate=validate.Length(max=16), metadata={
+        "description": "The pipeline version from `thumbnail_url`; when it is the current "
+                       "one the answer may be cached for a year"})
+
+
+_THUMBNAIL_HEADERS = {
+    "ETag": _header("Strong validator of these bytes"),
+    "Cache-Control": _header("`immutable` for a year when `v` is current (`public` for "
+                             "anonymous answers about public images, else `private`)"),
+    "Vary": _header("`Accept, Authorization, X-API-Key`"),
+    "Content-Disposition": _header("`inline` with the file name"),
+}
+THUMBNAIL_PARAMETERS = [
+    {"name": "Accept", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "WebP unless this excludes `image/webp`; then JPEG (alpha on white)"},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "ETags; a match answers 304"},
+]
+THUMBNAIL_RESPONSES: dict[int, dict[str, Any]] = {
+    200: {"description": "The thumbnail: upright, no metadata",
+          "content": dict.fromkeys(("image/webp", "image/jpeg"), _BINARY),
+          "headers": _THUMBNAIL_HEADERS},
+    304: {"description": "Not modified: the If-None-Match ETag is current",
+          "headers": {"ETag": _THUMBNAIL_HEADERS["ETag"]}},
 }

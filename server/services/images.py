@@ -20,6 +20,7 @@ from ..imaging.signals import REGIONS, Signal
 from ..storage import Storage
 from ..usernames import username_key
 from .cursors import Cursors, scope_of
+from .thumbnails import StoredThumbnail, insert_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,13 @@ class NewImage:
     public_sha256: bytes | None = None
     # Region signals for robust search by image (table image_signals).
     signals: tuple[Signal, ...] = ()
+    # Thumbnails already stored (table image_thumbnails).
+    thumbnails: tuple[StoredThumbnail, ...] = ()
 
     def row(self) -> dict[str, Any]:
         """The images row's columns."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signals"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("signals", "thumbnails")}
 
 
 def _has_control_chars(text: str, allowed: str = "") -> bool:
@@ -114,6 +118,8 @@ async def create_images(
             for image in images:
                 ids.append(await queries.insert_image(conn, owner_id=owner_id, **image.row()))
                 await insert_signals(conn, queries, ids[-1], image.signals)
+                for thumbnail in image.thumbnails:
+                    await insert_thumbnail(conn, queries, ids[-1], thumbnail)
     except asyncpg.ForeignKeyViolationError:
         raise Unauthorized("The account was deleted during the upload",
                            headers={"WWW-Authenticate": 'Bearer realm="imagerepo"'}) from None
@@ -220,12 +226,14 @@ async def delete_many(
 
 
 def object_keys(rows: Iterable[Record]) -> list[str]:
-    """Every stored object of these rows: the original, and the copy without GPS if any."""
+    """Every stored object of these rows: the original, the copy without GPS if any, and
+    the thumbnails."""
     keys = []
     for row in rows:
         keys.append(row["storage_key"])
         if row["public_storage_key"]:
             keys.append(row["public_storage_key"])
+        keys.extend(row["thumbnail_keys"])
     return keys
 
 

@@ -10,14 +10,9 @@ rehashed are still found by their whole-picture pHash (services/matching.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import tempfile
-from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -28,6 +23,7 @@ from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..imaging import HASH_VERSION, ImageFacts, ImageRejected, analyse
 from ..storage import ObjectNotFound, Storage
+from ..storage.copies import local_copy
 from .images import insert_signals
 
 log = logging.getLogger(__name__)
@@ -42,31 +38,10 @@ class RehashReport:
     failed: int = 0  # the stored bytes no longer decode
 
 
-@contextlib.asynccontextmanager
-async def _local_copy(storage: Storage, key: str) -> AsyncIterator[Path]:
-    """A path to the object's bytes: the folder back-end's own file, or a temporary copy."""
-    local = storage.local_path(key)
-    if local is not None:
-        if not await asyncio.to_thread(local.exists):
-            raise ObjectNotFound(key)
-        yield local
-        return
-    fd, name = tempfile.mkstemp(prefix="imagerepo-rehash-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            async with await storage.get(key) as reader:
-                async for chunk in reader:
-                    await asyncio.to_thread(out.write, chunk)
-        yield Path(name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-
-
 async def _rehash_one(pool: Pool, queries: Queries, storage: Storage, cpu: Executor,
                       row: Record, report: RehashReport) -> None:
     try:
-        async with _local_copy(storage, row["storage_key"]) as path:
+        async with local_copy(storage, row["storage_key"]) as path:
             facts: ImageFacts = await run_cpu(cpu, analyse, path, max_pixels=MAX_PIXELS)
     except ObjectNotFound:
         log.warning("image %s: object %s is missing", row["id"], row["storage_key"])

@@ -49,21 +49,28 @@ where id = :image_id
 returning id;
 
 -- name: delete_image(owner_id, image_id)^
+-- The thumbnails' rows go by cascade; RETURNING still sees them, to name their objects.
 delete from images
 where id = :image_id
   and owner_id = :owner_id
-returning storage_key, public_storage_key;
+returning storage_key, public_storage_key,
+          array(select t.storage_key from image_thumbnails t where t.image_id = images.id)
+              as thumbnail_keys;
 
 -- name: delete_images(owner_id, ids)
 delete from images
 where id = any(:ids::uuid[])
   and owner_id = :owner_id
-returning id, storage_key, public_storage_key;
+returning id, storage_key, public_storage_key,
+          array(select t.storage_key from image_thumbnails t where t.image_id = images.id)
+              as thumbnail_keys;
 
 -- name: delete_all_images(owner_id)
 delete from images
 where owner_id = :owner_id
-returning storage_key, public_storage_key;
+returning storage_key, public_storage_key,
+          array(select t.storage_key from image_thumbnails t where t.image_id = images.id)
+              as thumbnail_keys;
 
 -- name: get_user_id(username_key)$
 select id from users where lower(username) = :username_key;
@@ -75,7 +82,9 @@ select storage_key from images;
 -- Which of these object keys have a row (the sweep's question, a batch at a time).
 select storage_key from images where storage_key = any(:keys::text[])
 union all
-select public_storage_key from images where public_storage_key = any(:keys::text[]);
+select public_storage_key from images where public_storage_key = any(:keys::text[])
+union all
+select storage_key from image_thumbnails where storage_key = any(:keys::text[]);
 
 -- name: storage_keys_before(before)
 -- Rows old enough that their objects must exist by now.
@@ -83,3 +92,4 @@ select id, storage_key from images where created_at < :before
 union all
 select id, public_storage_key from images
 where created_at < :before and public_storage_key is not null;
+-- (A thumbnail whose object is lost is not reported: its next request makes it again.)

@@ -1,0 +1,97 @@
+"""GET /images/{id}/thumbnail: small upright pictures for grids and detail views."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from aiohttp import web
+from aiohttp_apigami import docs, match_info_schema, querystring_schema
+
+from ..auth import Access, access, current_user_id
+from ..cpu import run_cpu
+from ..imaging.thumbnails import THUMBNAIL_VERSION, as_jpeg
+from ..keys import CPU_POOL, POOL, QUERIES, STORAGE
+from ..schemas.common import error_responses
+from ..schemas.images import (
+    THUMBNAIL_PARAMETERS,
+    THUMBNAIL_RESPONSES,
+    ImagePathSchema,
+    ThumbnailQuerySchema,
+)
+from ..services import images
+from ..services.thumbnails import thumbnail_bytes
+from .downloads import content_disposition, etag_matches
+
+YEAR = 365 * 24 * 3600
+
+
+def accepts_webp(accept: str | None) -> bool:
+    """Whether an Accept header admits image/webp (no header admits anything): the most
+    specific range that matches decides, and q=0 refuses."""
+    if not accept or not accept.strip():
+        return True
+    best: tuple[int, float] | None = None  # (specificity, q)
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        specificity = {"image/webp": 2, "image/*": 1, "*/*": 0}.get(media.lower())
+        if specificity is None:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if best is None or specificity > best[0]:
+            best = (specificity, q)
+    return best is not None and best[1] > 0
+
+
+def _cache_control(request: web.Request, visibility: str) -> str:
+    """A URL carrying the current pipeline version never changes content: cache it for good
+    (shared caches an hour only, the bound they have on the originals of public images)."""
+    credentials = "Authorization" in request.headers or "X-API-Key" in request.headers
+    shared = visibility == "public" and not credentials
+    if request.query.get("v") == str(THUMBNAIL_VERSION):
+        return (f"public, max-age={YEAR}, s-maxage=3600, immutable" if shared
+                else f"private, max-age={YEAR}, immutable")
+    return "public, max-age=3600" if shared else "private, max-age=0"
+
+
+@access(Access.OPTIONAL_KEY)
+@docs(tags=["images"], summary="A thumbnail: upright, no metadata, WebP or JPEG",
+      description="The same visibility as the image. Thumbnails missing (images from before "
+                  "thumbnails, or the large size before its first request) are made on "
+                  "request. `thumbnail_url` and `preview_url` of an Image give the URLs.",
+      parameters=THUMBNAIL_PARAMETERS,
+      responses={**THUMBNAIL_RESPONSES, **error_responses(401, 404, 422, 503)})
+@match_info_schema(ImagePathSchema)
+@querystring_schema(ThumbnailQuerySchema)
+async def thumbnail(request: web.Request) -> web.Response:
+    app = request.app
+    size: int = request["querystring"]["size"]
+    async with app[POOL].acquire() as conn:
+        image = await images.get_visible(conn, app[QUERIES], current_user_id(request),
+                                         request["match_info"]["id"])
+        known = await app[QUERIES].get_thumbnail(conn, image_id=image["id"], size=size)
+    webp = accepts_webp(request.headers.get("Accept"))
+    headers = {"Cache-Control": _cache_control(request, image["visibility"]),
+               "Vary": "Accept, Authorization, X-API-Key", "X-Content-Type-Options": "nosniff"}
+
+    def etag(sha256: bytes) -> str:
+        return f'"{sha256.hex()[:32]}{"" if webp else "-jpeg"}"'
+
+    if known is not None and etag_matches(request.headers.get("If-None-Match", ""),
+                                          etag(known["sha256"])):
+        return web.Response(status=304, headers={**headers, "ETag": etag(known["sha256"])})
+    stored, data = await thumbnail_bytes(app[POOL], app[QUERIES], app[STORAGE], app[CPU_POOL],
+                                         image, size)
+    if not webp:
+        data = await run_cpu(app[CPU_POOL], as_jpeg, data)
+    name = f"{PurePosixPath(image['filename']).stem or 'image'}-{size}.{'webp' if webp else 'jpg'}"
+    headers.update({"ETag": etag(stored.sha256), "Content-Disposition": content_disposition(name)})
+    # aiohttp sends no body on HEAD, and keeps the Content-Length of the one it would send.
+    return web.Response(body=data, headers=headers,
+                        content_type="image/webp" if webp else "image/jpeg")

@@ -1,0 +1,156 @@
+"""Decoding an image once, small and upright: the working image that hashing, region
+signals and thumbnails all start from.
+
+JPEG decodes at a reduced DCT scale in libjpeg; other formats decode whole and are box
+reduced. Alpha is kept for thumbnails and flattened onto white for hashing (what a viewer
+shows on a page); the EXIF orientation is applied to the small image.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from server.imaging.sniff import pillow_format
+
+# Short side of the working image; the hashes shrink it to at most 64 px anyway.
+WORKING_SHORT_SIDE = 256
+
+# EXIF orientation -> the transpose that turns the stored pixels upright (as exif_transpose).
+ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+# What Pillow raises on truncated or malformed data (plugins are partly pure Python).
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+    # Pillow warns about broken metadata and carries on; where warnings are errors (the
+    # tests) that aborts the decode, which is then a corrupt image like any other.
+    UserWarning,
+)
+
+
+class Working(NamedTuple):
+    """The small, upright, alpha-flattened images the hashes are computed from."""
+
+    gray: Image.Image  # mode L
+    rgb: Image.Image  # mode RGB, same size
+    display: Image.Image  # L, LA, RGB or RGBA, same size: alpha kept (for thumbnails)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def _to_uint8(im: Image.Image) -> Image.Image:
+    """An L image from a 16/32-bit integer or float one, keeping the full tonal range."""
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        scaled = arr.astype(np.float32) / 257.0  # 16-bit samples: fixed scale
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        if 0.0 <= lo and hi <= 255.0 and (im.mode == "I" or hi > 1.0):
+            scaled = arr.astype(np.float32)  # already 8-bit values
+        elif 0.0 <= lo and hi <= 1.0:
+            scaled = arr.astype(np.float32) * 255.0  # float in [0, 1]
+        elif 0.0 <= lo and hi <= 65535.0:
+            scaled = arr.astype(np.float32) / 257.0  # 16-bit values stored as I
+        else:
+            scaled = (arr.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-12))
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # 2-D uint8: L
+
+
+def normalise_mode(im: Image.Image) -> Image.Image:
+    """One of L, LA, RGB, RGBA, keeping transparency (palette or tRNS) as an alpha channel.
+
+    Done before any reduction: averaging palette indices or a transparent colour is wrong.
+    """
+    mode = im.mode
+    transparent = im.info.get("transparency") is not None
+    if mode in ("L", "RGB") and not transparent:
+        return im
+    if mode in ("LA", "RGBA"):
+        return im
+    if transparent and mode in ("1", "L", "P", "RGB"):
+        return im.convert("RGBA")  # a converter warns when P with byte transparency goes RGB
+    if mode in ("PA", "RGBa", "RGBX"):
+        return im.convert("RGBA" if mode != "RGBX" else "RGB")
+    if mode == "La":
+        return im.convert("LA")
+    if mode in ("1", "P"):
+        return im.convert("L" if mode == "1" else "RGB")
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _to_uint8(im)
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def flatten(im: Image.Image) -> Image.Image:
+    """Alpha composited onto white (what a viewer shows on a page), as L or RGB."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base_mode = im.mode[:-1]
+    white = Image.new(base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255))
+    white.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    return white
+
+
+def _decode_small(im: ImageFile.ImageFile) -> Image.Image:
+    """Decode once with a short side of about WORKING_SHORT_SIDE (never below, if larger)."""
+    if pillow_format(im) == "JPEG":
+        # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 keeping both sides >= the target.
+        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))
+        im.load()
+        return normalise_mode(im)
+    base = normalise_mode(im)
+    factor = max(1, min(base.size) // WORKING_SHORT_SIDE)
+    if factor == 1:
+        base.load()
+        return base
+    return base.reduce(factor)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation 1-8 of an image; 1 when absent, invalid or unreadable."""
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except DECODE_ERRORS:
+        return 1  # a broken EXIF block does not make the picture unusable
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def working_image(im: ImageFile.ImageFile) -> Working:
+    """The small upright working images of a freshly opened (not yet loaded) image.
+
+    Hash variants (rotations, flips) are cheap from here: ``hashes_of(w.gray.transpose(t))``.
+    Raises what Pillow raises on corrupt data; the caller has checked the pixel count.
+    """
+    display = _decode_small(im)
+    if display is im:
+        display = im.copy()  # the working images must outlive the opened file
+    # After decoding: a PNG's eXIf chunk may follow the pixel data.
+    transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
+    if transpose is not None:
+        display = display.transpose(transpose)
+    small = flatten(display)
+    if small.mode == "L":
+        return Working(gray=small, rgb=small.convert("RGB"), display=display)
+    return Working(gray=small.convert("L"), rgb=small, display=display)
