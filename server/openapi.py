@@ -69,6 +69,7 @@ OPERATION_IDS = {
     ("post", "/images"): "upload_images",
     ("get", "/images"): "list_images",
     ("post", "/images/delete"): "delete_images",
+    ("post", "/images/known"): "find_known_images",
     ("get", "/images/{id}"): "get_image",
     ("patch", "/images/{id}"): "update_image",
     ("delete", "/images/{id}"): "delete_image",

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from .handlers import images, keys, search, similar, system, thumbnails, users
 
-# One path, one resource: an image id is anything but the literal `delete` (POST
-# /images/delete is the bulk delete), so PATCH /images/delete is 405, not a malformed id.
-IMAGE = "/images/{id:(?!delete$)[^/]+}"
+# One path, one resource: an image id is anything but the literals `delete` and `known`
+# (POST /images/delete and /images/known), so PATCH /images/delete is 405, not a malformed id.
+IMAGE = "/images/{id:(?!delete$|known$)[^/]+}"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -27,6 +27,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/images", images.upload)
     app.router.add_get("/images", images.list_images)
     app.router.add_post("/images/delete", images.delete_images)
+    app.router.add_post("/images/known", images.known_images)
     app.router.add_get(IMAGE, images.get_image)
     app.router.add_get(IMAGE + "/file", images.download)
     app.router.add_get(IMAGE + "/thumbnail", thumbnails.thumbnail)

@@ -396,6 +396,41 @@ async def read_upload(
                                    details={str(part.name): ["Unknown field."]})
 
 
+async def upload_fingerprint(
+    reader: MultipartReader, limits: Limits
+) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """An upload's fields and its files' (name, SHA-256), read under the same limits as an
+    upload but stored nowhere: what a replayed Idempotency-Key request is compared by."""
+    fields: dict[str, list[str]] = {}
+    files: list[tuple[str, str]] = []
+    parts = 0
+    while (part := await _next_part(reader, limits)) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValidationFailed("Nested multipart bodies are not supported",
+                                   details={"_body": ["Nested multipart."]})
+        parts += 1
+        if parts > limits.max_files + EXTRA_PARTS:
+            raise PayloadTooLarge("Too many parts in one request",
+                                  details={"max_files": limits.max_files})
+        if part.name == "file":
+            label = f'file {len(files) + 1}'
+            digest, size = hashlib.sha256(), 0
+            while data := await _chunk(part, limits):
+                size += len(data)
+                if size > limits.max_file_bytes:
+                    raise PayloadTooLarge(f"{label} is larger than {limits.max_file_bytes} bytes",
+                                          details={"part": label,
+                                                   "max_bytes": limits.max_file_bytes})
+                digest.update(data)
+            files.append((safe_filename(part.filename, f"image-{len(files) + 1}"),
+                          digest.hexdigest()))
+        else:
+            max_bytes = FIELD_MAX_BYTES_OF.get(str(part.name), FIELD_MAX_BYTES)
+            fields.setdefault(str(part.name), []).append(
+                await _read_field(part, limits, max_bytes))
+    return fields, files
+
+
 async def analyses(batch: UploadBatch) -> list[Analysis]:
     """Every file's analysis; the bad parts are named together in one error."""
     results = await asyncio.gather(*(f.analysis for f in batch.files), return_exceptions=True)

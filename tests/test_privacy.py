@@ -127,9 +127,9 @@ async def test_others_get_no_location(client: Client, fmt: str) -> None:
                                    headers={**headers, "Range": "bytes=0-9"})
         assert partial.status == 206 and await partial.read() == served[:10]
 
-    # Deleting the image removes both objects.
+    # Deleting the image removes every object: the original, the copy, the thumbnail.
     assert client.app is not None
-    assert len([k async for k in client.app[STORAGE].list()]) == 2
+    assert len([k async for k in client.app[STORAGE].list()]) == 3
     resp = await client.delete("/users/me", headers=basic("olive"))
     assert resp.status == 204
     assert [k async for k in client.app[STORAGE].list()] == []
@@ -168,7 +168,8 @@ async def test_images_without_location_are_stored_once(client: Client) -> None:
     resp = await client.post("/images", data=data, headers=bearer(key))
     assert resp.status == 201
     assert client.app is not None
-    assert len([k async for k in client.app[STORAGE].list()]) == 1
+    keys = [info.key async for info in client.app[STORAGE].list()]
+    assert len(keys) == 2 and not any(k.endswith("-nogps") for k in keys)  # and a thumbnail
 
 
 # --- strip_location itself -----------------------------------------------------------------

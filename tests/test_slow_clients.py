@@ -51,8 +51,8 @@ async def leftovers(client: Client, dsn: str) -> tuple[list[str], int]:
 async def upload_then_stall(
     client: Client, key: str, dsn: str, seed: int
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Send one complete file and the next file's first bytes; return once the first file is
-    stored (the upload is then half-done, with an object written and no row yet)."""
+    """Send one complete file and the next file's first bytes; return once the first file and
+    its thumbnail are stored (the upload is then half-done: objects written, no row yet)."""
     first = make_image("PNG", (200, 200), seed=seed)
     head = part_head("a.png") + first
     tail = b"\r\n" + part_head("b.png") + first[:100]
@@ -63,11 +63,11 @@ async def upload_then_stall(
     await asyncio.sleep(0.2)  # separate reads: the parser sees where the first part ends
     writer.write(tail)
     await writer.drain()
-    for _ in range(50):
-        if (await leftovers(client, dsn))[0]:
+    for _ in range(100):
+        if len((await leftovers(client, dsn))[0]) == 2:
             break
         await asyncio.sleep(0.02)
-    assert len((await leftovers(client, dsn))[0]) == 1
+    assert len((await leftovers(client, dsn))[0]) == 2
     return reader, writer
 
 

@@ -89,6 +89,29 @@ class Queries(Protocol):
         self, conn: Connection, *, before: datetime
     ) -> AsyncIterator[Record]: ...
 
+    # idempotency.sql
+    async def claim_idempotency_key(
+        self, conn: Connection, *, user_id: UUID, key: str, route: str, token: UUID,
+        lease_seconds: float,
+    ) -> UUID | None: ...
+    async def get_idempotency_key(
+        self, conn: Connection, *, user_id: UUID, key: str
+    ) -> Record | None: ...
+    async def renew_idempotency_lease(
+        self, conn: Connection, *, user_id: UUID, key: str, token: UUID, lease_seconds: float
+    ) -> str: ...
+    async def complete_idempotency_key(
+        self, conn: Connection, *, user_id: UUID, key: str, token: UUID, fingerprint: bytes,
+        status: int, response: str,
+    ) -> str: ...
+    async def release_idempotency_key(
+        self, conn: Connection, *, user_id: UUID, key: str, token: UUID
+    ) -> str: ...
+    async def prune_idempotency_keys(self, conn: Connection, *, user_id: UUID) -> str: ...
+    def known_images(
+        self, conn: Connection, *, owner_id: UUID, digests: list[bytes]
+    ) -> AsyncIterator[Record]: ...
+
     # thumbnails.sql
     async def insert_thumbnail(
         self, conn: Connection, *, image_id: UUID, size: int, storage_key: str, width: int,

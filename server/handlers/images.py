@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
+from uuid import UUID
 
 from aiohttp import web
 from aiohttp_apigami import (
@@ -23,6 +24,7 @@ from ..schemas.common import error_responses
 from ..schemas.images import (
     FILE_PARAMETERS,
     FILE_RESPONSES,
+    IDEMPOTENCY_PARAMETER,
     UPLOAD_BODY,
     BulkDeletedSchema,
     BulkDeleteSchema,
@@ -30,17 +32,28 @@ from ..schemas.images import (
     ImagePageSchema,
     ImagePathSchema,
     ImageSchema,
+    KnownQuerySchema,
+    KnownSchema,
     ListImagesQuerySchema,
     UploadedSchema,
     image_json,
 )
-from ..services import images, matching
+from ..services import idempotency, images, matching
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
 from ..upload_metadata import per_file
-from ..uploads import Analysis, Limits, UploadBatch, analyses, open_multipart, read_upload
+from ..uploads import (
+    Analysis,
+    Limits,
+    UploadBatch,
+    analyses,
+    open_multipart,
+    read_upload,
+    upload_fingerprint,
+)
 from .downloads import serve_image_file
 
 R = TypeVar("R")
+UPLOAD_ROUTE = "POST /images"
 
 
 def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
@@ -75,8 +88,11 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
                   "JSON array of one object per `file` part in order, sets each file's own "
                   "`title`, `description`, `tags` or `visibility`; the other fields are the "
                   "defaults for the keys an object leaves out. If any part is bad, nothing "
-                  "is stored and the error names the part.",
-      requestBody=UPLOAD_BODY, responses=error_responses(400, 401, 413, 415, 422, 503))
+                  "is stored and the error names the part. With an `Idempotency-Key`, the "
+                  "same request again within 24 hours gets the first answer (with "
+                  "`Idempotent-Replayed: true`) and stores nothing twice.",
+      parameters=[IDEMPOTENCY_PARAMETER], requestBody=UPLOAD_BODY,
+      responses=error_responses(400, 401, 409, 413, 415, 422, 503))
 @response_schema(UploadedSchema, 201, description="The new images, in upload order")
 async def upload(request: web.Request) -> web.Response:
     caller = require_user(request)
@@ -88,26 +104,70 @@ async def upload(request: web.Request) -> web.Response:
     limits = Limits(config.max_upload_bytes, config.max_files_per_request,
                     config.max_image_pixels, config.read_timeout, config.min_upload_rate,
                     thumbnails=config.upload_thumbnails)
+    key = request.headers.get(idempotency.HEADER)
+    if key is None:
+        return web.json_response((await _store_upload(request, caller.id, limits))[0],
+                                 status=201)
+    held = await idempotency.claim(app[POOL], app[QUERIES], caller.id,
+                                   idempotency.check_key(key), UPLOAD_ROUTE)
+    if not held.taken:  # an answer exists: the same request gets it again, without the work
+        fields, files = await upload_fingerprint(await open_multipart(request), limits)
+        stored = held.replay(idempotency.fingerprint(UPLOAD_ROUTE, fields, files))
+        return web.Response(status=stored.status, text=stored.body,
+                            content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    async with idempotency.holding(app[POOL], app[QUERIES], held):
+        body, request_fingerprint = await _store_upload(request, caller.id, limits)
+        text = await idempotency.complete(app[POOL], app[QUERIES], held, request_fingerprint,
+                                          201, body)
+    return web.Response(status=201, text=text, content_type="application/json")
+
+
+async def _store_upload(
+    request: web.Request, owner_id: UUID, limits: Limits
+) -> tuple[dict[str, Any], bytes]:
+    """The upload's answer, and its fingerprint (for Idempotency-Key)."""
+    app = request.app
     batch = UploadBatch(app[STORAGE])
     try:
         await read_upload(await open_multipart(request), batch, app[CPU_POOL], limits)
-        new_images = _new_images(batch, await analyses(batch))
+        results = await analyses(batch)
+        new_images = _new_images(batch, results)
         async with app[POOL].acquire() as conn:
-            rows = await images.create_images(conn, app[QUERIES], caller.id, new_images)
+            rows = await images.create_images(conn, app[QUERIES], owner_id, new_images)
     except BaseException:
         # Also on cancellation (a client that went away): shielded, so the clean-up finishes.
         await asyncio.shield(asyncio.ensure_future(batch.discard()))
         raise
     async with app[POOL].acquire() as conn:
         duplicates = [await matching.near_duplicates(conn, app[QUERIES], new.signals, row["phash"],
-                                                     caller.id, row["id"])
+                                                     owner_id, row["id"])
                       for row, new in zip(rows, new_images, strict=True)]
-    return web.json_response({"images": [
+    body = {"images": [
         {**image_json(row), "near_duplicates": [
             {"id": str(d.image_id), "distance": d.distance, "score": d.score,
              "matched_by": d.json()} for d in found]}
         for row, found in zip(rows, duplicates, strict=True)
-    ]}, status=201)
+    ]}
+    files = [(stored.filename, result.sha256.hex())
+             for stored, result in zip(batch.files, results, strict=True)]
+    return body, idempotency.fingerprint(UPLOAD_ROUTE, batch.fields, files)
+
+
+@access(Access.KEY)
+@docs(tags=["images"], summary="Which of these SHA-256 digests your images have",
+      description="For resumable imports: a client hashes its files and uploads only those "
+                  "the service does not hold yet. Only your own images count.",
+      responses=error_responses(400, 401, 422))
+@json_schema(KnownQuerySchema)
+@response_schema(KnownSchema, 200, description="Your images with these digests")
+async def known_images(request: web.Request) -> web.Response:
+    caller = require_user(request)
+    digests = [bytes.fromhex(d) for d in dict.fromkeys(request["json"]["sha256"])]
+    async with request.app[POOL].acquire() as conn:
+        found = [{"sha256": r["sha256"], "id": str(r["id"])} async for r in
+                 request.app[QUERIES].known_images(conn, owner_id=caller.id, digests=digests)]
+    return web.json_response({"known": found})
 
 
 @access(Access.OPTIONAL_KEY)

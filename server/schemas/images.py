@@ -269,3 +269,28 @@ THUMBNAIL_RESPONSES: dict[int, dict[str, Any]] = {
     304: {"description": "Not modified: the If-None-Match ETag is current",
           "headers": {"ETag": _THUMBNAIL_HEADERS["ETag"]}},
 }
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]+$"},
+    "description": "Any unique string (a UUID): the same key and request within 24 hours get "
+                   "the first answer again; the same key with another request is 422; while "
+                   "the first still runs, 409 with Retry-After"}
+
+
+class KnownQuerySchema(Schema):
+    sha256 = fields.List(
+        fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"),
+                      metadata={"pattern": "^[0-9a-f]{64}$"}),
+        required=True, validate=validate.Length(min=1, max=1000),
+        metadata={"description": "SHA-256 digests of files' bytes, lower-case hex"})
+
+
+class KnownImageSchema(Schema):
+    sha256 = fields.String(required=True)
+    id = fields.UUID(required=True, metadata={"description": "One of your images with them"})
+
+
+class KnownSchema(Schema):
+    known = fields.List(fields.Nested(KnownImageSchema), required=True)

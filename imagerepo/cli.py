@@ -1,0 +1,266 @@
+"""imagerepo: the command-line client (and, by name, the server's own commands).
+
+    imagerepo signup | login | upload | search | similar | ls | rm | get
+    imagerepo serve | migrate | sweep | rehash | thumbnails     (the server, as python -m server)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import getpass
+import json
+import os
+import sys
+import tempfile
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from . import settings
+from .api import Api, ApiError
+from .display import human_bytes, table
+from .importer import Importer, Options
+
+SERVER_COMMANDS = {"serve", "migrate", "sweep", "rehash", "thumbnails"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagerepo", description="Upload, find and manage images in an imagerepo service.",
+        epilog="Server commands (serve, migrate, sweep, rehash, thumbnails): see "
+               "`imagerepo serve --help`. Settings: IMAGEREPO_URL and IMAGEREPO_KEY override "
+               f"{settings.config_path()}.")
+    parser.add_argument("--url", help="the service (default: from `login`, or "
+                                      f"{settings.DEFAULT_URL})")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    # --json is also taken after the command (`imagerepo ls --json`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON for scripts")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, text in (("signup", "create an account and keep its API key"),
+                       ("login", "get an API key for an account and keep it")):
+        command = commands.add_parser(name, help=text, parents=[common])
+        command.add_argument("--username", help="asked for when missing")
+        command.add_argument("--password-stdin", action="store_true",
+                             help="read the password from standard input")
+        if name == "login":
+            command.add_argument("--key", help="keep this existing API key instead")
+
+    upload = commands.add_parser("upload", parents=[common],
+                                 help="upload files and folders of images")
+    upload.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    upload.add_argument("-r", "--recursive", action="store_true", help="descend into folders")
+    upload.add_argument("--visibility", choices=("private", "public"))
+    upload.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    upload.add_argument("--concurrency", type=int, default=4,
+                        help="requests in flight at once (default 4)")
+
+    search = commands.add_parser("search", parents=[common], help="text search")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=20)
+
+    similar = commands.add_parser("similar", parents=[common],
+                                  help="search by image: the same picture")
+    similar.add_argument("photo", type=Path)
+    similar.add_argument("--max-distance", type=int)
+    similar.add_argument("--limit", type=int, default=20)
+    similar.add_argument("--open", action="store_true",
+                         help="open the best match in the desktop's image viewer")
+
+    ls = commands.add_parser("ls", parents=[common],
+                             help="list images you can see, newest first")
+    ls.add_argument("--owner", help="`me` or a username")
+    ls.add_argument("--tag")
+    ls.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+
+    rm = commands.add_parser("rm", parents=[common], help="delete your images")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+
+    get = commands.add_parser("get", parents=[common], help="download an image")
+    get.add_argument("id", metavar="ID")
+    get.add_argument("-o", "--output", type=Path, help="file to write (default: its name)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in SERVER_COMMANDS:
+        from server.__main__ import main as server_main  # only then: the server's imports
+
+        return server_main(args_list)
+    args = _parser().parse_args(args_list)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print("imagerepo: interrupted", file=sys.stderr)
+        return 130
+    except ApiError as exc:
+        print(f"imagerepo: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace) -> int:
+    config = settings.load()
+    url = (args.url or config.url).rstrip("/")
+    if args.command in ("signup", "login"):
+        return await _account(args, url)
+    if config.key is None:
+        print("imagerepo: no API key: run `imagerepo login` (or set IMAGEREPO_KEY)",
+              file=sys.stderr)
+        return 2
+    async with Api(url, config.key) as api:
+        command = {"upload": _upload, "search": _search, "similar": _similar, "ls": _ls,
+                   "rm": _rm, "get": _get}[args.command]
+        return await command(api, args)
+
+
+def _password(args: argparse.Namespace, confirm: bool) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Again: ") != password:
+        raise SystemExit("imagerepo: the passwords differ")
+    return password
+
+
+async def _account(args: argparse.Namespace, url: str) -> int:
+    if args.command == "login" and args.key:
+        async with Api(url, args.key) as api:
+            me = await api.call("GET", "/users/me")
+        path = settings.save(url, args.key)
+        print(f"logged in to {url} as {me['username']}; key kept in {path}")
+        return 0
+    username = args.username or input("Username: ").strip()
+    password = _password(args, confirm=args.command == "signup")
+    async with Api(url) as api:
+        if args.command == "signup":
+            body = await api.call("POST", "/users",
+                                  json={"username": username, "password": password})
+        else:
+            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+            body = await api.call("POST", "/keys", json={"name": "imagerepo cli"},
+                                  headers={"Authorization": f"Basic {basic}"})
+    path = settings.save(url, body["api_key"])
+    verb = "signed up" if args.command == "signup" else "logged in"
+    print(f"{verb} to {url} as {username}; key kept in {path}")
+    return 0
+
+
+async def _upload(api: Api, args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"imagerepo: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = Options(args.visibility, tuple(args.tag), max(1, args.concurrency))
+    importer = Importer(api, options, sys.stderr, quiet=False)
+    try:
+        summary = await importer.run(args.paths, args.recursive)
+    finally:
+        # Printed even when Ctrl-C ends the run: what was done is done (and a rerun resumes).
+        summary = importer.summary
+        if args.json:
+            print(json.dumps(summary.json()))
+        else:
+            print(summary.text())
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    return 1 if summary.failed else 0
+
+
+def _image_rows(images: Sequence[dict[str, Any]], extra: str | None = None) -> list[list[Any]]:
+    return [[i["id"], i["owner"], i["visibility"][:3], f"{i['width']}x{i['height']}",
+             human_bytes(i["size_bytes"]), *([i[extra]] if extra else []), i["title"]]
+            for i in images]
+
+
+def _print_images(args: argparse.Namespace, body: Any, images: Sequence[dict[str, Any]],
+                  extra: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(body))
+        return
+    headers = ["id", "owner", "vis", "size", "bytes", *([extra] if extra else []), "title"]
+    table(_image_rows(images, extra), headers, sys.stdout)
+
+
+async def _search(api: Api, args: argparse.Namespace) -> int:
+    body = await api.call("GET", "/search", params={"q": args.query, "limit": str(args.limit)})
+    _print_images(args, body, body["results"])
+    return 0
+
+
+async def _similar(api: Api, args: argparse.Namespace) -> int:
+    if not args.photo.is_file():
+        print(f"imagerepo: no such file: {args.photo}", file=sys.stderr)
+        return 2
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData(default_to_multipart=True)
+        data.add_field("file", args.photo.open("rb"), filename=args.photo.name,
+                       content_type="application/octet-stream")
+        data.add_field("limit", str(args.limit))
+        if args.max_distance is not None:
+            data.add_field("max_distance", str(args.max_distance))
+        return data
+
+    body = await api.call("POST", "/search/image", form=form)
+    _print_images(args, body, body["results"], extra="distance")
+    if args.open and body["results"]:
+        best = body["results"][0]
+        data = await api.call("GET", best["file_url"], raw=True)
+        suffix = Path(best["filename"]).suffix or ".img"
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as out:
+            out.write(data)
+        webbrowser.open(Path(out.name).as_uri())
+    return 0
+
+
+async def _ls(api: Api, args: argparse.Namespace) -> int:
+    images: list[dict[str, Any]] = []
+    params = {"limit": str(min(100, args.limit))}
+    params.update({k: v for k, v in (("owner", args.owner), ("tag", args.tag)) if v})
+    while len(images) < args.limit:
+        page = await api.call("GET", "/images", params=params)
+        images += page["images"]
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    images = images[:args.limit]
+    _print_images(args, {"images": images}, images)
+    return 0
+
+
+async def _rm(api: Api, args: argparse.Namespace) -> int:
+    body = await api.call("POST", "/images/delete", json={"ids": args.ids})
+    if args.json:
+        print(json.dumps(body))
+    else:
+        for image_id in body["deleted"]:
+            print(f"deleted {image_id}")
+        for image_id in body["not_found"]:
+            print(f"not found (or not yours): {image_id}", file=sys.stderr)
+    return 1 if body["not_found"] else 0
+
+
+async def _get(api: Api, args: argparse.Namespace) -> int:
+    image = await api.call("GET", f"/images/{args.id}")
+    data = await api.call("GET", image["file_url"], raw=True)
+    output: Path = args.output or Path(Path(image["filename"]).name or f"{image['id']}.img")
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    if args.json:
+        print(json.dumps({"id": image["id"], "path": str(output), "bytes": len(data)}))
+    else:
+        print(f"{output}: {human_bytes(len(data))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Finding the images in folders: by their bytes, not their names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# The formats the service accepts, by their first bytes (as the server sniffs them).
+_MAGIC: tuple[tuple[bytes, int], ...] = (
+    (b"\xff\xd8\xff", 0),  # JPEG
+    (b"\x89PNG\r\n\x1a\n", 0),
+    (b"GIF87a", 0),
+    (b"GIF89a", 0),
+    (b"BM", 0),
+    (b"II*\x00", 0),  # TIFF, little-endian
+    (b"MM\x00*", 0),  # TIFF, big-endian
+)
+
+
+def is_image(head: bytes) -> bool:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return any(head[offset:offset + len(magic)] == magic for magic, offset in _MAGIC)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: Path
+    reason: str
+
+
+def walk(paths: Iterable[Path], recursive: bool) -> Iterator[Path]:
+    """Every file named, and the files in the folders named (their subfolders too when
+    recursive), in a stable order; hidden files and folders are left out of folders."""
+    for path in paths:
+        if path.is_dir():
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+                for name in sorted(names):
+                    if not name.startswith("."):
+                        yield Path(root, name)
+        else:
+            yield path
+
+
+def examine(path: Path) -> Found | Problem | None:
+    """A file that is an image (Found), unreadable (Problem), or not an image (None)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(16)
+            size = os.fstat(file.fileno()).st_size
+    except OSError as exc:
+        return Problem(path, exc.strerror or str(exc))
+    return Found(path, size) if is_image(head) else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()

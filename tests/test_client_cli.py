@@ -1,0 +1,205 @@
+"""The `imagerepo` command-line client, run as a person runs it: a subprocess against a real
+server process (its own database, local storage), a folder tree of mixed files, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.images import make_animated_gif, make_image
+from tests.test_cli import serve_own_database
+
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("cli-server")
+    # Interrupting an import cuts uploads off mid-body: that must not count as a slow client.
+    with serve_own_database(tmp, admin_dsn, PASSWORD_ATTEMPTS="1000") as url:
+        yield url
+
+
+def run(home: Path, url: str, *args: str, stdin: str | None = None,
+        key: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "IMAGEREPO_URL": url}
+    env.pop("IMAGEREPO_KEY", None)
+    if key:
+        env["IMAGEREPO_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "imagerepo", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def api(url: str, path: str, key: str) -> dict[str, object]:
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        result: dict[str, object] = json.loads(resp.read())
+        return result
+
+
+def all_images(url: str, key: str) -> list[dict[str, str]]:
+    images: list[dict[str, str]] = []
+    cursor = ""
+    while True:
+        page = api(url, "/images?owner=me&limit=100" + (f"&cursor={cursor}" if cursor else ""),
+                   key)
+        images += page["images"]  # type: ignore[arg-type]
+        if not page["next_cursor"]:
+            return images
+        cursor = str(page["next_cursor"])
+
+
+def photo_tree(root: Path, count: int) -> dict[str, int]:
+    """`count` distinct images in nested folders, in every accepted format, plus what a real
+    folder holds besides: notes, a text file named like a photo, hidden files, a broken link,
+    a copy of one photo in another folder. Returns the expected counts."""
+    for i in range(count):
+        fmt = FORMATS[i % len(FORMATS)]
+        folder = root / f"{2020 + i % 3}" / f"{i % 5:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        data = (make_animated_gif((48, 36), frames=2, seed=i) if fmt == "GIF" and i % 12 == 3
+                else make_image(fmt, (48 + i % 7, 36), seed=i))
+        (folder / f"IMG_{i:04d}.{fmt.lower()}").write_bytes(data)
+    (root / "notes.txt").write_text("not a photo")
+    (root / "2020" / "fake.jpg").write_text("a text file with a photo's name")
+    (root / "2021" / ".hidden.png").write_bytes(make_image("PNG", seed=999))
+    (root / "2022" / "README").write_bytes(b"\x00\x01binary, not an image")
+    (root / "2022" / "broken.jpg").symlink_to(root / "missing.jpg")  # unreadable
+    copy = root / "2020" / "00" / "IMG_0000.jpeg"
+    (root / "copy of IMG_0000.jpeg").write_bytes(copy.read_bytes())
+    return {"images": count, "not_images": 3, "failed": 1, "duplicates": 1}
+
+
+def test_signup_login_and_the_everyday_commands(server: str, tmp_path: Path) -> None:
+    result = run(tmp_path, server, "signup", "--username", "casey", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "config" / "imagerepo" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
+    key = json.loads(config.read_text())["key"]
+    result = run(tmp_path, server, "login", "--username", "casey", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(config.read_text())["key"] != key  # a fresh key for this machine
+    wrong = run(tmp_path, server, "login", "--username", "casey", "--password-stdin",
+                stdin="wrong password\n")
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sunset = make_image("JPEG", (400, 300), seed=42)
+    (photos / "sunset.jpg").write_bytes(sunset)
+    result = run(tmp_path, server, "upload", str(photos), "--tag", "beach",
+                 "--visibility", "public", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["uploaded"] == 1
+
+    listed = json.loads(run(tmp_path, server, "--json", "ls", "--owner", "me").stdout)
+    (image,) = listed["images"]
+    assert image["tags"] == ["beach"] and image["visibility"] == "public"
+    table = run(tmp_path, server, "ls").stdout.splitlines()
+    assert table[0].split() == ["id", "owner", "vis", "size", "bytes", "title"]
+    assert image["id"] in table[1] and "sunset" in table[1]
+
+    found = json.loads(run(tmp_path, server, "--json", "search", "sunset").stdout)
+    assert [r["id"] for r in found["results"]] == [image["id"]]
+    edited = tmp_path / "edited.jpg"
+    with Image.open(io.BytesIO(sunset)) as im:
+        im.resize((200, 150)).save(edited, "JPEG", quality=60)
+    similar = json.loads(run(tmp_path, server, "--json", "similar", str(edited)).stdout)
+    assert similar["results"][0]["id"] == image["id"]
+
+    out = tmp_path / "got.jpg"
+    result = run(tmp_path, server, "get", image["id"], "-o", str(out))
+    assert result.returncode == 0 and out.read_bytes() == sunset
+    result = run(tmp_path, server, "rm", image["id"], "00000000-0000-0000-0000-000000000000")
+    assert result.returncode == 1  # one of them was not found
+    assert f"deleted {image['id']}" in result.stdout
+    assert json.loads(run(tmp_path, server, "--json", "ls").stdout)["images"] == []
+    bad = run(tmp_path, server, "get", "not-an-id")
+    assert bad.returncode == 1 and "422" in bad.stderr
+
+
+def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) -> None:
+    signup = run(tmp_path, server, "signup", "--username", "dana", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert signup.returncode == 0, signup.stderr
+    key = json.loads((tmp_path / "config" / "imagerepo" / "config.json").read_text())["key"]
+    photos = tmp_path / "photos"
+    expected = photo_tree(photos, 210)
+
+    # First run: Ctrl-C once some requests have landed.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "IMAGEREPO_URL": server}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagerepo", "upload", "--recursive", "--concurrency", "2",
+         str(photos)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(all_images(server, key)) < 40:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout and "Traceback" not in stderr
+    first = len(all_images(server, key))
+    assert 40 <= first < expected["images"]
+
+    # The same command again: only what is missing, every image exactly once.
+    result = run(tmp_path, server, "upload", "--recursive", str(photos), "--json")
+    assert result.returncode == 1, result.stderr  # the broken link is a failure
+    summary = json.loads(result.stdout)
+    images = all_images(server, key)
+    assert len(images) == expected["images"]
+    assert len({i["sha256"] for i in images}) == expected["images"]
+    assert summary["uploaded"] == expected["images"] - first
+    assert summary["already_there"] == first + expected["duplicates"]
+    assert summary["not_images"] == expected["not_images"]
+    assert [f["path"] for f in summary["failed"]] == [str(photos / "2022" / "broken.jpg")]
+    assert "\r" not in result.stderr  # not a terminal: plain lines, no redraws
+
+    # And once more: nothing to do, quickly.
+    started = time.monotonic()
+    result = run(tmp_path, server, "upload", "--recursive", str(photos))
+    assert time.monotonic() - started < 30
+    assert result.stdout.startswith(f"uploaded 0 (0 B); already there "
+                                    f"{expected['images'] + expected['duplicates']};")
+    assert "failed 1" in result.stdout and "broken.jpg" in result.stdout
+    assert len(all_images(server, key)) == expected["images"]
+
+
+def test_a_bad_file_in_a_batch_fails_alone(server: str, tmp_path: Path) -> None:
+    result = run(tmp_path, server, "signup", "--username", "eli", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.png").write_bytes(make_image("PNG", (40, 30), seed=100 + i))
+    (folder / "2.png").write_bytes(make_image("PNG", (40, 30), seed=102)[:120])  # truncated
+    result = run(tmp_path, server, "upload", str(folder), "--json")
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["uploaded"] == 3
+    (failure,) = summary["failed"]
+    assert failure["path"].endswith("2.png") and "422" in failure["reason"]
+
+
+def test_without_a_key_it_says_what_to_do(tmp_path: Path) -> None:
+    result = run(tmp_path, "http://127.0.0.1:9", "ls")
+    assert result.returncode == 2 and "imagerepo login" in result.stderr
+    result = run(tmp_path, "http://127.0.0.1:9", "ls", key="irk_whatever")
+    assert result.returncode == 1 and "unreachable" not in result.stdout
