@@ -9,6 +9,7 @@ image_thumbnails. Rows go with their image (cascade); deletion and the sweep nam
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from concurrent.futures import Executor
@@ -64,7 +65,9 @@ async def store(storage: Storage, original_key: str, thumbnail: Thumbnail,
     key = thumbnail_key(original_key, thumbnail.size)
     if written is not None:
         written.append(key)
-    await put_bytes(storage, key, thumbnail.data, WEBP)
+    # Not fsynced: a thumbnail that a crash lost or cut short fails its digest check when
+    # read, and is made again (thumbnail_bytes).
+    await put_bytes(storage, key, thumbnail.data, WEBP, durable=False)
     return StoredThumbnail.of(thumbnail, key)
 
 
@@ -106,21 +109,26 @@ async def _add(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, im
 async def thumbnail_bytes(pool: Pool, queries: Queries, storage: Storage, cpu: Executor,
                           image: Record, size: int) -> tuple[StoredThumbnail, bytes]:
     """The image's thumbnail of this size and its WebP bytes, made now if it is missing (or
-    its object was lost)."""
+    its object was lost or damaged)."""
     for _ in range(3):
         async with pool.acquire() as conn:
             row = await queries.get_thumbnail(conn, image_id=image["id"], size=size)
         if row is not None:
             stored = StoredThumbnail.from_row(size, row)
             try:
-                return stored, await read_all(storage, stored.storage_key)
+                data = await read_all(storage, stored.storage_key)
+                if hashlib.sha256(data).digest() == stored.sha256:
+                    return stored, data
+                log.error("thumbnail %s of image %s is damaged: making it again",
+                          stored.storage_key, image["id"])
             except ObjectNotFound:
                 log.error("thumbnail %s of image %s is missing: making it again",
                           stored.storage_key, image["id"])
-                async with pool.acquire() as conn:
-                    await queries.delete_thumbnail(conn, image_id=image["id"], size=size,
-                                                   storage_key=stored.storage_key)
-                continue
+            async with pool.acquire() as conn:
+                await queries.delete_thumbnail(conn, image_id=image["id"], size=size,
+                                               storage_key=stored.storage_key)
+            await storage.delete(stored.storage_key)
+            continue
         try:
             added = await _add(pool, queries, storage, cpu, image, size)
         except ObjectNotFound:

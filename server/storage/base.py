@@ -86,9 +86,12 @@ class Storage(Protocol):
         ...
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None,
+        durable: bool = True,
     ) -> ObjectInfo:
-        """Store the stream under `key` atomically; nothing is left behind on failure."""
+        """Store the stream under `key` atomically; nothing is left behind on failure.
+        `durable=False`: a crash of the machine may lose the object or cut it short (for
+        derivatives that are checked when read and made again, such as thumbnails)."""
         ...
 
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ObjectReader:

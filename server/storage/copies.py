@@ -42,8 +42,9 @@ async def read_all(storage: Storage, key: str) -> bytes:
     return bytes(data)
 
 
-async def put_bytes(storage: Storage, key: str, data: bytes, content_type: str) -> None:
+async def put_bytes(storage: Storage, key: str, data: bytes, content_type: str,
+                    durable: bool = True) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield data
 
-    await storage.put(key, chunks(), content_type=content_type)
+    await storage.put(key, chunks(), content_type=content_type, durable=durable)

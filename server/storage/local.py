@@ -110,20 +110,22 @@ class _TempFile:
         assert self._file is not None
         self._file.write(chunk)
 
-    def commit(self, dest: Path) -> os.stat_result:
+    def commit(self, dest: Path, durable: bool = True) -> os.stat_result:
         # fsync before the rename so a crash can't leave a complete-looking short file,
         # and fsync the directory so the rename itself survives a crash.
         assert self._file is not None
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path, dest)
-        dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         return dest.stat()
 
     def discard(self) -> None:
@@ -156,7 +158,8 @@ class LocalStorage:
         return self.root.joinpath(*key.split("/"))
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None,
+        durable: bool = True,
     ) -> ObjectInfo:
         # content_type is not kept: the database records it, a file system can't.
         path = self._path(key)
@@ -166,7 +169,7 @@ class LocalStorage:
             async for chunk in chunks:
                 if chunk:
                     await _off_loop(temp.write, chunk)
-            st = await _off_loop(temp.commit, path)
+            st = await _off_loop(temp.commit, path, durable)
         except BaseException:  # includes CancelledError: never leave a temp file behind
             await _off_loop(temp.discard)
             raise

@@ -190,7 +190,8 @@ class S3Storage:
                     raise
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None,
+        durable: bool = True,  # S3 is durable once it answers; nothing to skip
     ) -> ObjectInfo:
         full_key = self._key(key)
         extra = {"ContentType": content_type} if content_type else {}
