@@ -60,7 +60,8 @@ def running_server(extra_env: dict[str, str] | None = None) -> Iterator[ServerPr
     Uses $DATABASE_URL when set, else the embedded PostgreSQL."""
     with tempfile.TemporaryDirectory(prefix="imagerepo-bench-") as tmp:
         port = free_port()
-        env = {**os.environ, "DATA_DIR": tmp, "PORT": str(port), "HOST": "127.0.0.1",
+        env = {**os.environ, "WORKERS": "1", "DATA_DIR": tmp, "PORT": str(port),
+               "HOST": "127.0.0.1",
                "STORAGE_URL": Path(tmp, "objects").as_uri(), **(extra_env or {})}
         log = open(Path(tmp, "server.log"), "wb")  # noqa: SIM115
         process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,

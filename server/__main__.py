@@ -22,6 +22,7 @@ from .services.rehash import RehashReport, rehash
 from .services.sweep import SweepReport, sweep
 from .services.thumbnails import BackfillReport, backfill
 from .storage import open_storage
+from .workers import inherited_socket, serve_workers
 
 log = logging.getLogger("server")
 
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: $PORT or 8080)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the port (default: $WORKERS, or one per "
+                            "core)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     sweep = commands.add_parser(
         "sweep", help="remove stored objects that have no row; report rows without an object")
@@ -50,8 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(config: Config) -> None:
+def serve(config: Config, workers: int) -> int:
+    if workers > 1 and inherited_socket() is None:
+        return serve_workers(config, workers)
     asyncio.run(lifecycle.serve(config))
+    return 0
 
 
 async def _open_pool(config: Config, stack: AsyncExitStack) -> Pool:
@@ -100,7 +107,8 @@ async def run_thumbnails(config: Config, sizes: Sequence[int]) -> list[BackfillR
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
     )
     try:
         config = Config.from_env()
@@ -108,7 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        serve(config.with_overrides(host=args.host, port=args.port))
+        if args.workers is not None and args.workers < 1:
+            print("--workers must be at least 1", file=sys.stderr)
+            return 2
+        return serve(config.with_overrides(host=args.host, port=args.port),
+                     args.workers or config.workers)
     elif args.command == "migrate":
         applied = asyncio.run(run_migrations(config))
         print("applied: " + ", ".join(applied) if applied else "database is up to date")

@@ -39,6 +39,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     database_url: str | None
@@ -74,6 +81,12 @@ class Config:
     search_timeout: float = 5
     # Make the small thumbnail during the upload (else on its first request).
     upload_thumbnails: bool = True
+    # Server processes sharing the listening socket (serve --workers).
+    workers: int = os.cpu_count() or 1
+    # GET .../file and thumbnails: `proxy` streams the bytes through the server; `redirect`
+    # answers 302 to a presigned S3 URL valid this many seconds (local storage: proxy).
+    downloads: str = "proxy"
+    download_url_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -100,6 +113,9 @@ class Config:
             max_connections=_int(env, "MAX_CONNECTIONS", 0, minimum=0),
             search_timeout=_int(env, "SEARCH_TIMEOUT", 5),
             upload_thumbnails=_bool(env, "UPLOAD_THUMBNAILS", True),
+            workers=_int(env, "WORKERS", os.cpu_count() or 1),
+            downloads=_choice(env, "DOWNLOADS", ("proxy", "redirect"), "proxy"),
+            download_url_seconds=_int(env, "DOWNLOAD_URL_SECONDS", 300),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),

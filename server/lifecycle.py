@@ -19,6 +19,7 @@ from .app import create_app
 from .config import Config
 from .keys import IN_FLIGHT
 from .protocol import default_max_connections, protocol_factory
+from .workers import inherited_socket
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,17 @@ async def serve(config: Config) -> None:
     assert runner.server is not None
     max_connections = config.max_connections or default_max_connections()
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(protocol_factory(runner.server, max_connections),
-                                        config.host, config.port, reuse_address=True)
-    log.info("listening on http://%s:%d (at most %d connections)", config.host, config.port,
-             max_connections)
+    factory = protocol_factory(runner.server, max_connections)
+    inherited = inherited_socket()  # a worker of `serve --workers N` accepts on its parent's
+    if inherited is not None:
+        listener = await loop.create_server(factory, sock=inherited)
+        log.info("worker accepting on http://%s:%d (at most %d connections)", config.host,
+                 config.port, max_connections)
+    else:
+        listener = await loop.create_server(factory, config.host, config.port,
+                                            reuse_address=True)
+        log.info("listening on http://%s:%d (at most %d connections)", config.host,
+                 config.port, max_connections)
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

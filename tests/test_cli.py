@@ -40,7 +40,7 @@ def serve(env: dict[str, str], log: Path) -> Iterator[str]:
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--port", str(port)],
-            env={**env, "PORT": "1"}, stdout=out, stderr=subprocess.STDOUT,
+            env={"WORKERS": "1", **env, "PORT": "1"}, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

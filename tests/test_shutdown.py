@@ -28,7 +28,8 @@ BOUNDARY = "shutb0undary"
 
 def start(tmp: Path, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "DATA_DIR": str(tmp), "PORT": str(port),
+    env = {**os.environ, "WORKERS": "1", "DATABASE_URL": dsn, "DATA_DIR": str(tmp),
+           "PORT": str(port),
            "STORAGE_URL": (tmp / "objects").as_uri(), "SHUTDOWN_GRACE": "2", "BCRYPT_COST": "4"}
     with (tmp / "server.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,

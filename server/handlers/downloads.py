@@ -73,14 +73,40 @@ def cache_control(request: web.Request, visibility: str) -> dict[str, str]:
             "Vary": "Authorization, X-API-Key"}
 
 
+async def redirect_to_storage(
+    request: web.Request, storage: Storage, key: str, *, content_type: str, filename: str,
+    cache: str, seconds: int,
+) -> web.Response | None:
+    """302 to a presigned URL for the object (the caller has decided access), with the
+    headers the object is to be served with; None where storage has no such URLs, and for
+    HEAD (a presigned GET signs the method too)."""
+    if request.method == "HEAD":
+        return None
+    url = await storage.download_url(key, content_type=content_type, cache_control=cache,
+                                     disposition=content_disposition(filename), expires=seconds)
+    if url is None:
+        return None
+    # The redirect itself may be reused only while its URL is valid, by this client alone.
+    return web.Response(status=302, headers={
+        "Location": url, "Cache-Control": f"private, max-age={max(0, seconds - 60)}",
+        "Vary": "Authorization, X-API-Key"})
+
+
 async def serve_image_file(
-    request: web.Request, storage: Storage, row: Record | Mapping[str, Any]
+    request: web.Request, storage: Storage, row: Record | Mapping[str, Any],
+    redirect_seconds: int | None = None,
 ) -> web.StreamResponse:
     etag = f'"{row["sha256"].hex()}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff",
                **cache_control(request, row["visibility"])}
     if etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
+    if redirect_seconds is not None:
+        redirect = await redirect_to_storage(
+            request, storage, row["storage_key"], content_type=row["content_type"],
+            filename=row["filename"], cache=headers["Cache-Control"], seconds=redirect_seconds)
+        if redirect is not None:
+            return redirect
     size = row["size_bytes"]
     wanted = None
     if size and "Range" in request.headers and _range_applies(request, etag):

@@ -213,7 +213,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         # Everyone but the owner gets the copy without the GPS position.
         served.update(storage_key=row["public_storage_key"],
                       size_bytes=row["public_size_bytes"], sha256=row["public_sha256"])
-    return await serve_image_file(request, request.app[STORAGE], served)
+    config = request.app[CONFIG]
+    return await serve_image_file(
+        request, request.app[STORAGE], served,
+        config.download_url_seconds if config.downloads == "redirect" else None)
 
 
 @access(Access.KEY)

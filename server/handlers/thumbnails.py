@@ -10,7 +10,7 @@ from aiohttp_apigami import docs, match_info_schema, querystring_schema
 from ..auth import Access, access, current_user_id
 from ..cpu import run_cpu
 from ..imaging.thumbnails import THUMBNAIL_VERSION, as_jpeg
-from ..keys import CPU_POOL, POOL, QUERIES, STORAGE
+from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
 from ..schemas.images import (
     THUMBNAIL_PARAMETERS,
@@ -20,7 +20,7 @@ from ..schemas.images import (
 )
 from ..services import images
 from ..services.thumbnails import thumbnail_bytes
-from .downloads import content_disposition, etag_matches
+from .downloads import content_disposition, etag_matches, redirect_to_storage
 
 YEAR = 365 * 24 * 3600
 
@@ -86,11 +86,18 @@ async def thumbnail(request: web.Request) -> web.Response:
     if known is not None and etag_matches(request.headers.get("If-None-Match", ""),
                                           etag(known["sha256"])):
         return web.Response(status=304, headers={**headers, "ETag": etag(known["sha256"])})
+    name = f"{PurePosixPath(image['filename']).stem or 'image'}-{size}.{'webp' if webp else 'jpg'}"
+    config = app[CONFIG]
+    if config.downloads == "redirect" and webp and known is not None:
+        redirect = await redirect_to_storage(
+            request, app[STORAGE], known["storage_key"], content_type="image/webp",
+            filename=name, cache=headers["Cache-Control"], seconds=config.download_url_seconds)
+        if redirect is not None:
+            return redirect
     stored, data = await thumbnail_bytes(app[POOL], app[QUERIES], app[STORAGE], app[CPU_POOL],
                                          image, size)
     if not webp:
         data = await run_cpu(app[CPU_POOL], as_jpeg, data)
-    name = f"{PurePosixPath(image['filename']).stem or 'image'}-{size}.{'webp' if webp else 'jpg'}"
     headers.update({"ETag": etag(stored.sha256), "Content-Disposition": content_disposition(name)})
     # aiohttp sends no body on HEAD, and keeps the Content-Length of the one it would send.
     return web.Response(body=data, headers=headers,

@@ -100,6 +100,12 @@ class Storage(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
+    async def download_url(self, key: str, *, content_type: str, disposition: str,
+                           cache_control: str, expires: int) -> str | None:
+        """A short-lived URL from which a client fetches the object directly, the response
+        headers set as given; None when the back-end has no such thing (a local folder)."""
+        ...
+
     async def exists(self, key: str) -> bool: ...
 
     async def delete(self, key: str) -> None:

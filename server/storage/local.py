@@ -175,6 +175,10 @@ class LocalStorage:
             raise
         return ObjectInfo(key=key, size=st.st_size, modified=_utc(st.st_mtime))
 
+    async def download_url(self, key: str, *, content_type: str, disposition: str,
+                           cache_control: str, expires: int) -> str | None:
+        return None  # the bytes are on this machine: the server streams them itself
+
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> LocalReader:
         path = self._path(key)
         reader = LocalReader()

@@ -49,6 +49,8 @@ CLIENT_CONFIG = AioConfig(
     read_timeout=15,
     retries={"mode": "standard", "total_max_attempts": 3},
     max_pool_connections=64,
+    # SigV4 everywhere (presigned download URLs included: some regions refuse SigV2).
+    signature_version="s3v4",
 )
 
 _UNREACHABLE = (
@@ -277,6 +279,18 @@ class S3Storage:
     async def _drain(self) -> None:
         if self._aborts:
             await asyncio.gather(*self._aborts, return_exceptions=True)
+
+    async def download_url(self, key: str, *, content_type: str, disposition: str,
+                           cache_control: str, expires: int) -> str | None:
+        """A presigned GET (signed locally, no request to S3) whose response carries these
+        headers, whatever the object's own metadata says."""
+        url: str = await self._client.generate_presigned_url(
+            "get_object", ExpiresIn=expires, Params={
+                "Bucket": self.bucket, "Key": self._key(key),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition,
+                "ResponseCacheControl": cache_control})
+        return url
 
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> S3Reader:
         full_key = self._key(key)

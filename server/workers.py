@@ -1,0 +1,142 @@
+"""`serve --workers N`: N server processes accepting on one listening socket.
+
+This process (the supervisor) binds the socket, starts the embedded PostgreSQL once when there
+is no DATABASE_URL, applies migrations once, then starts the workers: each is `python -m
+server serve` handed the socket's file descriptor and the database URL. A worker that dies is
+replaced; on SIGTERM or SIGINT every worker gets SIGTERM and stops as a single server does
+(requests in flight finish within SHUTDOWN_GRACE), then the database is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from .config import Config
+from .db.migrations import migrate
+from .db.pool import create_pool
+from .embedded import start_embedded, stop_embedded
+
+log = logging.getLogger(__name__)
+FD_ENV = "IMAGEREPO_LISTEN_FD"
+# A worker that dies sooner than this after its start counts as a crash loop: wait longer.
+QUICK_DEATH = 5.0
+MAX_BACKOFF = 30.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def inherited_socket() -> socket.socket | None:
+    """The supervisor's listening socket, in a worker."""
+    fd = os.environ.get(FD_ENV)
+    return socket.socket(fileno=int(fd)) if fd else None
+
+
+async def _migrate_once(dsn: str) -> None:
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+    finally:
+        await pool.close()
+
+
+@dataclass
+class Supervisor:
+    config: Config
+    count: int
+    sock: socket.socket
+    env: dict[str, str]
+    workers: dict[int, tuple[subprocess.Popen[bytes], float]] = field(default_factory=dict)
+    stopping: bool = False
+    backoff: float = 0.0
+
+    def start_worker(self, slot: int) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--workers", "1"],
+            env={**self.env, FD_ENV: str(self.sock.fileno())}, pass_fds=(self.sock.fileno(),))
+        self.workers[slot] = (process, time.monotonic())
+        log.info("worker %d started (pid %d)", slot, process.pid)
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        for slot in range(self.count):
+            self.start_worker(slot)
+        while not self.stopping:
+            time.sleep(0.2)
+            for slot, (process, started) in list(self.workers.items()):
+                code = process.poll()
+                if code is None or self.stopping:
+                    continue
+                quick = time.monotonic() - started < QUICK_DEATH
+                self.backoff = min(MAX_BACKOFF, max(1.0, self.backoff * 2)) if quick else 0.0
+                log.error("worker %d (pid %d) exited with status %s; starting another%s",
+                          slot, process.pid, code,
+                          f" in {self.backoff:g} s" if self.backoff else "")
+                if self.backoff:
+                    time.sleep(self.backoff)
+                self.start_worker(slot)
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        log.info("stopping %d workers", len(self.workers))
+        for process, _ in self.workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        self.sock.close()  # the workers hold their own copies until they stop accepting
+        deadline = time.monotonic() + self.config.shutdown_grace + 15
+        status = 0
+        for process, _ in self.workers.values():
+            try:
+                code = process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker pid %d did not stop: killing it", process.pid)
+                process.kill()
+                code = process.wait()
+            status = status or (code if code and code > 0 else 0)
+        return status
+
+
+def serve_workers(config: Config, count: int) -> int:
+    """Run `count` workers until SIGTERM or SIGINT; the exit status for the command."""
+    sock = listening_socket(config.host, config.port)
+    env = dict(os.environ)
+    embedded = None
+    try:
+        dsn = config.database_url
+        if dsn is None:
+            embedded = start_embedded(config.data_dir)
+            dsn = str(embedded.get_uri())
+            log.info("database: embedded PostgreSQL in %s, shared by %d workers",
+                     config.data_dir / "postgres", count)
+        asyncio.run(_migrate_once(dsn))
+        env.update(DATABASE_URL=dsn, HOST=config.host, PORT=str(config.port))
+        supervisor = Supervisor(config, count, sock, env)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, supervisor.stop)
+        log.info("listening on http://%s:%d with %d workers", config.host, config.port, count)
+        return supervisor.run()
+    finally:
+        sock.close()
+        if embedded is not None:
+            stop_embedded(embedded)
+            log.info("embedded PostgreSQL stopped")

@@ -1,0 +1,209 @@
+"""Scaling out: `serve --workers N` (one port, N processes, a dead worker replaced, graceful
+stop with an upload in flight), and state shared through PostgreSQL between servers that know
+nothing of each other (lockout, cursors, idempotency)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.common import free_port
+from tests.conftest import _migrated_database
+from tests.databases import drop_database
+from tests.images import make_image
+from tests.raw_http import closing, part_head, upload_head
+
+
+def call(url: str, method: str = "GET", body: Any = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, method=method, data=data, headers={
+        **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null"), dict(exc.headers)
+
+
+@contextmanager
+def server(tmp: Path, env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[bytes],
+                                                                         str, Path]]:
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    log = tmp / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
+            env={**os.environ, "DATA_DIR": str(tmp), "STORAGE_URL": (tmp / "objects").as_uri(),
+                 "BCRYPT_COST": "4", "SHUTDOWN_GRACE": "10", **env},
+            stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if call(url + "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield process, url, log
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(child) for child in text)
+    return found
+
+
+def pids_in_log(log: Path, pattern: str) -> set[int]:
+    return {int(m.group(1)) for m in re.finditer(r"\[(\d+)\] [\w.]+: " + pattern, log.read_text())}
+
+
+@pytest.fixture
+def dsn(admin_dsn: str) -> Iterator[str]:
+    database = asyncio.run(_migrated_database(admin_dsn))
+    try:
+        yield database
+    finally:
+        asyncio.run(drop_database(admin_dsn, database))
+
+
+def sign_up(url: str, name: str) -> str:
+    status, body, _ = call(url + "/users", "POST", {"username": name, "password": "x" * 12})
+    assert status == 201, body
+    return str(body["api_key"])
+
+
+def test_workers_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path, dsn: str) -> None:
+    with server(tmp_path, {"DATABASE_URL": dsn}, "--workers", "2") as (process, url, log):
+        workers = children(process.pid)
+        assert len(workers) == 2
+        for _ in range(60):  # new connections: the kernel hands them to either worker
+            assert call(url + "/health")[0] == 200
+            if len(pids_in_log(log, r"GET /health 200")) == 2:
+                break
+        assert pids_in_log(log, r"GET /health 200") == workers
+        assert "migrations:" in log.read_text()
+
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while len(children(process.pid) - {victim}) < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "exited with status -9; starting another" in log.read_text()
+        deadline = time.monotonic() + 30
+        while call(url + "/ready")[0] != 200 or len(pids_in_log(
+                log, r"worker accepting on")) < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        for _ in range(10):
+            assert call(url + "/health")[0] == 200
+
+
+def test_a_graceful_stop_of_all_workers_finishes_an_upload(tmp_path: Path, dsn: str) -> None:
+    with server(tmp_path, {"DATABASE_URL": dsn}, "--workers", "2") as (process, url, log):
+        key = sign_up(url, "uploader")
+        port = int(url.rsplit(":", 1)[1])
+        image = make_image("PNG", (300, 200), seed=3)
+        body = part_head("a.png") + image + closing()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(upload_head(key, len(body)) + body[:1000])
+        time.sleep(0.5)  # the upload is in flight in one of the workers
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        sock.sendall(body[1000:])
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+        assert process.wait(60) == 0, log.read_text()
+        text = log.read_text()
+        assert "stopping 2 workers" in text and text.count("] server.lifecycle: stopped") == 2
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_workers_on_the_embedded_database(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "", "STORAGE_URL": ""}
+    with server(tmp_path, env, "--workers", "2") as (process, url, log):
+        assert call(url + "/users", "POST", {"username": "emb", "password": "x" * 12})[0] == 201
+        assert len(children(process.pid)) >= 2
+    assert process.returncode == 0
+    text = log.read_text()
+    assert "shared by 2 workers" in text and text.count("embedded PostgreSQL stopped") == 1
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+
+
+def test_state_is_shared_between_separate_servers(tmp_path: Path, dsn: str) -> None:
+    """Two servers on one database (as two hosts would be): what one decides, the other
+    knows, because nothing that matters lives in a process."""
+    env = {"DATABASE_URL": dsn, "WORKERS": "1"}
+    with server(tmp_path / "a", env) as (_, a, _), server(tmp_path / "b", env) as (_, b, _):
+        key = sign_up(a, "shared")
+        # Lockout: ten wrong passwords on A lock the account on B too.
+        wrong = base64.b64encode(b"shared:wrong password").decode()
+        for _ in range(10):
+            assert call(a + "/keys", "POST", {}, {"Authorization": f"Basic {wrong}"})[0] == 401
+        right = base64.b64encode(b"shared:" + b"x" * 12).decode()
+        status, body, headers = call(b + "/keys", "POST", {}, {"Authorization": f"Basic {right}"})
+        assert status == 429 and headers["Retry-After"]
+
+        # A cursor signed by A continues on B.
+        auth = {"Authorization": f"Bearer {key}"}
+        for seed in range(3):
+            png = make_image("PNG", (40, 30), seed=seed)
+            boundary = "x0x0x0"
+            payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                       f"filename=\"{seed}.png\"\r\n\r\n").encode() + png + \
+                f"\r\n--{boundary}--\r\n".encode()
+            request = urllib.request.Request(a + "/images", method="POST", data=payload, headers={
+                **auth, "Content-Type": f"multipart/form-data; boundary={boundary}",
+                **({"Idempotency-Key": "first"} if seed == 0 else {})})
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                assert resp.status == 201
+                if seed == 0:
+                    first_answer = json.loads(resp.read())
+                    first_payload = payload
+        status, page, _ = call(a + "/images?owner=me&limit=1", headers=auth)
+        status, rest, _ = call(b + f"/images?owner=me&limit=5&cursor={page['next_cursor']}",
+                               headers=auth)
+        assert status == 200 and len(rest["images"]) == 2
+        assert page["images"][0]["id"] not in {i["id"] for i in rest["images"]}
+
+        # An Idempotency-Key used on A is answered from B without a second upload.
+        request = urllib.request.Request(b + "/images", method="POST", data=first_payload,
+                                         headers={**auth, "Idempotency-Key": "first",
+                                                  "Content-Type": "multipart/form-data; "
+                                                                  "boundary=x0x0x0"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert resp.headers["Idempotent-Replayed"] == "true"
+            assert json.loads(resp.read()) == first_answer
+        assert len(call(b + "/images?owner=me&limit=10", headers=auth)[1]["images"]) == 3
