@@ -1,10 +1,10 @@
 # Two commands on a fresh machine with Python 3.11+:
-#   make run    install into .venv and serve on the embedded defaults
-#   make test   install into .venv (with test tools) and run tests, ruff and mypy
+#   make run    install what running needs into .venv and serve on the embedded defaults
+#   make test   install the test tools too, and run the tests, ruff and mypy
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SOURCES := pyproject.toml $(shell find server sql -type f -not -name '*.pyc' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find server imagerepo sql -type f -not -name '*.pyc' 2>/dev/null)
 
 .PHONY: run test lint clean
 
@@ -12,20 +12,27 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(PY) $(SOURCES)
-	$(PY) -m pip install --quiet -e '.[test]'
+# Running needs the package alone; the tests' tools (schemathesis, moto, scikit-image, ...)
+# are most of the download, so only `make test` installs them.
+$(VENV)/.installed-run: $(PY) $(SOURCES)
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.installed-test: $(PY) $(SOURCES)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(PY) -m server serve
 
-test: $(VENV)/.installed
-	$(PY) -m pytest --cov=server --cov-report=term $(PYTEST_ARGS)
+test: $(VENV)/.installed-test
+	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(MAKE) lint
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# Leaves ./data (the embedded database and the stored images): `rm -rf data` removes them.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* build *.egg-info

@@ -36,15 +36,23 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     data_dir: Path
 
+    def pids(self) -> list[int]:
+        """The serving processes: the workers of `serve --workers N`, or the server itself."""
+        children = [int(pid) for task in Path(f"/proc/{self.process.pid}/task").iterdir()
+                    for pid in (task / "children").read_text().split()]
+        return children or [self.process.pid]
+
     def rss_kib(self) -> int:
-        return _status_kib(self.process.pid, "VmRSS")
+        return max(_status_kib(pid, "VmRSS") for pid in self.pids())
 
     def peak_rss_kib(self) -> int:
-        return _status_kib(self.process.pid, "VmHWM")
+        """The largest peak RSS of one serving process."""
+        return max(_status_kib(pid, "VmHWM") for pid in self.pids())
 
     def reset_peak(self) -> None:
         """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        for pid in self.pids():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _status_kib(pid: int, field: str) -> int:

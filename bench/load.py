@@ -1,11 +1,12 @@
 """Load: 50 concurrent clients for 60 s against a running server on loopback, mixing
 uploads, text searches, image searches, metadata reads and downloads.
 
-    python -m bench.load [--clients 50] [--seconds 60]
+    python -m bench.load [--clients 50] [--seconds 60] [--workers 1 2]
 
-Starts ``python -m server serve`` (local storage; $DATABASE_URL when set, else embedded),
-drives it from this process, and reports requests/s and p50/p95 per kind, the number of 5xx
-answers (must be 0) and the server's peak RSS.
+Starts ``python -m server serve --workers N`` for each N in turn (local storage; $DATABASE_URL
+when set, else embedded), drives it from this process (the load generator is a process of its
+own), and reports requests/s and p50/p95 per kind, the number of 5xx answers (must be 0), the
+peak RSS of one worker, and the ratio of requests/s to the first N's.
 """
 
 from __future__ import annotations
@@ -108,9 +109,17 @@ class Load:
             await self.timed(kind, calls[kind])
 
 
-async def main(clients: int, seconds: float) -> None:
+async def main(clients: int, seconds: float, workers: list[int]) -> None:
+    rates = [await run_once(clients, seconds, n) for n in workers]
+    if len(rates) > 1:
+        print("requests/s by workers: " + ", ".join(
+            f"{n}: {rate:.1f} ({rate / rates[0]:.2f}x)" for n, rate in zip(workers, rates,
+                                                                          strict=True)))
+
+
+async def run_once(clients: int, seconds: float, workers: int) -> float:
     random.seed(1)
-    with running_server() as server:
+    with running_server({"WORKERS": str(workers)}) as server:
         connector = aiohttp.TCPConnector(limit=clients)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -127,19 +136,22 @@ async def main(clients: int, seconds: float) -> None:
             elapsed = time.monotonic() - started
         peak = server.peak_rss_kib() / 1024
     total = sum(len(v) for v in load.latency.values())
-    print(f"{clients} clients for {elapsed:.0f} s on loopback: {total / elapsed:.1f} requests/s, "
-          f"5xx: {load.server_errors}, connection errors: {load.other_errors}, "
-          f"server peak RSS {peak:.0f} MiB")
+    print(f"\n{workers} worker(s), {clients} clients for {elapsed:.0f} s on loopback: "
+          f"{total / elapsed:.1f} requests/s, 5xx: {load.server_errors}, connection errors: "
+          f"{load.other_errors}, peak RSS of one worker {peak:.0f} MiB")
     print(f"{'kind':<14} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
     for kind, _ in MIX:
         values = load.latency[kind]
         print(f"{kind:<14} {len(values):>9} {len(values) / elapsed:>7.1f} "
               f"{percentile(values, 50) * 1000:>8.0f} {percentile(values, 95) * 1000:>8.0f}")
+    return total / elapsed
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="server processes, one run per value")
     args = parser.parse_args()
-    asyncio.run(main(args.clients, args.seconds))
+    asyncio.run(main(args.clients, args.seconds, args.workers))

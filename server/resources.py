@@ -30,7 +30,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("database: %s", redact_url(dsn))
         else:
             dsn = await stack.enter_async_context(embedded_postgres(config.data_dir))
-            log.info("database: embedded PostgreSQL in %s", config.data_dir / "postgres")
+            log.info("database: embedded PostgreSQL in %s; images in %s (both kept across "
+                     "restarts: stop the server and remove %s to start afresh)",
+                     config.data_dir / "postgres", config.storage_url, config.data_dir)
         pool = await create_pool(dsn, max_size=config.db_pool_size)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:

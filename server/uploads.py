@@ -365,10 +365,8 @@ async def _next_part(reader: MultipartReader, limits: Limits) -> object:
         raise _malformed(exc) from None
 
 
-async def read_upload(
-    reader: MultipartReader, batch: UploadBatch, cpu: Executor, limits: Limits
-) -> None:
-    """Stream every part into ``batch``: files to storage (and analysis), fields to text."""
+async def _upload_parts(reader: MultipartReader, limits: Limits) -> AsyncIterator[BodyPartReader]:
+    """An upload's parts in order: flat (no nested multipart), and not too many."""
     parts = 0
     while (part := await _next_part(reader, limits)) is not None:
         if not isinstance(part, BodyPartReader):
@@ -378,6 +376,14 @@ async def read_upload(
         if parts > limits.max_files + EXTRA_PARTS:
             raise PayloadTooLarge("Too many parts in one request",
                                   details={"max_files": limits.max_files})
+        yield part
+
+
+async def read_upload(
+    reader: MultipartReader, batch: UploadBatch, cpu: Executor, limits: Limits
+) -> None:
+    """Stream every part into ``batch``: files to storage (and analysis), fields to text."""
+    async for part in _upload_parts(reader, limits):
         if part.name == "file":
             if len(batch.files) >= limits.max_files:
                 raise PayloadTooLarge(f"At most {limits.max_files} files per request",
@@ -403,15 +409,7 @@ async def upload_fingerprint(
     upload but stored nowhere: what a replayed Idempotency-Key request is compared by."""
     fields: dict[str, list[str]] = {}
     files: list[tuple[str, str]] = []
-    parts = 0
-    while (part := await _next_part(reader, limits)) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ValidationFailed("Nested multipart bodies are not supported",
-                                   details={"_body": ["Nested multipart."]})
-        parts += 1
-        if parts > limits.max_files + EXTRA_PARTS:
-            raise PayloadTooLarge("Too many parts in one request",
-                                  details={"max_files": limits.max_files})
+    async for part in _upload_parts(reader, limits):
         if part.name == "file":
             label = f'file {len(files) + 1}'
             digest, size = hashlib.sha256(), 0

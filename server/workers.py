@@ -126,8 +126,10 @@ def serve_workers(config: Config, count: int) -> int:
         if dsn is None:
             embedded = start_embedded(config.data_dir)
             dsn = str(embedded.get_uri())
-            log.info("database: embedded PostgreSQL in %s, shared by %d workers",
-                     config.data_dir / "postgres", count)
+            log.info("database: embedded PostgreSQL in %s, shared by %d workers; images in %s "
+                     "(both kept across restarts: stop the server and remove %s to start "
+                     "afresh)", config.data_dir / "postgres", count, config.storage_url,
+                     config.data_dir)
         asyncio.run(_migrate_once(dsn))
         env.update(DATABASE_URL=dsn, HOST=config.host, PORT=str(config.port))
         supervisor = Supervisor(config, count, sock, env)

@@ -35,11 +35,14 @@ def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> t
 
 
 @contextmanager
-def serve(env: dict[str, str], log: Path) -> Iterator[str]:
+def start_server(env: dict[str, str], log: Path,
+                 *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m server serve ARGS` on a free port, ready; SIGTERM at the end (its exit
+    status is the caller's to check)."""
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port)],
+            [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
             env={"WORKERS": "1", **env, "PORT": "1"}, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -54,8 +57,17 @@ def serve(env: dict[str, str], log: Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        yield url
+        yield process, url
     finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[str]:
+    with start_server(env, log) as (process, url):
+        yield url
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log.read_text()
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_VARIABLES = {
     "DATABASE_URL", "DATA_DIR", "STORAGE_URL", "HOST", "PORT", "MAX_UPLOAD_BYTES",
     "MAX_FILES_PER_REQUEST", "MAX_IMAGE_PIXELS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION", "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION", "AWS_ENDPOINT_URL_S3", "WORKERS", "DB_POOL_SIZE", "PASSWORD_ATTEMPTS",
 }
 
 
@@ -50,6 +50,18 @@ def test_compose_wires_postgres_minio_and_the_app() -> None:
 
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert '"server", "serve"' in dockerfile and "pip install ." in dockerfile
+    # Every package pyproject.toml lists is copied into the image (else `pip install .` fails).
+    for package in ("server", "imagerepo", "sql"):
+        assert f"COPY {package} ./{package}" in dockerfile
+
+    # Replicas behind a load balancer that reaches them by the service's name, streaming
+    # uploads; their connections fit PostgreSQL's default max_connections (100).
+    assert app["deploy"]["replicas"] >= 2 and "ports" not in app
+    nginx = compose["configs"]["nginx"]["content"]
+    assert "server app:8080" in nginx and "proxy_request_buffering off" in nginx
+    assert services["nginx"]["ports"] == ["127.0.0.1:8080:8080"]
+    connections = app["deploy"]["replicas"] * int(env["WORKERS"]) * int(env["DB_POOL_SIZE"])
+    assert connections < 100
 
 
 async def test_an_installed_wheel_carries_and_applies_the_migrations(

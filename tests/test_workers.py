@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from bench.common import free_port
 from tests.conftest import _migrated_database
 from tests.databases import drop_database
 from tests.images import make_image
 from tests.raw_http import closing, part_head, upload_head
+from tests.test_cli import start_server
 
 
 def call(url: str, method: str = "GET", body: Any = None,
@@ -45,32 +44,12 @@ def call(url: str, method: str = "GET", body: Any = None,
 @contextmanager
 def server(tmp: Path, env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[bytes],
                                                                          str, Path]]:
-    port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
-    log = tmp / f"server-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
-            env={**os.environ, "DATA_DIR": str(tmp), "STORAGE_URL": (tmp / "objects").as_uri(),
-                 "BCRYPT_COST": "4", "SHUTDOWN_GRACE": "10", **env},
-            stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if call(url + "/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    log = tmp / f"server-{len(list(tmp.glob('server-*.log')))}.log"
+    with start_server({**os.environ, "DATA_DIR": str(tmp),
+                       "STORAGE_URL": (tmp / "objects").as_uri(), "BCRYPT_COST": "4",
+                       "SHUTDOWN_GRACE": "10", **env}, log, *args) as (process, url):
         yield process, url, log
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
 
 
 def children(pid: int) -> set[int]:
