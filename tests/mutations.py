@@ -95,6 +95,23 @@ MUTATIONS = (
         ("tests/test_guarantees.py::test_every_text_search_plan_keeps_others_private_images_out",
          "tests/test_guarantees.py::test_a_rare_word_finds_every_match"),
     ),
+    Mutation(
+        "an Idempotency-Key replayed whatever the request", "server/services/idempotency.py",
+        "        if request_fingerprint != self.stored_fingerprint:\n",
+        "        if False:\n",
+        ("tests/test_idempotency.py::test_the_same_key_with_another_request_is_422",),
+    ),
+    Mutation(
+        "thumbnails left behind when their image is deleted", "server/services/images.py",
+        '        keys.extend(row["thumbnail_keys"])\n', "",
+        ("tests/test_thumbnails.py::test_deletion_removes_every_thumbnail",),
+    ),
+    Mutation(
+        "others' files counted as yours by the import lookup", "sql/queries/idempotency.sql",
+        "where owner_id = :owner_id and sha256 = any(:digests::bytea[])\n",
+        "where sha256 = any(:digests::bytea[])\n",
+        ("tests/test_idempotency.py::test_known_images_are_the_callers_own",),
+    ),
 )
 
 
