@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .handlers import images, keys, search, similar, system, thumbnails, users
+from .handlers.web import setup_web
 
 # One path, one resource: an image id is anything but the literals `delete` and `known`
 # (POST /images/delete and /images/known), so PATCH /images/delete is 405, not a malformed id.
@@ -37,3 +38,6 @@ def setup_routes(app: web.Application) -> None:
 
     app.router.add_get("/search", search.text_search)
     app.router.add_post("/search/image", similar.search_by_image)
+
+    # The web page (at /app, and at / for browsers) and its files: outside the API's spec.
+    setup_web(app)

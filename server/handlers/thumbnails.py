@@ -20,33 +20,15 @@ from ..schemas.images import (
 )
 from ..services import images
 from ..services.thumbnails import thumbnail_bytes
+from .accept import quality
 from .downloads import content_disposition, etag_matches, redirect_to_storage
 
 YEAR = 365 * 24 * 3600
 
 
 def accepts_webp(accept: str | None) -> bool:
-    """Whether an Accept header admits image/webp (no header admits anything): the most
-    specific range that matches decides, and q=0 refuses."""
-    if not accept or not accept.strip():
-        return True
-    best: tuple[int, float] | None = None  # (specificity, q)
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        specificity = {"image/webp": 2, "image/*": 1, "*/*": 0}.get(media.lower())
-        if specificity is None:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if best is None or specificity > best[0]:
-            best = (specificity, q)
-    return best is not None and best[1] > 0
+    """Whether an Accept header admits image/webp (no header admits anything)."""
+    return not accept or not accept.strip() or quality(accept, "image/webp") > 0
 
 
 def _cache_control(request: web.Request, visibility: str) -> str:

@@ -1,0 +1,51 @@
+// Search by image: a dropped, pasted or chosen photo goes to POST /search/image and nowhere
+// else (the API compares it and keeps nothing); results come nearest first.
+
+import { call } from "./api.js";
+
+const PAGE = 24;
+
+export function setupImageSearch({ picker, orientations, figure, preview, caption, results }) {
+  let file = null;
+  let previewUrl = null;
+
+  function run() {
+    if (!file) return Promise.resolve();
+    const query = file;
+    const all = orientations.checked;
+    const name = query.name || "the pasted image";
+    return results.show(`Similar to ${name}`, async (cursor) => {
+      const form = new FormData();
+      form.append("file", query, query.name || "pasted-image");
+      form.append("orientations", all ? "all" : "none");
+      form.append("limit", String(PAGE));
+      if (cursor) form.append("cursor", cursor);
+      const page = await call("/search/image", { method: "POST", form });
+      return { items: page.results, next_cursor: page.next_cursor };
+    });
+  }
+
+  function search(newFile) {
+    file = newFile;
+    // The preview is a local blob: URL; the photo leaves the page only for the search.
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl;
+    caption.textContent = file.name || "Pasted image";
+    figure.hidden = false;
+    return run();
+  }
+
+  picker.addEventListener("change", () => {
+    if (picker.files.length) search(picker.files[0]);
+    picker.value = "";
+  });
+  orientations.addEventListener("change", run);
+  document.addEventListener("paste", (event) => {
+    const pasted = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith("image/"));
+    if (!pasted) return; // text pastes into the fields as usual
+    event.preventDefault();
+    search(pasted);
+  });
+  return { search };
+}

@@ -1,0 +1,55 @@
+// Building DOM from data. Text from users (titles, tags, names, headlines) goes in as text
+// nodes or attribute values only, never through innerHTML, so it cannot become markup.
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+// A search headline marks matches with literal <mark>…</mark> around text that is NOT
+// escaped (PostgreSQL's ts_headline over what users typed): split on the markers and make
+// <mark> elements ourselves, every piece as text.
+export function headline(text) {
+  const fragment = document.createDocumentFragment();
+  let marked = false;
+  for (const piece of text.split(/(<mark>|<\/mark>)/)) {
+    if (piece === "<mark>") marked = true;
+    else if (piece === "</mark>") marked = false;
+    else if (piece) fragment.append(marked ? el("mark", {}, piece) : piece);
+  }
+  return fragment;
+}
+
+export function formatBytes(bytes) {
+  const units = ["bytes", "KB", "MB", "GB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+export function formatDate(iso) {
+  return new Date(iso).toLocaleString();
+}
+
+// The API's error, details included ({"title": ["Too long."]} or nested per file).
+export function errorText(error) {
+  const parts = [error.message];
+  const flatten = (value) =>
+    typeof value === "object" && value !== null
+      ? Object.entries(value)
+          .map(([name, inner]) => (Array.isArray(value) ? flatten(inner) : `${name}: ${flatten(inner)}`))
+          .join("; ")
+      : String(value);
+  if (error.details && Object.keys(error.details).length) parts.push(flatten(error.details));
+  return parts.join(" — ");
+}

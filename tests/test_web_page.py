@@ -1,0 +1,574 @@
+"""The web page: content negotiation at `/`, its files and headers (aiohttp's test client), and
+the page itself in a real headless Chromium (Playwright) against a real server process, used
+as a stranger would: sign up, upload, browse, search by text and by image, edit, delete, sign
+out; hostile titles stay text; a phone-sized screen; no console errors under the strict CSP."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import io
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
+from pytest_aiohttp import AiohttpClient
+
+from server.app import create_app
+from server.config import Config
+from server.handlers.web import CSP_DIRECTIVES, content_security_policy
+from tests.images import make_image
+from tests.photo_edits import edited, jpeg, load_photos
+from tests.s3server import S3Server
+from tests.test_cli import serve_own_database
+
+Client = TestClient[web.Request, web.Application]
+
+CHROMIUM = "/usr/bin/chromium"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+       "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+BROWSER_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                  "image/webp,image/apng,*/*;q=0.8")
+PASSWORD = "correct horse battery"
+HOSTILE = "Holiday <img src=x onerror=alert(1)> snaps"
+# Set it to a path (docs/web-page.png) to write the README's screenshot from the run.
+SCREENSHOT_ENV = "WEB_PAGE_SCREENSHOT"
+
+
+# --- content negotiation, files, headers (no browser) -------------------------------------
+
+def assert_security_headers(headers: Mapping[str, str], csp: str = CSP) -> None:
+    lower = {name.lower(): value for name, value in headers.items()}
+    assert lower["content-security-policy"] == csp
+    assert lower["x-content-type-options"] == "nosniff"
+    assert lower["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html", "text/html;q=0.9, */*;q=0.1"])
+async def test_browsers_get_the_page_at_the_root(client: Client, accept: str) -> None:
+    resp = await client.get("/", headers={"Accept": accept})
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    assert_security_headers(resp.headers)
+    assert "Accept" in resp.headers["Vary"]
+    assert resp.headers["Cache-Control"] == "no-cache"
+    text = await resp.text()
+    assert '<script type="module" src="/web/' in text
+    assert "<script>" not in text and "style=" not in text  # nothing inline: the CSP forbids it
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/html",
+                                    "text/html;q=0.5, application/json"])
+async def test_api_clients_keep_the_json_index(client: Client, accept: str | None) -> None:
+    headers = {"Accept": accept} if accept else {}
+    resp = await client.get("/", headers=headers, skip_auto_headers=["Accept"])
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    assert "Accept" in resp.headers["Vary"]
+    body = await resp.json()
+    assert body["name"] == "imagerepo" and body["openapi"] == "/openapi.json"
+
+
+async def test_the_page_and_its_files(client: Client) -> None:
+    resp = await client.get("/app", skip_auto_headers=["Accept"])  # any client, any Accept
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert_security_headers(resp.headers)
+    etag = resp.headers["ETag"]
+    page = await resp.text()
+    assert (await client.get("/app", headers={"If-None-Match": etag})).status == 304
+
+    urls = re.findall(r'(?:src|href)="(/web/[^"]+)"', page)
+    assert {u.rsplit("/", 1)[-1] for u in urls} == {"app.css", "main.js"}
+    version = urls[0].split("/")[2]
+    for url in urls:
+        resp = await client.get(url)
+        assert resp.status == 200, url
+        assert_security_headers(resp.headers)
+        assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert resp.content_type in ("text/css", "text/javascript")
+        revalidated = await client.get(url, headers={"If-None-Match": resp.headers["ETag"]})
+        assert revalidated.status == 304
+
+    # Modules import each other relatively, under the same version.
+    main = await (await client.get(f"/web/{version}/js/main.js")).text()
+    for module in re.findall(r'from "\./([\w-]+\.js)"', main):
+        assert (await client.get(f"/web/{version}/js/{module}")).status == 200, module
+    # A page cached before a release still gets the files, but not for a year.
+    old = await client.get("/web/000000000000/app.css")
+    assert old.status == 200 and old.headers["Cache-Control"] == "no-cache"
+    # Only the web files: nothing else of the package, however the path is spelled.
+    for path in ("js/nope.js", "index.html", "../handlers/web.py", "%2e%2e/app.py", "app.css/"):
+        resp = await client.get(f"/web/{version}/{path}")
+        assert resp.status == 404, path
+        assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_the_page_stays_out_of_the_spec(client: Client) -> None:
+    spec = await (await client.get("/openapi.json")).json()
+    assert not [p for p in spec["paths"] if p.startswith(("/app", "/web"))]
+    root = spec["paths"]["/"]
+    assert set(root) == {"get"}
+    assert set(root["get"]["responses"]["200"]["content"]) == {"application/json"}
+
+
+async def test_with_redirect_downloads_the_object_store_is_allowed(
+    config: Config, s3_env: S3Server, aiohttp_client: AiohttpClient
+) -> None:
+    """DOWNLOADS=redirect: pictures come from S3 after a 302, so its origin (only) joins
+    img-src and connect-src."""
+    config = dataclasses.replace(config, downloads="redirect",
+                                 storage_url=f"s3://test-{uuid.uuid4().hex[:12]}/web")
+    client = await aiohttp_client(create_app(config))
+    resp = await client.get("/app")
+    origin = s3_env.env["AWS_ENDPOINT_URL_S3"].rstrip("/")
+    assert resp.headers["Content-Security-Policy"] == content_security_policy(origin)
+    directives = dict(d.split(" ", 1) for d in resp.headers["Content-Security-Policy"].split("; "))
+    assert directives["img-src"] == f"'self' blob: data: {origin}"
+    assert directives["connect-src"] == f"'self' {origin}"
+    assert {k: v for k, v in directives.items() if k not in ("img-src", "connect-src")} == {
+        k: v for k, v in CSP_DIRECTIVES.items() if k not in ("img-src", "connect-src")}
+
+
+# --- the page in Chromium --------------------------------------------------------------------
+
+# Only the browser tests need Chromium; the checks above run anywhere.
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
+    with serve_own_database(tmp_path_factory.mktemp("web"), admin_dsn) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclasses.dataclass
+class Watched:
+    """A page and what went wrong on it: console errors, uncaught errors, dialogs."""
+    page: Page
+    context: BrowserContext
+    errors: list[str] = dataclasses.field(default_factory=list)
+    dialogs: list[str] = dataclasses.field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.dialogs == [], self.dialogs
+
+
+OpenPage = Callable[..., Watched]
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    contexts: list[BrowserContext] = []
+
+    def open_page(width: int = 1100, height: int = 800, scale: float = 1) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      device_scale_factor=scale)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        watched = Watched(context.new_page(), context)
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                watched.errors.append(message.text)
+
+        def on_dialog(dialog: Dialog) -> None:
+            watched.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        watched.page.on("console", on_console)
+        watched.page.on("pageerror", lambda error: watched.errors.append(str(error)))
+        watched.page.on("dialog", on_dialog)
+        return watched
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def api(url: str, method: str = "GET", key: str | None = None) -> tuple[int, Any]:
+    headers = {"Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            body = resp.read()
+            return resp.status, json.loads(body) if body else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+@functools.cache
+def photos() -> dict[str, Image.Image]:
+    return dict(load_photos())
+
+
+def photo(name: str) -> Image.Image:
+    return photos()[name]
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def sign_up(page: Page, username: str) -> None:
+    page.get_by_role("button", name="Sign in or sign up").click()
+    dialog = page.locator("#auth-dialog")
+    dialog.get_by_label("Username").fill(username)
+    dialog.get_by_label("Password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Sign up").click()
+    expect(page.locator("#who")).to_have_text(f"Signed in as {username}")
+    expect(dialog).not_to_be_visible()
+
+
+def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    page.get_by_role("button", name="Sign in or sign up").click()
+    dialog = page.locator("#auth-dialog")
+    dialog.get_by_label("Username").fill(username)
+    dialog.get_by_label("Password").fill(password)
+    dialog.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def cards(page: Page) -> Locator:
+    return page.locator("#grid .card")
+
+
+def card_names(page: Page) -> list[str]:
+    return [name.strip() for name in page.locator("#grid .card .name").all_inner_texts()]
+
+
+def until(page: Page, expression: str, timeout: float = TIMEOUT_MS / 1000) -> None:
+    """Poll a JavaScript expression until it is true. (Playwright's wait_for_function evaluates
+    a string, which the page's CSP forbids: no 'unsafe-eval'.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
+def wait_pictures(page: Page) -> None:
+    """Every picture in the grid and in an open dialog has loaded (blob: ones included)."""
+    until(page, "[...document.querySelectorAll('#grid img, dialog[open] img')]"
+                ".every(img => img.complete && img.naturalWidth > 0)")
+
+
+def hand_over(page: Page, how: str, selector: str, path: str) -> None:
+    """Drop a file on an element, or paste it there, as the browser's events carry it."""
+    page.evaluate("""([how, selector, name, data]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+        const target = document.querySelector(selector);
+        const init = { bubbles: true, cancelable: true };
+        if (how === "paste") {
+          target.dispatchEvent(new ClipboardEvent("paste", { ...init, clipboardData: transfer }));
+          return;
+        }
+        for (const type of ["dragenter", "dragover", "drop"]) {
+          target.dispatchEvent(new DragEvent(type, { ...init, dataTransfer: transfer }));
+        }
+    }""", [how, selector, Path(path).name, base64.b64encode(Path(path).read_bytes()).decode()])
+
+
+def upload(page: Page, files: list[str], drop: bool = False, **fields: str) -> None:
+    if not page.locator("#upload").evaluate("details => details.open"):
+        page.locator("#upload summary").click()
+    if "visibility" in fields:
+        page.locator("#upload-visibility").select_option(fields["visibility"])
+    page.locator("#upload-tags").fill(fields.get("tags", ""))
+    page.locator("#upload-title").fill(fields.get("title", ""))
+    before = page.locator("#uploads li").count()
+    if drop:
+        for path in files:
+            hand_over(page, "drop", "#upload-zone p", path)
+    else:
+        page.locator("#upload-files").set_input_files(files)
+    rows = page.locator("#uploads li")
+    expect(rows).to_have_count(before + len(files))
+    until(page, f"document.querySelectorAll('#uploads li.done, #uploads li.failed').length "
+                f">= {before + len(files)}", timeout=60)
+    assert page.locator("#uploads li.failed").count() == 0, page.locator(
+        "#uploads li.failed").all_inner_texts()
+
+
+@needs_chromium
+def test_a_stranger_uses_the_page(
+    server: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    watched: Watched = open_page()
+    page = watched.page
+
+    response = page.goto(server + "/")
+    assert response is not None and response.ok
+    assert_security_headers(response.headers)
+    expect(page.locator("#grid .empty")).to_have_text("Nothing found.")
+    assert page.locator("#upload").is_hidden()  # uploading needs an account
+
+    # Sign up: the page gets a key through the API and keeps it in this tab only.
+    sign_up(page, "ada")
+    stored = page.evaluate("sessionStorage.getItem('imagerepo.session')")
+    session = json.loads(stored)
+    assert session["key"].startswith("irk_") and session["id"]
+    assert page.evaluate("document.cookie") == ""
+    assert page.evaluate("localStorage.length") == 0
+
+    # Upload three files at once (private, the API's default): one request each.
+    astronaut, coffee = photo("astronaut"), photo("coffee")
+    files = [write(tmp_path / "astronaut.jpg", jpeg(astronaut, 90)),
+             write(tmp_path / "coffee.jpg", jpeg(coffee, 90)),
+             write(tmp_path / "pattern.png", make_image("PNG", (400, 300), seed=7))]
+    posts: list[Request] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" and urlsplit(
+        r.url).path == "/images" else None)
+    upload(page, files, tags="web test")
+    assert len(posts) == 3
+    expect(cards(page)).to_have_count(3)
+    # Titles default to the file names' stems.
+    assert sorted(card_names(page)) == ["astronaut", "coffee", "pattern"]
+    wait_pictures(page)
+    # Private thumbnails need the key: fetched, then shown from blob: URLs.
+    sources = page.locator("#grid img").evaluate_all("imgs => imgs.map(i => i.src)")
+    assert all(src.startswith("blob:") for src in sources), sources
+    page.screenshot(path=shots / "uploaded.png", full_page=True)
+
+    # The detail view of one, then edit its title and tags.
+    cards(page).filter(has_text="astronaut").click()
+    dialog = page.locator("#detail")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("h2")).to_have_text("astronaut")
+    expect(dialog.locator(".meta")).to_contain_text("astronaut.jpg")
+    expect(dialog.locator(".meta")).to_contain_text("512 × 512 px")
+    expect(dialog.locator(".meta")).to_contain_text("ada")
+    wait_pictures(page)
+    dialog.get_by_role("button", name="Edit").click()
+    dialog.get_by_label("Title").fill("Astronaut on a mission")
+    dialog.get_by_label("Tags").fill("space, nasa")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator("h2")).to_have_text("Astronaut on a mission")
+    expect(dialog.locator(".meta")).to_contain_text("space, nasa")
+    # A private file downloads with the key, from a blob: URL, under its own name.
+    with page.expect_download() as download:
+        dialog.get_by_role("button", name="Download").click()
+    assert download.value.suggested_filename == "astronaut.jpg"
+    assert Path(download.value.path()).read_bytes() == Path(files[0]).read_bytes()
+    page.keyboard.press("Escape")  # Escape closes the detail view
+    expect(dialog).not_to_be_visible()
+
+    # Text search with the API's syntax; the headline's <mark> becomes a real element.
+    page.get_by_label("Search", exact=True).fill("astronaut -kitten")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-title")).to_have_text("Search: astronaut -kitten")
+    expect(cards(page)).to_have_count(1)
+    expect(cards(page).locator("mark")).to_have_text("Astronaut")
+    page.get_by_label("Search", exact=True).fill("")
+    page.locator("#search").get_by_label("Tag", exact=True).fill("nasa")
+    page.locator("#search").get_by_label("Owner").fill("me")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(cards(page)).to_have_count(1)
+    page.get_by_role("button", name="Newest").click()
+    expect(cards(page)).to_have_count(3)
+
+    # Search by image with an edited copy (cropped, re-encoded), dropped on the page: the
+    # original comes first.
+    query = write(tmp_path / "cropped.jpg", edited(astronaut, "crop_centre", 0, seed=1))
+    hand_over(page, "drop", "#results-title", query)
+    expect(page.locator("#results-title")).to_have_text("Similar to cropped.jpg")
+    expect(cards(page).first).to_be_visible()
+    assert card_names(page)[0] == "Astronaut on a mission"
+    expect(cards(page).first.locator(".match")).to_contain_text("distance")
+    wait_pictures(page)
+    expect(page.locator("#query")).to_be_visible()
+    page.screenshot(path=shots / "search-by-image.png", full_page=True)
+    # A mirrored copy, with the orientations toggle on.
+    mirrored = write(tmp_path / "mirrored.jpg", edited(astronaut, "mirror", 0, seed=1))
+    hand_over(page, "paste", "body", mirrored)  # pasted this time
+    expect(page.locator("#results-title")).to_have_text("Similar to mirrored.jpg")
+    expect(page.locator("#grid[aria-busy]")).to_have_count(0)
+    assert card_names(page)[:1] != ["Astronaut on a mission"]  # not upright: not found
+    with page.expect_response(lambda r: r.url.endswith("/search/image")):
+        page.get_by_label("also find rotated and mirrored copies").check()
+    expect(cards(page).first.locator(".name")).to_have_text("Astronaut on a mission")
+
+    # A near duplicate uploaded later is reported by the upload's answer.
+    smaller = astronaut.resize((256, 256))
+    upload(page, [write(tmp_path / "astronaut-small.jpg", jpeg(smaller, 80))], drop=True,
+           visibility="public", title="A smaller copy")
+    near = page.locator("#uploads li").first.locator(".near")
+    expect(near).to_contain_text("Looks like")
+
+    # Detail, then "find similar": the copy, found from the stored image.
+    page.get_by_role("button", name="Newest").click()
+    expect(cards(page)).to_have_count(4)
+    cards(page).filter(has_text="Astronaut on a mission").click()
+    dialog.get_by_role("button", name="Find similar").click()
+    expect(dialog).not_to_be_visible()
+    expect(page.locator("#results-title")).to_have_text("Similar to Astronaut on a mission")
+    expect(cards(page).first.locator(".name")).to_have_text("A smaller copy")
+    # Public pictures load by URL (the browser may cache them), private ones from blob: URLs.
+    wait_pictures(page)
+    src = cards(page).first.locator("img").get_attribute("src") or ""
+    assert src.startswith("/images/") and "/thumbnail?size=256" in src
+
+    # Open it from the grid with the keyboard, then delete it (owner only).
+    cards(page).first.focus()
+    page.keyboard.press("Enter")
+    expect(dialog.locator("h2")).to_have_text("A smaller copy")
+    wait_pictures(page)
+    page.screenshot(path=shots / "detail.png")
+    copy_id = page.evaluate(
+        "[...document.querySelectorAll('#detail a')].map(a => a.getAttribute('href'))"
+        ".find(h => h && h.startsWith('/images/'))").split("/")[2]
+    dialog.get_by_role("button", name="Delete…").click()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(dialog).not_to_be_visible()
+    assert api(f"{server}/images/{copy_id}")[0] == 404
+    page.get_by_role("button", name="Newest").click()
+    expect(cards(page)).to_have_count(3)
+
+    # Sign out revokes the key: a request with it is refused.
+    key = session["key"]
+    assert api(f"{server}/users/me", key=key)[0] == 200
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#notice")).to_have_text("Signed out; the key is revoked.")
+    expect(page.get_by_role("button", name="Sign in or sign up")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    status, body = api(f"{server}/users/me", key=key)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    # Anonymous again: the private ones are gone from the grid.
+    expect(cards(page)).to_have_count(0)
+
+    # Signing in again (HTTP Basic to POST /keys) gives a new key; a wrong password is told.
+    sign_in(page, "ada", "not the password")
+    expect(page.locator("#auth-error")).to_have_text("Wrong username or password")
+    watched.errors[:] = [e for e in watched.errors if "401" not in e]  # that refusal, logged
+    page.locator("#auth-dialog").get_by_label("Password").fill(PASSWORD)
+    page.locator("#auth-dialog").get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#who")).to_have_text("Signed in as ada")
+    expect(cards(page)).to_have_count(3)
+    screenshot = os.environ.get(SCREENSHOT_ENV)
+    if screenshot:
+        save_readme_screenshot(page, Path(screenshot))
+    watched.assert_clean()
+    print(f"scenario took {time.monotonic() - started:.1f} s")
+
+
+def save_readme_screenshot(page: Page, path: Path) -> None:
+    """800 px wide, a palette PNG: small enough to commit."""
+    if page.locator("#upload").evaluate("details => details.open"):
+        page.locator("#upload summary").click()
+    page.set_viewport_size({"width": 800, "height": 820})
+    page.evaluate("window.scrollTo(0, 0)")
+    wait_pictures(page)
+    raw = Image.open(io.BytesIO(page.screenshot()))
+    raw.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
+        path, optimize=True)
+
+
+@needs_chromium
+def test_hostile_titles_stay_text(server: str, open_page: OpenPage, tmp_path: Path) -> None:
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(server + "/app")
+    sign_up(page, "mallory")
+    upload(page, [write(tmp_path / "x.png", make_image("PNG", (300, 200), seed=3))],
+           visibility="public", title=HOSTILE, tags="<b>bold</b>")
+    expect(cards(page).filter(has_text=HOSTILE)).to_have_count(1)
+
+    # A stranger (another tab, anonymous) sees it in the grid, in search and in the detail.
+    stranger: Watched = open_page()
+    other = stranger.page
+    other.goto(server + "/")
+    expect(cards(other).filter(has_text=HOSTILE)).to_have_count(1)
+    other.get_by_label("Search", exact=True).fill("holiday")
+    other.get_by_role("button", name="Search", exact=True).click()
+    headline = cards(other).first.locator(".headline")
+    expect(headline).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(headline.locator("mark")).to_have_text("Holiday")
+    cards(other).first.click()
+    expect(other.locator("#detail h2")).to_have_text(HOSTILE)
+    expect(other.locator("#detail .meta")).to_contain_text("<b>bold</b>")
+    wait_pictures(other)
+
+    for watched_page in (page, other):
+        # Every <img> is one the page made; none came from the title, the tag or the headline.
+        assert watched_page.locator("img[src='x'], b").count() == 0
+    time.sleep(0.5)  # an onerror would have fired by now
+    watched.assert_clean()
+    stranger.assert_clean()
+
+
+@needs_chromium
+def test_a_phone_sized_screen(server: str, open_page: OpenPage, tmp_path: Path) -> None:
+    watched: Watched = open_page(width=390, height=844, scale=2)
+    page = watched.page
+    response = page.goto(server + "/")
+    assert response is not None
+    assert_security_headers(response.headers)
+    sign_up(page, "pocket")
+    upload(page, [write(tmp_path / "p.jpg", jpeg(photo("chelsea")))], visibility="public")
+    expect(cards(page).first).to_be_visible()
+    wait_pictures(page)
+    # Nothing wider than the screen; the grid still shows two or more columns.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    columns = page.evaluate(
+        "getComputedStyle(document.querySelector('#grid')).gridTemplateColumns.split(' ').length")
+    assert columns >= 2
+    page.screenshot(path=tmp_path / "phone.png", full_page=True)
+    # Reloaded, the tab is still signed in; Tab reaches the controls, with a focus ring.
+    page.reload()
+    expect(page.locator("#who")).to_have_text("Signed in as pocket")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sign out"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
+    watched.assert_clean()
+
+
+def test_the_readme_screenshot_is_small() -> None:
+    path = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width <= 800
+    assert path.stat().st_size < 150_000
+
