@@ -95,6 +95,9 @@ class UploadBatch:
     async def discard(self) -> None:
         for stored in self.files:
             stored.analysis.cancel()
+        # Wait for the analyses to stop before deleting: one cancelled mid-put may still
+        # write its object (a thumbnail, a copy) after an early delete.
+        await asyncio.gather(*(f.analysis for f in self.files), return_exceptions=True)
         await asyncio.gather(*(self.storage.delete(k) for k in self.written_keys),
                              return_exceptions=True)
 

@@ -91,12 +91,15 @@ async def _add(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, im
     """Make, store and record one thumbnail; None when another maker recorded one first.
     Raises ObjectNotFound (no original), ImageRejected, NotFound (image deleted)."""
     made = await _make(storage, cpu, image, size)
-    stored = await store(storage, image["storage_key"], made)
+    written: list[str] = []
     try:
+        stored = await store(storage, image["storage_key"], made, written)
         async with pool.acquire() as conn:
             recorded = await insert_thumbnail(conn, queries, image["id"], stored)
     except BaseException as exc:
-        await asyncio.shield(storage.delete(stored.storage_key))
+        # Also when cancelled mid-put: the object may land anyway, so its key goes too.
+        await asyncio.shield(asyncio.gather(*(storage.delete(k) for k in written),
+                                            return_exceptions=True))
         if isinstance(exc, asyncpg.ForeignKeyViolationError):
             raise NotFound("No such image") from None
         raise
