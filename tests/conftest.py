@@ -142,3 +142,14 @@ def basic(username: str, password: str = "correct horse battery") -> dict[str, s
 
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+async def alice(client: TestClient[web.Request, web.Application]) -> str:
+    """An account's API key, for tests that need a user or two."""
+    return str((await sign_up(client, "alice"))["api_key"])
+
+
+@pytest.fixture
+async def bob(client: TestClient[web.Request, web.Application]) -> str:
+    return str((await sign_up(client, "bob"))["api_key"])

@@ -26,11 +26,6 @@ JPEG = make_image("JPEG", (320, 240), seed=1)
 PNG = make_image("PNG", (320, 240), seed=2)
 
 
-@pytest.fixture
-async def alice(client: Client) -> str:
-    return str((await sign_up(client, "alice"))["api_key"])
-
-
 def upload_form(*files: tuple[str, bytes], **fields: str) -> FormData:
     data = FormData(default_to_multipart=True)
     for name, value in fields.items():

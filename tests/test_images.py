@@ -22,7 +22,7 @@ from PIL import Image
 
 from server.config import Config
 from server.keys import STORAGE
-from tests.conftest import bearer, sign_up, storage_url_of
+from tests.conftest import bearer, storage_url_of
 from tests.images import make_image
 
 Client = TestClient[web.Request, web.Application]
@@ -60,16 +60,6 @@ def huge_png_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 4096)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-@pytest.fixture
-async def alice(client: Client) -> str:
-    return str((await sign_up(client, "alice"))["api_key"])
-
-
-@pytest.fixture
-async def bob(client: Client) -> str:
-    return str((await sign_up(client, "bob"))["api_key"])
 
 
 def form(files: Sequence[tuple[str, bytes]], fields: Fields = (), after: Fields = ()) -> FormData:

@@ -41,16 +41,6 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return storage_url_of(request, tmp_path, "originals")
 
 
-@pytest.fixture
-async def alice(client: Client) -> str:
-    return str((await sign_up(client, "alice"))["api_key"])
-
-
-@pytest.fixture
-async def bob(client: Client) -> str:
-    return str((await sign_up(client, "bob"))["api_key"])
-
-
 async def upload(client: Client, key: str, files: list[tuple[str, bytes]],
                  status: int = 201, **fields: str) -> Any:
     from aiohttp import FormData

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from server.keys import STORAGE
 from tests import test_generated_client as generated
-from tests.conftest import bearer, sign_up
+from tests.conftest import bearer
 from tests.images import make_image
 from tests.raw_http import BOUNDARY, closing, part_head
 
@@ -31,11 +31,6 @@ CAT = 'file 2 ("cat.png")'
 # A server of its own and a client generated from its spec (as tests/test_generated_client).
 server = generated.server
 api = generated.api
-
-
-@pytest.fixture
-async def alice(client: Client) -> str:
-    return str((await sign_up(client, "alice"))["api_key"])
 
 
 def form(files: Sequence[tuple[str, bytes]], before: Fields = (), after: Fields = ()) -> FormData:
