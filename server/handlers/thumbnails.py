@@ -77,7 +77,7 @@ async def thumbnail(request: web.Request) -> web.Response:
         if redirect is not None:
             return redirect
     stored, data = await thumbnail_bytes(app[POOL], app[QUERIES], app[STORAGE], app[CPU_POOL],
-                                         image, size)
+                                         image, size, known)
     if not webp:
         data = await run_cpu(app[CPU_POOL], as_jpeg, data)
     headers.update({"ETag": etag(stored.sha256), "Content-Disposition": content_disposition(name)})

@@ -110,12 +110,16 @@ async def _add(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, im
 
 
 async def thumbnail_bytes(pool: Pool, queries: Queries, storage: Storage, cpu: Executor,
-                          image: Record, size: int) -> tuple[StoredThumbnail, bytes]:
+                          image: Record, size: int,
+                          known: Record | None) -> tuple[StoredThumbnail, bytes]:
     """The image's thumbnail of this size and its WebP bytes, made now if it is missing (or
-    its object was lost or damaged)."""
-    for _ in range(3):
-        async with pool.acquire() as conn:
-            row = await queries.get_thumbnail(conn, image_id=image["id"], size=size)
+    its object was lost or damaged). `known` is its get_thumbnail row as the caller read it;
+    the row is read again only after a lost race or a remade object."""
+    row = known
+    for attempt in range(3):
+        if attempt:
+            async with pool.acquire() as conn:
+                row = await queries.get_thumbnail(conn, image_id=image["id"], size=size)
         if row is not None:
             stored = StoredThumbnail.from_row(size, row)
             try:
