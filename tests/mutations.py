@@ -112,6 +112,11 @@ MUTATIONS = (
         "where sha256 = any(:digests::bytea[])\n",
         ("tests/test_idempotency.py::test_known_images_are_the_callers_own",),
     ),
+    Mutation(
+        "others shown the digest and size of the original with GPS", "server/schemas/images.py",
+        "    data = as_served(row, viewer_id)\n", "    data = dict(row)\n",
+        ("tests/test_privacy.py::test_others_see_the_digest_and_size_of_the_copy_they_download",),
+    ),
 )
 
 

@@ -3,6 +3,7 @@ whatever container the position was written (see tests/metadata_files.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import warnings
@@ -157,6 +158,48 @@ async def test_others_get_no_location_from_any_container(
         assert find_location(served) == []
         assert_shows_the_same(original, served, fmt)
         assert resp.headers["ETag"] != f'"{image["sha256"]}"'
+
+
+@pytest.mark.parametrize("storage_url", ["local"], indirect=True)
+async def test_others_see_the_digest_and_size_of_the_copy_they_download(
+    client: Client, storage_url: str
+) -> None:
+    """The original's digest would fingerprint a file others must not have: every answer
+    that describes the picture gives others the copy's digest and size, the owner the
+    original's."""
+    original = with_gps("JPEG")
+    owner = (await sign_up(client, "olive"))["api_key"]
+    other = (await sign_up(client, "oscar"))["api_key"]
+    image = await upload(client, owner, original, "trip.jpg")
+    assert image["sha256"] == hashlib.sha256(original).hexdigest()
+    assert image["size_bytes"] == len(original)
+    served = await (await client.get(str(image["file_url"]))).read()
+    copy = {"sha256": hashlib.sha256(served).hexdigest(), "size_bytes": len(served)}
+    mine = {"sha256": image["sha256"], "size_bytes": image["size_bytes"]}
+    assert copy != mine
+
+    async def described(headers: dict[str, str]) -> list[dict[str, object]]:
+        """The picture as each path that returns an Image describes it."""
+        found = []
+        resp = await client.get(f"/images/{image['id']}", headers=headers)
+        found.append(await resp.json())
+        resp = await client.get("/images", headers=headers)
+        found += [i for i in (await resp.json())["images"] if i["id"] == image["id"]]
+        resp = await client.get("/search", params={"q": "trip"}, headers=headers)
+        found += [i for i in (await resp.json())["results"] if i["id"] == image["id"]]
+        for match in ("exact", "robust"):
+            form = FormData()
+            form.add_field("file", io.BytesIO(original), filename="query.jpg")
+            form.add_field("match", match)
+            resp = await client.post("/search/image", data=form, headers=headers)
+            assert resp.status == 200, await resp.text()
+            found += [i for i in (await resp.json())["results"] if i["id"] == image["id"]]
+        assert len(found) == 5, found
+        return found
+
+    for headers, expected in ((bearer(owner), mine), (bearer(other), copy), ({}, copy)):
+        for answer in await described(headers):
+            assert {k: answer[k] for k in expected} == expected, headers
 
 
 async def test_images_without_location_are_stored_once(client: Client) -> None:

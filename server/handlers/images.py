@@ -144,7 +144,7 @@ async def _store_upload(
                                                      owner_id, row["id"])
                       for row, new in zip(rows, new_images, strict=True)]
     body = {"images": [
-        {**image_json(row), "near_duplicates": [
+        {**image_json(row, owner_id), "near_duplicates": [
             {"id": str(d.image_id), "distance": d.distance, "score": d.score,
              "matched_by": d.json()} for d in found]}
         for row, found in zip(rows, duplicates, strict=True)
@@ -184,7 +184,9 @@ async def list_images(request: web.Request) -> web.Response:
             visibility=query.get("visibility"), cursor=query.get("cursor"),
             limit=query["limit"],
         )
-    return web.json_response({"images": [image_json(r) for r in rows], "next_cursor": next_cursor})
+    viewer_id = current_user_id(request)
+    return web.json_response({"images": [image_json(r, viewer_id) for r in rows],
+                              "next_cursor": next_cursor})
 
 
 @access(Access.OPTIONAL_KEY)
@@ -195,7 +197,7 @@ async def get_image(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await images.get_visible(conn, request.app[QUERIES], current_user_id(request),
                                        request["match_info"]["id"])
-    return web.json_response(image_json(row))
+    return web.json_response(image_json(row, current_user_id(request)))
 
 
 @access(Access.OPTIONAL_KEY)
@@ -208,11 +210,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     async with request.app[POOL].acquire() as conn:
         row = await images.get_visible(conn, request.app[QUERIES], viewer_id,
                                        request["match_info"]["id"])
-    served: dict[str, Any] = dict(row)
-    if row["public_storage_key"] and viewer_id != row["owner_id"]:
-        # Everyone but the owner gets the copy without the GPS position.
-        served.update(storage_key=row["public_storage_key"],
-                      size_bytes=row["public_size_bytes"], sha256=row["public_sha256"])
+    served = images.as_served(row, viewer_id)
     config = request.app[CONFIG]
     return await serve_image_file(
         request, request.app[STORAGE], served,
@@ -241,7 +239,7 @@ async def update_image(request: web.Request) -> web.Response:
             tags=_maybe(changes, "tags", images.normalize_tags),
             visibility=changes.get("visibility"),
         )
-    return web.json_response(image_json(row))
+    return web.json_response(image_json(row, caller.id))
 
 
 def _maybe(changes: dict[str, Any], name: str, check: Callable[[Any], R]) -> R | None:

@@ -41,6 +41,6 @@ async def text_search(request: web.Request) -> web.Response:
             filters=filters, cursor=args.get("cursor"), limit=args["limit"],
             timeout=request.app[CONFIG].search_timeout,
         )
-    results = [{**image_json(row), "score": row["score"], "headline": row["headline"]}
+    results = [{**image_json(row, viewer_id), "score": row["score"], "headline": row["headline"]}
                for row in rows]
     return web.json_response({"results": results, "next_cursor": next_cursor})

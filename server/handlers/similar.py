@@ -59,7 +59,8 @@ async def _exact(conn: Connection, request: web.Request, hashes: list[int],
         conn, request.app[QUERIES], request.app[CURSORS], hashes,
         viewer_id=current_user_id(request), max_distance=args["max_distance"],
         filters=filters, cursor=args.get("cursor"), limit=args["limit"])
-    return [{**image_json(row), "distance": row["distance"],
+    viewer_id = current_user_id(request)
+    return [{**image_json(row, viewer_id), "distance": row["distance"],
              "score": 1 - row["distance"] / 64, "matched_by": _WHOLE} for row in rows], next_cursor
 
 
@@ -70,7 +71,8 @@ async def _robust(conn: Connection, request: web.Request, variants: list[Signal]
         conn, request.app[QUERIES], request.app[CURSORS], variants,
         viewer_id=current_user_id(request), filters=filters, cursor=args.get("cursor"),
         limit=args["limit"], whole=whole, max_distance=args["max_distance"])
-    return [{**image_json(row), "distance": match.distance, "score": match.score,
+    viewer_id = current_user_id(request)
+    return [{**image_json(row, viewer_id), "distance": match.distance, "score": match.score,
              "matched_by": match.json()} for row, match in found], next_cursor
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from marshmallow import Schema, fields, validate
 
@@ -16,6 +17,7 @@ from ..services.images import (
     MAX_TAGS,
     MAX_TITLE_CHARS,
     VISIBILITIES,
+    as_served,
 )
 from .common import Text
 
@@ -39,8 +41,11 @@ class ImageSchema(Schema):
     content_type = fields.String(required=True, metadata={"description": "Sniffed from the bytes"})
     width = fields.Integer(required=True)
     height = fields.Integer(required=True)
-    size_bytes = fields.Integer(required=True)
-    sha256 = fields.String(required=True)
+    size_bytes = fields.Integer(required=True, metadata={
+        "description": "Of the file you download: for everyone but the owner of a picture "
+                       "that carries a GPS position, the copy without it"})
+    sha256 = fields.String(required=True, metadata={
+        "description": "SHA-256 of the file you download (hex), as `size_bytes`"})
     hashes = fields.Nested(HashesSchema, required=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
@@ -183,10 +188,11 @@ UPLOAD_BODY = {
 }
 
 
-def image_json(row: Record | Mapping[str, Any]) -> dict[str, Any]:
-    """An image row (image_view) in the API's Image shape."""
-    data = dict(row)
-    data["sha256"] = row["sha256"].hex()
+def image_json(row: Record | Mapping[str, Any], viewer_id: UUID | None) -> dict[str, Any]:
+    """An image row (image_view) in the API's Image shape, as this viewer sees it: the size
+    and digest are those of the file they download (see images.as_served)."""
+    data = as_served(row, viewer_id)
+    data["sha256"] = data["sha256"].hex()
     data["hashes"] = {name: to_hex(row[name]) for name in ("phash", "dhash", "ahash", "whash")}
     data["hashes"]["colorhash"] = row["colorhash"]
     data["file_url"] = f"/images/{row['id']}/file"

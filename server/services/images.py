@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -134,6 +134,17 @@ async def insert_signals(
             conn, image_id=image_id, regions=[REGIONS.index(s.region) for s in signals],
             phashes=[s.phash for s in signals], dhashes=[s.dhash for s in signals],
             thumbs=[s.thumb for s in signals])
+
+
+def as_served(row: Record | Mapping[str, Any], viewer_id: UUID | None) -> dict[str, Any]:
+    """The row as this viewer gets its file: everyone but the owner gets the copy without the
+    GPS position, so its key, size and digest are the copy's (the original's digest would be
+    a fingerprint of a file they must not have, and would not match what they download)."""
+    served = dict(row)
+    if row["public_storage_key"] and viewer_id != row["owner_id"]:
+        served.update(storage_key=row["public_storage_key"],
+                      size_bytes=row["public_size_bytes"], sha256=row["public_sha256"])
+    return served
 
 
 async def get_visible(
