@@ -15,7 +15,12 @@ class ConfigError(ValueError):
     """A setting in the environment is malformed."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+# SigV4 presigned URLs live at most seven days.
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -25,6 +30,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -84,9 +91,13 @@ class Config:
     # Server processes sharing the listening socket (serve --workers).
     workers: int = os.cpu_count() or 1
     # GET .../file and thumbnails: `proxy` streams the bytes through the server; `redirect`
-    # answers 302 to a presigned S3 URL valid this many seconds (local storage: proxy).
+    # answers 302 to a presigned S3 URL valid this many seconds (local storage: proxy). A
+    # presigned URL cannot be revoked: this is how long one outlives a switch to private.
     downloads: str = "proxy"
-    download_url_seconds: int = 300
+    download_url_seconds: int = 60
+    # How long anyone but the owner (browsers, shared caches) may keep an answer about a
+    # public image (its file, its thumbnails): how long a copy may outlive a switch to private.
+    public_cache_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -115,7 +126,9 @@ class Config:
             upload_thumbnails=_bool(env, "UPLOAD_THUMBNAILS", True),
             workers=_int(env, "WORKERS", os.cpu_count() or 1),
             downloads=_choice(env, "DOWNLOADS", ("proxy", "redirect"), "proxy"),
-            download_url_seconds=_int(env, "DOWNLOAD_URL_SECONDS", 300),
+            download_url_seconds=_int(env, "DOWNLOAD_URL_SECONDS", 60, minimum=10,
+                                      maximum=MAX_PRESIGNED_SECONDS),
+            public_cache_seconds=_int(env, "PUBLIC_CACHE_SECONDS", 300, minimum=0),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),

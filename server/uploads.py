@@ -13,7 +13,6 @@ import struct
 import tempfile
 import time
 import unicodedata
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from .imaging import (
 from .imaging.privacy import strip_location
 from .services import thumbnails
 from .services.thumbnails import StoredThumbnail
-from .storage import Storage
+from .storage import Storage, new_key
 
 CHUNK = 256 * 1024  # fewer, larger reads: each one costs a trip through the event loop
 SNIFF_BYTES = 64 * 1024  # enough for the magic bytes and, nearly always, the dimensions
@@ -251,7 +250,7 @@ async def _receive_file(
     label = f'file {index} ("{filename}")'
     prefix = await _read_prefix(part, limits)
     fmt = _check_header(label, prefix, limits)
-    key = f"{uuid.uuid4()}"
+    key = new_key()
     # A folder back-end's file can be analysed in place; otherwise keep a spool copy.
     local_path = batch.storage.local_path(key)
     spool = None if local_path else await asyncio.to_thread(Spool.create)
@@ -283,7 +282,7 @@ async def _receive_file(
         raise
     path = local_path if spool is None else Path(spool.path)
     assert path is not None
-    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits, batch, key))
+    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits, batch))
     return StoredFile(label, filename, key, size, analysis)
 
 
@@ -318,14 +317,14 @@ def _digest_and_analyse(
     return facts, sha256, None
 
 
-async def _store_copy(batch: UploadBatch, key: str, copy: Path) -> PublicCopy:
+async def _store_copy(batch: UploadBatch, copy: Path) -> PublicCopy:
     async def chunks() -> AsyncIterator[bytes]:
         with copy.open("rb") as file:
             while block := await asyncio.to_thread(file.read, CHUNK):
                 yield block
 
     sha256, size = await asyncio.to_thread(_sha256_of, copy)
-    public_key = f"{key}-nogps"
+    public_key = new_key("-nogps")
     batch.written_keys.append(public_key)
     await batch.storage.put(public_key, chunks())
     return PublicCopy(public_key, size, sha256)
@@ -333,14 +332,14 @@ async def _store_copy(batch: UploadBatch, key: str, copy: Path) -> PublicCopy:
 
 async def _analyse(
     path: Path, spool: Spool | None, fmt: str, cpu: Executor, limits: Limits,
-    batch: UploadBatch, key: str,
+    batch: UploadBatch,
 ) -> Analysis:
     copy: Path | None = None
     try:
         facts, sha256, copy = await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels,
                                             fmt, limits.thumbnails)
-        public = await _store_copy(batch, key, copy) if copy is not None else None
-        thumbnail = (await thumbnails.store(batch.storage, key, facts.thumbnail,
+        public = await _store_copy(batch, copy) if copy is not None else None
+        thumbnail = (await thumbnails.store(batch.storage, facts.thumbnail,
                                             batch.written_keys)
                      if facts.thumbnail is not None else None)
         return Analysis(facts, sha256, public, thumbnail)

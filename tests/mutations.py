@@ -117,6 +117,19 @@ MUTATIONS = (
         "    data = as_served(row, viewer_id)\n", "    data = dict(row)\n",
         ("tests/test_privacy.py::test_others_see_the_digest_and_size_of_the_copy_they_download",),
     ),
+    Mutation(
+        "the copy without GPS keyed after its original", "server/uploads.py",
+        '    public_key = new_key("-nogps")\n',
+        '    public_key = batch.written_keys[0] + "-nogps"\n',
+        ("tests/test_redirects.py::test_no_presigned_url_names_another_objects_key",),
+    ),
+    Mutation(
+        "others keep a public picture's thumbnail for a year", "server/handlers/thumbnails.py",
+        '    return f"{scope}, max-age={public_seconds}"\n',
+        '    return f"{scope}, max-age={YEAR}, immutable"\n',
+        ("tests/test_redirects.py::"
+         "test_others_keep_a_public_picture_only_as_long_as_the_setting_says",),
+    ),
 )
 
 

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
-from server.config import Config
+from server.app import create_app
+from server.config import Config, ConfigError
 from tests.conftest import bearer, sign_up, storage_url_of
 from tests.images import make_image, picture
 from tests.metadata_files import find_location, gps_exif
@@ -107,3 +108,54 @@ async def test_downloads_redirect_to_presigned_urls(client: Client) -> None:
     signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     assert abs((datetime.now(UTC) - signed).total_seconds()) < 30
     assert query["X-Amz-SignedHeaders"] == ["host"]  # a browser can follow it as it is
+
+
+async def test_no_presigned_url_names_another_objects_key(client: Client) -> None:
+    """A presigned URL shows its object's key: the copy without GPS and the thumbnails must
+    not reveal the original's key (defence in depth for a bucket that is ever made readable,
+    or a key leaked in a log)."""
+    alice = (await sign_up(client, "alice"))["api_key"]
+    image = await upload(client, alice, with_gps(), "trip.jpg", visibility="public")
+
+    def key_of(resp: aiohttp.ClientResponse) -> str:
+        assert resp.status == 302
+        return urlsplit(resp.headers["Location"]).path.rsplit("/", 1)[1]
+
+    original = key_of(await client.get(image["file_url"], headers=bearer(alice),
+                                       allow_redirects=False))
+    others = [key_of(await client.get(image["file_url"], allow_redirects=False))]
+    await client.get(image["preview_url"])  # made on its first request, then redirected to
+    for url in (image["thumbnail_url"], image["preview_url"]):
+        others.append(key_of(await client.get(url, allow_redirects=False)))
+    assert len({original, *others}) == 4
+    for key in others:
+        assert original not in key and key.split("-")[0] not in original, (original, key)
+
+
+@pytest.mark.parametrize("seconds", [30, 300])
+async def test_others_keep_a_public_picture_only_as_long_as_the_setting_says(
+    aiohttp_client: Any, config: Config, seconds: int
+) -> None:
+    """PUBLIC_CACHE_SECONDS bounds how long a picture outlives a switch to private in the
+    browsers and caches of others; the cache header signed into the presigned URL (what S3
+    sends back) says the same."""
+    client = await aiohttp_client(create_app(dataclasses.replace(
+        config, public_cache_seconds=seconds)))
+    alice = (await sign_up(client, "alice"))["api_key"]
+    image = await upload(client, alice, make_image("PNG", (300, 200)), "p.png",
+                         visibility="public")
+    await client.get(image["preview_url"])  # made on its first request, then redirected to
+    for url in (image["file_url"], image["thumbnail_url"], image["preview_url"]):
+        resp = await client.get(url, allow_redirects=False)
+        assert resp.status == 302, url
+        _, _, headers = await fetch(resp.headers["Location"])
+        assert headers["Cache-Control"] == f"public, max-age={seconds}", url
+        assert "immutable" not in headers["Cache-Control"]
+
+
+def test_presigned_url_lifetimes_are_bounded() -> None:
+    assert Config.from_env({}).download_url_seconds == 60
+    assert Config.from_env({}).public_cache_seconds == 300
+    for bad in ("5", "700000", "soon"):
+        with pytest.raises(ConfigError, match="DOWNLOAD_URL_SECONDS"):
+            Config.from_env({"DOWNLOAD_URL_SECONDS": bad})

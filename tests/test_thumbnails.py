@@ -223,14 +223,17 @@ async def test_visibility_and_caching(client: Client, alice: str, bob: str) -> N
     assert resp.status == 200
     assert resp.headers["Cache-Control"] == "private, max-age=31536000, immutable"
 
+    # Anyone but the owner keeps a public picture's thumbnail PUBLIC_CACHE_SECONDS at most
+    # (default 300), never `immutable`: it must not outlive a switch to private by long.
     resp, body = await get_thumb(client, public["thumbnail_url"])
-    assert resp.headers["Cache-Control"] == "public, max-age=31536000, s-maxage=3600, immutable"
+    assert resp.headers["Cache-Control"] == "public, max-age=300"
     assert resp.headers["Vary"] == "Accept, Authorization, X-API-Key"
     resp_key, _ = await get_thumb(client, public["thumbnail_url"], bob)
-    assert resp_key.headers["Cache-Control"].startswith("private")
-    # Without the current pipeline version in the URL: the short lifetimes of the originals.
+    assert resp_key.headers["Cache-Control"] == "private, max-age=300"
+    resp_own, _ = await get_thumb(client, public["thumbnail_url"], alice)
+    assert resp_own.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     resp_old, _ = await get_thumb(client, f"/images/{public['id']}/thumbnail?size=256")
-    assert resp_old.headers["Cache-Control"] == "public, max-age=3600"
+    assert resp_old.headers["Cache-Control"] == "public, max-age=300"
 
     etag = resp.headers["ETag"]
     resp, data = await get_thumb(client, public["thumbnail_url"], **{"If-None-Match": etag})
@@ -337,7 +340,8 @@ async def test_concurrent_first_requests_make_one_thumbnail(
     assert len(made) == 1
     await asyncio.sleep(0.2)  # the losers' objects are removed after their answers
     keys = await object_keys(client)
-    assert len([k for k in keys if "-1024-" in k]) == 1 and made[0]["storage_key"] in keys
+    previews = [k for k in keys if k.endswith("-1024.webp")]
+    assert len(previews) == 1 and made[0]["storage_key"] in keys
 
 
 # --- backfill ----------------------------------------------------------------------------------

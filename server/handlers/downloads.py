@@ -64,12 +64,17 @@ def _range_applies(request: web.Request, etag: str) -> bool:
     return if_range is None or if_range.strip() == etag
 
 
-def cache_control(request: web.Request, visibility: str) -> dict[str, str]:
-    """Only anonymous answers about public images may sit in a shared cache: an answer to
+def has_credentials(request: web.Request) -> bool:
+    return "Authorization" in request.headers or "X-API-Key" in request.headers
+
+
+def cache_control(request: web.Request, visibility: str, public_seconds: int) -> dict[str, str]:
+    """Only anonymous answers about public images may sit in a shared cache, and only for
+    `public_seconds` (how long a copy may outlive a switch to private); an answer to
     credentials depends on who asks (the owner gets the original, GPS included)."""
-    credentials = "Authorization" in request.headers or "X-API-Key" in request.headers
-    shared = visibility == "public" and not credentials
-    return {"Cache-Control": "public, max-age=3600" if shared else "private, max-age=0",
+    shared = visibility == "public" and not has_credentials(request)
+    return {"Cache-Control": f"public, max-age={public_seconds}" if shared
+            else "private, max-age=0",
             "Vary": "Authorization, X-API-Key"}
 
 
@@ -93,12 +98,12 @@ async def redirect_to_storage(
 
 
 async def serve_image_file(
-    request: web.Request, storage: Storage, row: Record | Mapping[str, Any],
-    redirect_seconds: int | None = None,
+    request: web.Request, storage: Storage, row: Record | Mapping[str, Any], *,
+    public_seconds: int, redirect_seconds: int | None = None,
 ) -> web.StreamResponse:
     etag = f'"{row["sha256"].hex()}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff",
-               **cache_control(request, row["visibility"])}
+               **cache_control(request, row["visibility"], public_seconds)}
     if etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     if redirect_seconds is not None:

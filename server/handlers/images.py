@@ -213,8 +213,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     served = images.as_served(row, viewer_id)
     config = request.app[CONFIG]
     return await serve_image_file(
-        request, request.app[STORAGE], served,
-        config.download_url_seconds if config.downloads == "redirect" else None)
+        request, request.app[STORAGE], served, public_seconds=config.public_cache_seconds,
+        redirect_seconds=config.download_url_seconds if config.downloads == "redirect" else None)
 
 
 @access(Access.KEY)

@@ -9,6 +9,7 @@ from aiohttp_apigami import docs, match_info_schema, querystring_schema
 
 from ..auth import Access, access, current_user_id
 from ..cpu import run_cpu
+from ..db.queries import Record
 from ..imaging.thumbnails import THUMBNAIL_VERSION, as_jpeg
 from ..keys import CONFIG, CPU_POOL, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
@@ -21,7 +22,7 @@ from ..schemas.images import (
 from ..services import images
 from ..services.thumbnails import thumbnail_bytes
 from .accept import quality
-from .downloads import content_disposition, etag_matches, redirect_to_storage
+from .downloads import content_disposition, etag_matches, has_credentials, redirect_to_storage
 
 YEAR = 365 * 24 * 3600
 
@@ -31,15 +32,17 @@ def accepts_webp(accept: str | None) -> bool:
     return not accept or not accept.strip() or quality(accept, "image/webp") > 0
 
 
-def _cache_control(request: web.Request, visibility: str) -> str:
-    """A URL carrying the current pipeline version never changes content: cache it for good
-    (shared caches an hour only, the bound they have on the originals of public images)."""
-    credentials = "Authorization" in request.headers or "X-API-Key" in request.headers
-    shared = visibility == "public" and not credentials
-    if request.query.get("v") == str(THUMBNAIL_VERSION):
-        return (f"public, max-age={YEAR}, s-maxage=3600, immutable" if shared
-                else f"private, max-age={YEAR}, immutable")
-    return "public, max-age=3600" if shared else "private, max-age=0"
+def _cache_control(request: web.Request, image: Record, public_seconds: int) -> str:
+    """A URL carrying the current pipeline version never changes content, so the owner's
+    browser may keep it for good. Anyone else keeps it `public_seconds` at most, as the
+    original: a picture made private or deleted must not outlive that in their caches."""
+    current = request.query.get("v") == str(THUMBNAIL_VERSION)
+    if current_user_id(request) == image["owner_id"]:
+        return f"private, max-age={YEAR}, immutable" if current else "private, max-age=0"
+    if image["visibility"] != "public":  # not reached (404), but never cached if it were
+        return "private, max-age=0"
+    scope = "private" if has_credentials(request) else "public"
+    return f"{scope}, max-age={public_seconds}"
 
 
 @access(Access.OPTIONAL_KEY)
@@ -59,7 +62,7 @@ async def thumbnail(request: web.Request) -> web.Response:
                                          request["match_info"]["id"])
         known = await app[QUERIES].get_thumbnail(conn, image_id=image["id"], size=size)
     webp = accepts_webp(request.headers.get("Accept"))
-    headers = {"Cache-Control": _cache_control(request, image["visibility"]),
+    headers = {"Cache-Control": _cache_control(request, image, app[CONFIG].public_cache_seconds),
                "Vary": "Accept, Authorization, X-API-Key", "X-Content-Type-Options": "nosniff"}
 
     def etag(sha256: bytes) -> str:

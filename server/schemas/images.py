@@ -216,8 +216,9 @@ def _header(description: str) -> dict[str, Any]:
 _FILE_HEADERS = {
     "ETag": _header("Strong validator of these bytes"),
     "Accept-Ranges": _header("`bytes`"),
-    "Cache-Control": _header("`public, max-age=3600` for anonymous answers about public "
-                             "images, `private, max-age=0` otherwise"),
+    "Cache-Control": _header("`public, max-age=N` (`PUBLIC_CACHE_SECONDS`, default 300) for "
+                             "anonymous answers about public images, `private, max-age=0` "
+                             "otherwise"),
     "Vary": _header("`Authorization, X-API-Key`"),
     "Content-Disposition": _header("`inline` with the file name"),
 }
@@ -257,8 +258,9 @@ class ThumbnailQuerySchema(Schema):
 
 _THUMBNAIL_HEADERS = {
     "ETag": _header("Strong validator of these bytes"),
-    "Cache-Control": _header("`immutable` for a year when `v` is current (`public` for "
-                             "anonymous answers about public images, else `private`)"),
+    "Cache-Control": _header("For the owner, `private` and `immutable` for a year when `v` "
+                             "is current; for anyone else `max-age=N` (`PUBLIC_CACHE_SECONDS`, "
+                             "default 300), `public` when asked anonymously"),
     "Vary": _header("`Accept, Authorization, X-API-Key`"),
     "Content-Disposition": _header("`inline` with the file name"),
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from uuid import UUID
@@ -25,7 +24,7 @@ from ..db.queries import Queries, Record
 from ..errors import NotFound
 from ..imaging import ACCEPTED, ImageRejected
 from ..imaging.thumbnails import SMALL, THUMBNAIL_VERSION, Thumbnail, render
-from ..storage import ObjectNotFound, Storage
+from ..storage import ObjectNotFound, Storage, new_key
 from ..storage.copies import local_copy, put_bytes, read_all
 
 log = logging.getLogger(__name__)
@@ -54,15 +53,11 @@ class StoredThumbnail:
                    row["sha256"])
 
 
-def thumbnail_key(original_key: str, size: int) -> str:
-    return f"{original_key}-{size}-{secrets.token_hex(8)}.webp"
-
-
-async def store(storage: Storage, original_key: str, thumbnail: Thumbnail,
+async def store(storage: Storage, thumbnail: Thumbnail,
                 written: list[str] | None = None) -> StoredThumbnail:
     """Put the thumbnail's object; its key goes into `written` first (a cancelled put may
     still land, and the caller's clean-up must know it)."""
-    key = thumbnail_key(original_key, thumbnail.size)
+    key = new_key(f"-{thumbnail.size}.webp")
     if written is not None:
         written.append(key)
     # Not fsynced: a thumbnail that a crash lost or cut short fails its digest check when
@@ -93,7 +88,7 @@ async def _add(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, im
     made = await _make(storage, cpu, image, size)
     written: list[str] = []
     try:
-        stored = await store(storage, image["storage_key"], made, written)
+        stored = await store(storage, made, written)
         async with pool.acquire() as conn:
             recorded = await insert_thumbnail(conn, queries, image["id"], stored)
     except BaseException as exc:

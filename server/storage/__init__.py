@@ -14,6 +14,7 @@ from .base import (
     Storage,
     StorageError,
     StorageUnavailable,
+    new_key,
     validate_key,
 )
 from .local import LocalStorage, root_from_url
@@ -32,6 +33,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUnavailable",
+    "new_key",
     "open_storage",
     "validate_key",
 ]

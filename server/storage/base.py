@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +120,12 @@ class Storage(Protocol):
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every stored object whose key starts with `prefix` (in-progress puts excluded)."""
         ...
+
+
+def new_key(suffix: str = "") -> str:
+    """A fresh random key. Every object gets its own (a thumbnail's or a copy's key never
+    starts with its original's): a presigned URL names its key, and must reveal no other."""
+    return f"{uuid.uuid4()}{suffix}"
 
 
 def validate_key(key: str) -> str:
