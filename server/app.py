@@ -9,6 +9,7 @@ from .auth import auth_middleware
 from .config import Config
 from .cors import add_cors_headers, cors_preflight_middleware
 from .inflight import InFlight
+from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
 from .middlewares import error_middleware, in_flight_middleware
 from .openapi import setup_openapi
@@ -24,7 +25,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
         middlewares=[in_flight_middleware, cors_preflight_middleware, error_middleware,
-                     auth_middleware, validation_middleware],
+                     auth_middleware, json_media_type_middleware, validation_middleware],
     )
     app[CONFIG] = config
     app[IN_FLIGHT] = InFlight()

@@ -17,6 +17,9 @@ from marshmallow import Schema, ValidationError
 from . import __version__
 from .errors import ValidationFailed
 from .json_bodies import JsonBodyParser
+from .schemas.common import RETRY_AFTER_HEADER
+from .schemas.images import FileMetadataSchema
+from .schemas.system import ServiceInfoSchema
 
 SPEC_URL = "/openapi.json"
 DOCS_URL = "/docs"
@@ -45,6 +48,11 @@ def raise_validation_error(
         (messages,) = messages.values()
     details = messages if isinstance(messages, dict) else {"_schema": messages}
     raise ValidationFailed("Request validation failed", details=details)
+
+
+# Referred to by "$ref" from spec parts written by hand (no decorator names them).
+COMPONENTS: dict[str, type[Schema]] = {"ServiceInfo": ServiceInfoSchema,
+                                       "FileMetadata": FileMetadataSchema}
 
 
 # Answers any operation can give, whatever it documents itself: a request the HTTP layer
@@ -111,10 +119,17 @@ def _clean_operation(operation: dict[str, Any], method: str, path: str,
         responses.setdefault(status, _error(description, error_ref))
     # aiohttp's HTTP parser answers the most malformed requests itself, in text.
     responses["400"].setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}
-    if "requestBody" in operation:  # every body this API takes is expected
-        operation["requestBody"]["required"] = True
+    body = operation.get("requestBody")
+    if body is not None:
         responses.setdefault("413", _error("Too large: over the JSON limit (1 MiB) or an "
                                            "upload's limits", error_ref))
+        if "application/json" in body.get("content", {}):  # json_media_type_middleware
+            responses.setdefault("415", _error(
+                "The body is not labelled as JSON (Content-Type: application/json)", error_ref))
+    # Every 429 (password attempts) and 503 (outages, overload) says when to try again.
+    for status in ("429", "503"):
+        if status in responses:
+            responses[status].setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
 
 
 def clean_spec(spec: dict[str, Any]) -> None:
@@ -149,6 +164,9 @@ def setup_openapi(app: web.Application) -> None:
     )
     for name, scheme in SECURITY_SCHEMES.items():
         apispec.spec.components.security_scheme(name, scheme)
+    # Schemas that hand-written parts of the spec refer to by name.
+    for name, schema in COMPONENTS.items():
+        apispec.spec.components.schema(name, schema=schema)
     # The validation middleware's parser: webargs' own, with hostile JSON answered 400.
     json_parser = JsonBodyParser()
     json_parser.error_callback = raise_validation_error

@@ -1,7 +1,9 @@
 """Each file's metadata in one upload. The request-level `title`, `description`, `tags` and
-`visibility` fields are the defaults; an optional `metadata` part, a JSON array of one object
-per `file` part in order, overrides them file by file (an object's `tags` replace the
-request's). Problems are 422, a file's named by its label, every file's in one error.
+`visibility` fields are the defaults; optional `metadata` parts, JSON objects one per `file`
+part in order, override them file by file (an object's `tags` replace the request's). A part
+holds one object or an array of them: one part with the whole array, or one part per file
+(what OpenAPI generators send for an array of objects). Problems are 422, a file's named by
+its label, every file's in one error.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def single(fields: Mapping[str, list[str]], name: str) -> str | None:
 def per_file(fields: Mapping[str, list[str]], files: Sequence[StoredFile]) -> list[FileMetadata]:
     """One FileMetadata per file, in order; ValidationFailed (422) for any problem."""
     defaults = _request_defaults(fields)
-    raw = single(fields, "metadata")
-    objects: list[Any] = [{}] * len(files) if raw is None else _parse(raw, len(files))
+    parts = fields.get("metadata")
+    objects: list[Any] = [{}] * len(files) if parts is None else _objects(parts, len(files))
     results: list[FileMetadata] = []
     problems: dict[str, dict[str, list[str]]] = {}
     for stored, obj in zip(files, objects, strict=True):
@@ -90,24 +92,38 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-def _parse(raw: str, file_count: int) -> list[Any]:
+def _objects(parts: list[str], file_count: int) -> list[Any]:
+    """The objects of every `metadata` part, in order: a part holds one object or an array."""
+    objects: list[Any] = []
+    for number, raw in enumerate(parts, 1):
+        where = f"Part {number}: " if len(parts) > 1 else ""
+        value = _parse(raw, where)
+        if isinstance(value, list):
+            objects.extend(value)
+        elif isinstance(value, dict):
+            objects.append(value)
+        else:
+            raise ValidationFailed(
+                "metadata must hold JSON objects, one per file part",
+                details={"metadata": [f"{where}Must be a JSON object or an array of objects, "
+                                      "one object per file part."]})
+    if len(objects) != file_count:
+        counts = f"{_count(len(objects), 'object')} for {_count(file_count, 'file')}"
+        raise ValidationFailed(f"metadata has {counts}: give one object per file part, in order",
+                               details={"metadata": [f"{counts}."]})
+    return objects
+
+
+def _parse(raw: str, where: str) -> Any:
     try:
         # Python's parser takes NaN and Infinity, which JSON has not; its digit limit turns a
         # huge integer into ValueError, and deep nesting into RecursionError.
-        value = json.loads(raw, parse_constant=_not_json)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise ValidationFailed("metadata is not valid JSON",
-                               details={"metadata": [f"Not valid JSON: {reason}."]}) from None
-    if not isinstance(value, list):
-        raise ValidationFailed(
-            "metadata must be a JSON array, one object per file part",
-            details={"metadata": ["Must be a JSON array of objects, one per file part."]})
-    if len(value) != file_count:
-        counts = f"{_count(len(value), 'object')} for {_count(file_count, 'file')}"
-        raise ValidationFailed(f"metadata has {counts}: give one object per file part, in order",
-                               details={"metadata": [f"{counts}."]})
-    return value
+                               details={"metadata": [f"{where}Not valid JSON: {reason}."]}
+                               ) from None
 
 
 def _count(n: int, noun: str) -> str:

@@ -13,7 +13,7 @@ import struct
 import tempfile
 import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -187,11 +187,12 @@ def safe_filename(raw: str | None, fallback: str) -> str:
 
 
 async def _read_field(part: BodyPartReader, limits: Limits,
-                      max_bytes: int = FIELD_MAX_BYTES) -> str:
+                      max_bytes: int = FIELD_MAX_BYTES, used: int = 0) -> str:
+    """A field's text; `used`: bytes its earlier parts of the same name hold."""
     data = bytearray()
     while chunk := await _chunk(part, limits):
         data += chunk
-        if len(data) > max_bytes:
+        if used + len(data) > max_bytes:
             raise PayloadTooLarge(f"Field {part.name!r} is larger than {max_bytes} bytes",
                                   details={str(part.name): ["Too large."]})
     try:
@@ -199,6 +200,18 @@ async def _read_field(part: BodyPartReader, limits: Limits,
     except UnicodeDecodeError:
         raise ValidationFailed(f"Field {part.name!r} is not UTF-8",
                                details={str(part.name): ["Not valid UTF-8."]}) from None
+
+
+async def _read_field_part(part: BodyPartReader, limits: Limits,
+                           fields: Mapping[str, list[str]]) -> str:
+    """One part of an upload's field. A field with a limit of its own (`metadata`, which may
+    come as one part per file) is bounded by it in all its parts together: fifty parts
+    cannot hold fifty times the limit."""
+    name = str(part.name)
+    if name not in FIELD_MAX_BYTES_OF:
+        return await _read_field(part, limits)
+    used = sum(len(text.encode("utf-8")) for text in fields.get(name, []))
+    return await _read_field(part, limits, FIELD_MAX_BYTES_OF[name], used)
 
 
 async def _read_prefix(part: BodyPartReader, limits: Limits) -> bytes:
@@ -392,13 +405,8 @@ async def read_upload(
                                       details={"max_files": limits.max_files})
             batch.files.append(await _receive_file(part, len(batch.files) + 1, batch, cpu, limits))
         elif part.name in FIELDS:
-            if part.name == "metadata" and "metadata" in batch.fields:
-                # Refused on arrival: fifty of these would hold 50 MiB before any check.
-                raise ValidationFailed("metadata given more than once",
-                                       details={"metadata": ["Given twice."]})
-            max_bytes = FIELD_MAX_BYTES_OF.get(part.name, FIELD_MAX_BYTES)
             batch.fields.setdefault(part.name, []).append(
-                await _read_field(part, limits, max_bytes))
+                await _read_field_part(part, limits, batch.fields))
         else:
             raise ValidationFailed(f"Unknown field {part.name!r}",
                                    details={str(part.name): ["Unknown field."]})
@@ -425,9 +433,8 @@ async def upload_fingerprint(
             files.append((safe_filename(part.filename, f"image-{len(files) + 1}"),
                           digest.hexdigest()))
         else:
-            max_bytes = FIELD_MAX_BYTES_OF.get(str(part.name), FIELD_MAX_BYTES)
             fields.setdefault(str(part.name), []).append(
-                await _read_field(part, limits, max_bytes))
+                await _read_field_part(part, limits, fields))
     return fields, files
 
 

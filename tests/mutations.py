@@ -129,6 +129,74 @@ MUTATIONS = (
         '    return f"{scope}, max-age={YEAR}, immutable"\n',
         ("tests/test_redirects.py::"
          "test_others_keep_a_public_picture_only_as_long_as_the_setting_says",),
+        "a JSON body without a JSON Content-Type read as no body", "server/json_media_type.py",
+        "    if (request.body_exists and takes_json_body(request)\n",
+        "    if (False and request.body_exists and takes_json_body(request)\n",
+        ("tests/test_json_media_type.py::"
+         "test_a_change_not_sent_as_json_is_415_and_changes_nothing",),
+    ),
+    Mutation(
+        "an empty body refused for its Content-Type", "server/json_media_type.py",
+        "    if (request.body_exists and takes_json_body(request)\n",
+        "    if (takes_json_body(request)\n",
+        ("tests/test_json_media_type.py::test_a_new_key_needs_no_body_at_all",),
+    ),
+    Mutation(
+        "+json media types refused as not JSON", "server/json_media_type.py",
+        'return kind == "application" and (subtype == "json" or subtype.endswith("+json"))',
+        'return kind == "application" and subtype == "json"',
+        ("tests/test_json_media_type.py::test_every_json_media_type_is_read",),
+    ),
+    Mutation(
+        "415 of JSON bodies left out of the spec", "server/openapi.py",
+        '        if "application/json" in body.get("content", {}):  # json_media_type_middleware',
+        '        if False:',
+        ("tests/test_json_media_type.py::test_the_spec_declares_415_for_every_json_body",),
+    ),
+    Mutation(
+        "the optional body of POST /keys declared required", "server/handlers/keys.py",
+        "@json_schema(NewKeyRequestSchema, required=False)",
+        "@json_schema(NewKeyRequestSchema, required=True)",
+        ("tests/test_system.py::"
+         "test_every_operation_is_named_summarised_and_answers_as_documented",),
+    ),
+    Mutation(
+        "the web page of GET / left out of the spec", "server/schemas/system.py",
+        '        "text/html": {"schema": {"type": "string"}},\n', "",
+        ("tests/test_web_page.py::test_the_page_stays_out_of_the_spec",),
+    ),
+    Mutation(
+        "Retry-After of 503 answers not declared", "server/openapi.py",
+        '    for status in ("429", "503"):', '    for status in ("429",):',
+        ("tests/test_system.py::"
+         "test_retry_after_and_idempotent_replayed_are_declared_where_sent",),
+    ),
+    Mutation(
+        "Idempotent-Replayed not declared", "server/schemas/images.py",
+        '          "headers": {"Idempotent-Replayed": IDEMPOTENT_REPLAYED_HEADER}},',
+        "          },",
+        ("tests/test_system.py::"
+         "test_retry_after_and_idempotent_replayed_are_declared_where_sent",),
+    ),
+    Mutation(
+        "image bytes declared as image types only (generated clients drop them)",
+        "server/schemas/images.py",
+        '    return dict.fromkeys(("application/octet-stream", *media_types), _BINARY)',
+        "    return dict.fromkeys(media_types, _BINARY)",
+        ("tests/test_generated_client.py",),
+    ),
+    Mutation(
+        "only the first metadata part read", "server/upload_metadata.py",
+        "    for number, raw in enumerate(parts, 1):",
+        "    for number, raw in enumerate(parts[:1], 1):",
+        ("tests/test_upload_metadata.py::test_one_part_per_file_or_one_array",),
+    ),
+    Mutation(
+        "each metadata part bounded alone, not all together", "server/uploads.py",
+        '    used = sum(len(text.encode("utf-8")) for text in fields.get(name, []))',
+        "    used = 0",
+        ("tests/test_upload_metadata.py::"
+         "test_the_mebibyte_bounds_every_metadata_part_together",),
     ),
 )
 

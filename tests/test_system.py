@@ -167,8 +167,9 @@ async def test_every_operation_is_named_summarised_and_answers_as_documented(
     client: Client,
 ) -> None:
     """What generated clients need: a unique operationId and a summary per operation, no
-    HEAD operation (every GET answers HEAD, with no body), required bodies, and the statuses
-    any request can get (a malformed request, a body over the limit, an outage)."""
+    HEAD operation (every GET answers HEAD, with no body), required bodies (but the optional
+    one of POST /keys), and the statuses any request can get (a malformed request, a body
+    over the limit, an outage)."""
     spec = await (await client.get("/openapi.json")).json()
     ids = []
     for path, item in spec["paths"].items():
@@ -178,9 +179,31 @@ async def test_every_operation_is_named_summarised_and_answers_as_documented(
             assert operation.get("summary"), (method, path)
             assert {"400", "503"} <= set(operation["responses"]), (method, path)
             if "requestBody" in operation:
-                assert operation["requestBody"]["required"] is True, (method, path)
+                optional = (method, path) == ("post", "/keys")
+                assert operation["requestBody"]["required"] is not optional, (method, path)
                 assert "413" in operation["responses"], (method, path)
     assert len(ids) == len(set(ids)) == 21
+
+
+async def test_retry_after_and_idempotent_replayed_are_declared_where_sent(
+    client: Client,
+) -> None:
+    """Retry-After comes with every 429 (password attempts), every 503 (outages, overload)
+    and the 409 of an Idempotency-Key still in use; Idempotent-Replayed with a replayed
+    upload."""
+    spec = await (await client.get("/openapi.json")).json()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                headers = response.get("headers", {})
+                if status in ("429", "503"):
+                    assert headers["Retry-After"]["schema"]["type"] == "integer", (method, path)
+    paths = spec["paths"]
+    for method, path in (("post", "/users"), ("post", "/keys"), ("delete", "/users/me")):
+        assert "Retry-After" in paths[path][method]["responses"]["429"]["headers"], path
+    upload = paths["/images"]["post"]["responses"]
+    assert "Retry-After" in upload["409"]["headers"]
+    assert upload["201"]["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
 
 
 async def test_swagger_ui_is_served(client: Client) -> None:

@@ -1,6 +1,6 @@
-"""Per-file metadata in one upload: the `metadata` part (a JSON array, one object per file),
-the request-level fields as defaults, and every way it can be wrong (422 naming the file,
-nothing stored)."""
+"""Per-file metadata in one upload: the `metadata` parts (one JSON object per file, in one
+array or one part each), the request-level fields as defaults, and every way it can be wrong
+(422 naming the file, nothing stored)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
+from server import upload_metadata
 from server.keys import STORAGE
 from tests import test_generated_client as generated
 from tests.conftest import bearer
@@ -146,6 +147,33 @@ async def test_a_hand_written_body_with_a_json_part(client: Client, alice: str) 
     assert got == [("Beach", [], "public"), ("b", ["family"], "private")]
 
 
+@pytest.mark.parametrize("split", [False, True])
+async def test_one_part_per_file_or_one_array(client: Client, alice: str, split: bool) -> None:
+    """What a generated client sends for an array of objects (one JSON part per item), and
+    one part holding the array, mean the same."""
+    objects = [{"title": "Beach"}, {}, {"tags": ["dog"], "visibility": "public"}]
+    fields = [metadata(o) for o in objects] if split else [metadata(objects)]
+    body = await upload(client, alice, after=fields)
+    got = [(i["title"], i["tags"], i["visibility"]) for i in body["images"]]
+    assert got == [("Beach", [], "private"), ("cat", [], "private"), ("dog", ["dog"], "public")]
+
+
+async def test_parts_may_hold_arrays_and_objects_in_turn(client: Client, alice: str) -> None:
+    body = await upload(client, alice, after=[metadata([{"title": "One"}, {"title": "Two"}]),
+                                              metadata({"title": "Three"})])
+    assert [i["title"] for i in body["images"]] == ["One", "Two", "Three"]
+
+
+async def test_the_mebibyte_bounds_every_metadata_part_together(
+    client: Client, alice: str
+) -> None:
+    """Each part alone is under the limit; together they are over it."""
+    parts = [metadata({"description": "x" * 400_000}) for _ in FILES]
+    body = await upload(client, alice, after=parts, status=413)
+    assert body["error"]["details"] == {"metadata": ["Too large."]}
+    await assert_nothing_stored(client, alice)
+
+
 def test_a_generated_client_sends_it(api: ModuleType, server: str) -> None:
     client_mod, models, types = (generated.mod(name) for name in ("client", "models", "types"))
     with ExitStack() as clients:
@@ -160,8 +188,8 @@ def test_a_generated_client_sends_it(api: ModuleType, server: str) -> None:
         uploaded = generated.mod("api.images.upload_images").sync(
             client=me, body=models.UploadImagesBody(
                 file=files, visibility=models.UploadImagesBodyVisibility.PUBLIC,
-                metadata=json.dumps([{"title": "Beach"},
-                                     {"visibility": "private", "tags": ["family"]}])))
+                metadata=[models.FileMetadata(title="Beach"), models.FileMetadata(
+                    visibility=models.FileMetadataVisibility.PRIVATE, tags=["family"])]))
     assert isinstance(uploaded, models.Uploaded)
     assert [(i.title, i.tags, i.visibility.value) for i in uploaded.images] == [
         ("Beach", [], "public"), ("cat", ["family"], "private")]
@@ -170,8 +198,14 @@ def test_a_generated_client_sends_it(api: ModuleType, server: str) -> None:
 async def test_the_spec_documents_the_part(client: Client) -> None:
     spec = await (await client.get("/openapi.json")).json()
     content = spec["paths"]["/images"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert content["schema"]["properties"]["metadata"]["type"] == "string"
+    assert content["schema"]["properties"]["metadata"]["type"] == "array"
+    assert content["schema"]["properties"]["metadata"]["items"] == {
+        "$ref": "#/components/schemas/FileMetadata"}
     assert content["encoding"]["metadata"] == {"contentType": "application/json"}
+    # The keys the server checks, and no other (an unknown key is 422).
+    declared = spec["components"]["schemas"]["FileMetadata"]
+    assert set(declared["properties"]) == set(upload_metadata._CHECKS)
+    assert declared["additionalProperties"] is False
 
 
 # --- refused -------------------------------------------------------------------------------
@@ -252,11 +286,11 @@ async def test_an_element_that_is_not_an_object_names_its_file(
     ("[NaN]", "Not valid JSON: NaN is not JSON."),
     ("[" + "1" * 5000 + "]", "Not valid JSON: Exceeds the limit"),
     ("[" * 100_000 + "]" * 100_000, "Not valid JSON: nested too deeply."),
-    ('{"title": "x"}', "Must be a JSON array of objects, one per file part."),
-    ('"[]"', "Must be a JSON array of objects, one per file part."),
-    ("null", "Must be a JSON array of objects, one per file part."),
+    ('"[]"', "Must be a JSON object or an array of objects, one object per file part."),
+    ("null", "Must be a JSON object or an array of objects, one object per file part."),
+    ("42", "Must be a JSON object or an array of objects, one object per file part."),
 ])
-async def test_metadata_that_is_not_a_json_array_is_422(
+async def test_metadata_that_holds_no_objects_is_422(
     client: Client, alice: str, text: str, message: str
 ) -> None:
     error = await refused(client, alice, FILES[:1], [("metadata", text)])
@@ -264,9 +298,15 @@ async def test_metadata_that_is_not_a_json_array_is_422(
     assert got.startswith(message), got
 
 
-async def test_metadata_twice_is_422(client: Client, alice: str) -> None:
+async def test_every_metadata_part_counts(client: Client, alice: str) -> None:
     error = await refused(client, alice, FILES[:1], [metadata([{}]), metadata([{}])])
-    assert error["details"] == {"metadata": ["Given twice."]}
+    assert error["details"] == {"metadata": ["2 objects for 1 file."]}
+
+
+async def test_a_bad_part_among_several_is_named(client: Client, alice: str) -> None:
+    error = await refused(client, alice, FILES[:2], [metadata({}), ("metadata", "{oops")])
+    (got,) = error["details"]["metadata"]
+    assert got.startswith("Part 2: Not valid JSON"), got
 
 
 async def test_the_request_fields_are_checked_even_when_every_file_overrides_them(

@@ -26,6 +26,7 @@ from ..schemas.images import (
     FILE_RESPONSES,
     IDEMPOTENCY_PARAMETER,
     UPLOAD_BODY,
+    UPLOAD_RESPONSES,
     BulkDeletedSchema,
     BulkDeleteSchema,
     ImageChangesSchema,
@@ -35,7 +36,6 @@ from ..schemas.images import (
     KnownQuerySchema,
     KnownSchema,
     ListImagesQuerySchema,
-    UploadedSchema,
     image_json,
 )
 from ..services import idempotency, images, matching
@@ -84,16 +84,16 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
 @access(Access.KEY)
 @docs(tags=["images"], summary="Upload one or more images (all or nothing)",
       description="Multipart: one or more `file` parts, plus `title`, `description`, `tags`, "
-                  "`visibility`, before or after the files. An optional `metadata` part, a "
-                  "JSON array of one object per `file` part in order, sets each file's own "
+                  "`visibility`, before or after the files. Optional `metadata` parts, JSON "
+                  "objects one per `file` part in order (one part each, or one part holding "
+                  "the array), set each file's own "
                   "`title`, `description`, `tags` or `visibility`; the other fields are the "
                   "defaults for the keys an object leaves out. If any part is bad, nothing "
                   "is stored and the error names the part. With an `Idempotency-Key`, the "
                   "same request again within 24 hours gets the first answer (with "
                   "`Idempotent-Replayed: true`) and stores nothing twice.",
       parameters=[IDEMPOTENCY_PARAMETER], requestBody=UPLOAD_BODY,
-      responses=error_responses(400, 401, 409, 413, 415, 422, 503))
-@response_schema(UploadedSchema, 201, description="The new images, in upload order")
+      responses={**error_responses(400, 401, 413, 415, 422, 503), **UPLOAD_RESPONSES})
 async def upload(request: web.Request) -> web.Response:
     caller = require_user(request)
     if request.content_type != "multipart/form-data":
@@ -159,7 +159,7 @@ async def _store_upload(
       description="For resumable imports: a client hashes its files and uploads only those "
                   "the service does not hold yet. Only your own images count.",
       responses=error_responses(400, 401, 422))
-@json_schema(KnownQuerySchema)
+@json_schema(KnownQuerySchema, required=True)
 @response_schema(KnownSchema, 200, description="Your images with these digests")
 async def known_images(request: web.Request) -> web.Response:
     caller = require_user(request)
@@ -221,7 +221,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 @docs(tags=["images"], summary="Change title, description, tags or visibility (owner only)",
       responses=error_responses(400, 401, 403, 404, 422))
 @match_info_schema(ImagePathSchema)
-@json_schema(ImageChangesSchema)
+@json_schema(ImageChangesSchema, required=True)
 @response_schema(ImageSchema, 200, description="The changed image")
 async def update_image(request: web.Request) -> web.Response:
     caller = require_user(request)
@@ -261,7 +261,7 @@ async def delete_image(request: web.Request) -> web.Response:
 @access(Access.KEY)
 @docs(tags=["images"], summary="Delete up to 100 of your images at once",
       responses=error_responses(400, 401, 422))
-@json_schema(BulkDeleteSchema)
+@json_schema(BulkDeleteSchema, required=True)
 @response_schema(BulkDeletedSchema, 200, description="Which ids were deleted, which not found")
 async def delete_images(request: web.Request) -> web.Response:
     caller = require_user(request)

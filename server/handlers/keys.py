@@ -15,7 +15,7 @@ from ..services import keys
 @access(Access.PASSWORD)
 @docs(tags=["keys"], summary="Issue another API key (HTTP Basic username and password)",
       responses=error_responses(400, 401, 422, 429))
-@json_schema(NewKeyRequestSchema)
+@json_schema(NewKeyRequestSchema, required=False)  # without a body: a key named by the time
 @response_schema(NewKeySchema, 201, description="The new key, shown only this once")
 async def create_key(request: web.Request) -> web.Response:
     caller = require_user(request)

@@ -10,18 +10,17 @@ from aiohttp_apigami import docs, response_schema
 
 from .. import __version__
 from ..keys import POOL, QUERIES, STORAGE
-from ..schemas.system import HealthSchema, ReadinessSchema, ServiceInfoSchema
+from ..schemas.system import INDEX_RESPONSES, HealthSchema, ReadinessSchema
 from .web import page_response, prefers_html
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 3.0
 
 
-@docs(tags=["service"], summary="Service name, version and where the docs are")
-@response_schema(ServiceInfoSchema, 200, description="About this service")
+@docs(tags=["service"], summary="Service name, version and where the docs are",
+      responses=INDEX_RESPONSES)
 async def index(request: web.Request) -> web.Response:
-    # A browser gets the web page here too (the spec documents the JSON only: the page is
-    # not part of the API; it is also at /app for any client).
+    # A browser gets the web page here too (it is also at /app for any client).
     if prefers_html(request):
         return await page_response(request, vary="Accept")
     return web.json_response(

@@ -16,7 +16,7 @@ from ..services.logins import reserve_address_attempt
 @access(Access.PUBLIC)
 @docs(tags=["accounts"], summary="Sign up; the answer holds your first API key",
       responses=error_responses(400, 409, 413, 422, 429, 503))
-@json_schema(SignUpSchema)
+@json_schema(SignUpSchema, required=True)
 @response_schema(SignedUpSchema, 201, description="The new user, with its first API key")
 async def sign_up(request: web.Request) -> web.Response:
     data = request["json"]

@@ -38,6 +38,17 @@ def error_responses(*statuses: int) -> dict[int, dict[str, object]]:
     return {s: {"schema": ErrorSchema, "description": reasons[s]} for s in statuses}
 
 
+# Response headers more than one answer sends.
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 1},
+}
+IDEMPOTENT_REPLAYED_HEADER = {
+    "description": "`true` on an answer replayed for a repeated Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 class Moment(fields.AwareDateTime):
     """An ISO 8601 date-time with an offset, that exists in UTC too (0001-01-01T00:00+14:00
     does not: it would be year 0)."""

@@ -19,7 +19,7 @@ from ..services.images import (
     VISIBILITIES,
     as_served,
 )
-from .common import Text
+from .common import IDEMPOTENT_REPLAYED_HEADER, RETRY_AFTER_HEADER, ErrorSchema, Text
 
 
 class HashesSchema(Schema):
@@ -130,6 +130,23 @@ class ImageChangesSchema(Schema):
     visibility = Text(validate=validate.OneOf(VISIBILITIES))
 
 
+class FileMetadataSchema(Schema):
+    """One file's own metadata in an upload's `metadata` parts. Documentation only: the
+    rules are upload_metadata's, which also names the file in its errors."""
+
+    title = Text(validate=validate.Length(max=MAX_TITLE_CHARS),
+                 metadata={"pattern": TITLE_PATTERN})
+    description = Text(validate=validate.Length(max=MAX_DESCRIPTION_CHARS),
+                       metadata={"pattern": DESCRIPTION_PATTERN})
+    tags = fields.List(
+        Text(metadata={"pattern": TITLE_PATTERN}),
+        metadata={"description": "Replaces the request's `tags` for this file. Each item one "
+                                 "tag or several, comma-separated (at most "
+                                 f"{MAX_TAGS} tags of {MAX_TAG_CHARS} characters in all, "
+                                 "after splitting); folded to lower case, duplicates dropped"})
+    visibility = Text(validate=validate.OneOf(VISIBILITIES))
+
+
 class BulkDeleteSchema(Schema):
     ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=100))
 
@@ -163,20 +180,22 @@ UPLOAD_BODY = {
                                             "characters in all, after splitting)"},
                     "visibility": {"type": "string", "enum": list(VISIBILITIES),
                                    "default": "private"},
-                    # JSON inside one text part: a string, so that generated clients send
-                    # it as one part (the client serialises the array itself).
+                    # One JSON part per file (what generators send for an array of
+                    # objects); the server also takes one part holding the whole array.
                     "metadata": {
-                        "type": "string",
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/FileMetadata"},
                         "description": (
-                            "Each file's own metadata: a JSON array holding one object per "
-                            "`file` part, in order, e.g. `[{\"title\": \"Beach\"}, "
-                            "{\"visibility\": \"private\", \"tags\": [\"family\"]}]`. "
-                            "An object may hold `title`, `description`, `tags` (an array of "
-                            "strings; it replaces the `tags` fields for that file) and "
-                            "`visibility`, with the rules of those fields; the fields are "
-                            "the defaults for the keys it leaves out. A different count, an "
-                            "unknown key or a bad value is 422 naming the file. At most "
-                            "1 MiB of UTF-8."),
+                            "Each file's own metadata, one JSON object per `file` part, in "
+                            "order: either one `metadata` part per file, each holding one "
+                            "object, or a single `metadata` part holding the JSON array, "
+                            "e.g. `[{\"title\": \"Beach\"}, {\"visibility\": "
+                            "\"private\", \"tags\": [\"family\"]}]`. An object may hold "
+                            "`title`, `description`, `tags` (it replaces the `tags` fields "
+                            "for that file) and `visibility`, with the rules of those fields; "
+                            "the fields are the defaults for the keys it leaves out. A "
+                            "different count, an unknown key or a bad value is 422 naming the "
+                            "file. At most 1 MiB of UTF-8 in all."),
                     },
                 },
             },
@@ -202,11 +221,20 @@ def image_json(row: Record | Mapping[str, Any], viewer_id: UUID | None) -> dict[
     return result
 
 
-# GET /images/{id}/file: concrete media types (generators drop `image/*`), the conditional
-# and range request headers, and the headers each answer carries.
+# GET /images/{id}/file: the conditional and range request headers, and the headers each
+# answer carries. Bytes are declared as application/octet-stream first, the one binary type
+# openapi-python-client reads (it drops an answer whose types are all `image/...`, and takes
+# the first type it knows), then the concrete types the server sends, for validators.
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_FILE_CONTENT = dict.fromkeys(("image/jpeg", "image/png", "image/webp", "image/gif",
-                               "image/bmp", "image/tiff"), _BINARY)
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+THUMBNAIL_TYPES = ("image/webp", "image/jpeg")
+
+
+def binary_content(media_types: tuple[str, ...]) -> dict[str, Any]:
+    return dict.fromkeys(("application/octet-stream", *media_types), _BINARY)
+
+
+_FILE_CONTENT = binary_content(IMAGE_TYPES)
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -232,9 +260,10 @@ FILE_PARAMETERS = [
      "description": "The range applies only if this is the current ETag"},
 ]
 FILE_RESPONSES: dict[int, dict[str, Any]] = {
-    200: {"description": "The file (without any location for everyone but the owner)",
+    200: {"description": "The file (without any location for everyone but the owner), "
+                         "as its own type: " + ", ".join(IMAGE_TYPES),
           "content": _FILE_CONTENT, "headers": _FILE_HEADERS},
-    206: {"description": "Part of the file", "content": _FILE_CONTENT,
+    206: {"description": "Part of the file, as its own type", "content": _FILE_CONTENT,
           "headers": {**_FILE_HEADERS, "Content-Range": _header("`bytes first-last/size`")}},
     304: {"description": "Not modified: the If-None-Match ETag is current",
           "headers": {"ETag": _FILE_HEADERS["ETag"]}},
@@ -271,11 +300,21 @@ THUMBNAIL_PARAMETERS = [
      "description": "ETags; a match answers 304"},
 ]
 THUMBNAIL_RESPONSES: dict[int, dict[str, Any]] = {
-    200: {"description": "The thumbnail: upright, no metadata",
-          "content": dict.fromkeys(("image/webp", "image/jpeg"), _BINARY),
+    200: {"description": "The thumbnail: upright, no metadata; image/webp, or image/jpeg "
+                         "when the Accept header excludes WebP",
+          "content": binary_content(THUMBNAIL_TYPES),
           "headers": _THUMBNAIL_HEADERS},
     304: {"description": "Not modified: the If-None-Match ETag is current",
           "headers": {"ETag": _THUMBNAIL_HEADERS["ETag"]}},
+}
+
+
+UPLOAD_RESPONSES: dict[int, dict[str, Any]] = {
+    201: {"schema": UploadedSchema, "description": "The new images, in upload order",
+          "headers": {"Idempotent-Replayed": IDEMPOTENT_REPLAYED_HEADER}},
+    409: {"schema": ErrorSchema, "description": "A request with this Idempotency-Key is still "
+                                                "being processed",
+          "headers": {"Retry-After": RETRY_AFTER_HEADER}},
 }
 
 

@@ -12,6 +12,18 @@ class ServiceInfoSchema(Schema):
     openapi = fields.String(required=True, metadata={"description": "OpenAPI 3 spec"})
 
 
+# JSON first: generated clients read the first type they know.
+INDEX_RESPONSES = {200: {
+    "description": "About this service; the web page instead when the Accept header prefers "
+                   "text/html to application/json (a browser)",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/ServiceInfo"}},
+        "text/html": {"schema": {"type": "string"}},
+    },
+    "headers": {"Vary": {"description": "`Accept`", "schema": {"type": "string"}}},
+}}
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
 
