@@ -129,6 +129,8 @@ MUTATIONS = (
         '    return f"{scope}, max-age={YEAR}, immutable"\n',
         ("tests/test_redirects.py::"
          "test_others_keep_a_public_picture_only_as_long_as_the_setting_says",),
+    ),
+    Mutation(
         "a JSON body without a JSON Content-Type read as no body", "server/json_media_type.py",
         "    if (request.body_exists and takes_json_body(request)\n",
         "    if (False and request.body_exists and takes_json_body(request)\n",
