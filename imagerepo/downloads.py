@@ -60,7 +60,7 @@ def safe_stem(name: object) -> str:
     stem, dot, _suffix = name.rpartition(".")
     stem = stem if dot else name
     stem = "".join(c if c.isalnum() or c in _ALLOWED_PUNCTUATION else "_" for c in stem)
-    stem = _cut(stem.lstrip(" .-").rstrip(" ."), MAX_STEM_BYTES).rstrip(" .")
+    stem = _cut(stem.rstrip(" ."), MAX_STEM_BYTES).rstrip(" .")
     if _RESERVED.fullmatch(stem.split(".")[0].strip()):
         return ""
     return stem
@@ -168,6 +168,7 @@ def _place(temporary: str, target: Path, force: bool) -> None:
         return
     try:
         os.link(temporary, target)
+        os.unlink(temporary)
     except FileExistsError:
         raise Refused(f"{target} exists (--force replaces it)") from None
     except OSError as exc:
@@ -176,8 +177,6 @@ def _place(temporary: str, target: Path, force: bool) -> None:
         # A file system without hard links: check, then rename (a race remains there).
         _free(target, force=False)
         os.replace(temporary, target)
-        return
-    os.unlink(temporary)
 
 
 def _umask() -> int:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from imagerepo.downloads import Expected, Refused, save
 from tests.images import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,6 +197,7 @@ def file_mode() -> int:
 
 HOSTILE_NAMES = [
     (".bashrc", "bashrc.jpg"),
+    (".hidden.png", "hidden.jpg"),
     ("..", "{id}.jpg"),
     (".", "{id}.jpg"),
     ("", "{id}.jpg"),
@@ -247,6 +249,28 @@ def test_an_existing_file_is_replaced_only_with_force(service: FakeService,
     assert sorted(os.listdir(place.work)) == [".bashrc", "photo.jpg"]
 
 
+def test_a_taken_name_is_refused_before_the_body_is_read(service: FakeService,
+                                                         place: Place) -> None:
+    block = JPEG + bytes(1024 * 1024 - len(JPEG))
+    sent: list[int] = []
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(block) * 200
+        await response.prepare(request)
+        for _ in range(200):
+            await response.write(block)
+            sent.append(len(block))
+        return response
+
+    image_id = service.add("photo.jpg", size_bytes=len(block) * 200, sha256="0" * 64)
+    service.bodies[image_id] = large
+    (place.work / "photo.jpg").write_bytes(b"mine")
+    refused = cli(service, place, "get", image_id)
+    assert refused.returncode == 1 and "exists" in refused.stderr
+    assert sum(sent) < 100 * 2**20, "the client read on after it knew it would refuse"
+
+
 def test_a_symlink_at_the_name_is_never_written_through(service: FakeService,
                                                         place: Place) -> None:
     outside = place.root / "outside"
@@ -293,10 +317,12 @@ def test_an_id_typed_is_checked_before_any_request(service: FakeService, place: 
 def test_ids_the_service_sends_are_checked(service: FakeService, place: Place) -> None:
     escaping = service.add(".", id="../../escaped")
     other = service.add("photo.jpg", id=str(uuid.uuid4()))
+    service.add("photo.jpg", id=service.images[other]["id"])  # the other one exists
     for image_id in (escaping, other):
         result = cli(service, place, "get", image_id)
         assert result.returncode == 1, result.stderr
-        assert f"/images/{image_id}/file" not in service.requests
+        assert "no valid image id" in result.stderr or "another image" in result.stderr
+    assert not [r for r in service.requests if r.endswith("/file")]
     assert os.listdir(place.work) == [".bashrc"]
     assert not (place.root / "escaped").exists() and not (place.root / "escaped.img").exists()
 
@@ -467,3 +493,20 @@ def test_an_import_past_one_lookup_batch_asks_about_every_digest(service: FakeSe
     assert all(len(batch) <= 1000 for batch in service.known_asked)
     assert set().union(*service.known_asked) == digests
     assert '"already_there": 2345' in result.stdout and "/images" not in service.requests
+
+
+def test_a_name_taken_while_downloading_is_not_replaced(tmp_path: Path) -> None:
+    """The early check passed, then something took the name (a file, or a link planted by
+    another process): the finished download must not replace it."""
+    target = tmp_path / "photo.jpg"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield JPEG[:100]  # the name is chosen and checked after this
+        target.symlink_to(tmp_path / "elsewhere")
+        yield JPEG[100:]
+
+    with pytest.raises(Refused, match="exists"):
+        asyncio.run(save(chunks(), tmp_path, lambda kind: "photo.jpg",
+                         Expected(len(JPEG), hashlib.sha256(JPEG).hexdigest()), force=False))
+    assert target.is_symlink() and os.listdir(tmp_path) == ["photo.jpg"]
+    assert not (tmp_path / "elsewhere").exists()
