@@ -5,15 +5,24 @@ Idempotency-Key, so a retry after a lost answer never makes a duplicate."""
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 
+from .display import printable
+
 RETRY_STATUSES = {429, 503}
 MAX_DELAY = 30.0
+MAX_JSON_BYTES = 32 * 1024 * 1024  # a JSON answer larger than this is not one the service sends
+CHUNK_BYTES = 1024 * 1024
+# A download may take long; it must not stall.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+BROKEN = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -24,7 +33,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.status} {self.code})" if self.status else self.message
+        # The message may come from a hostile server: no terminal escapes reach the screen.
+        text = printable(self.message, 500)
+        return f"{text} ({self.status} {printable(self.code, 60)})" if self.status else text
 
 
 def _retry_after(headers: Any, attempt: int) -> float:
@@ -58,18 +69,45 @@ class Api:
 
     async def call(self, method: str, path: str, *, json: Any = None,
                    form: Callable[[], aiohttp.FormData] | None = None,
-                   params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-                   raw: bool = False) -> Any:
-        """The answer's JSON (or bytes when raw; None for 204). `form` makes a fresh body for
-        each attempt (a multipart body with open files can be sent once). Raises ApiError."""
+                   params: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> Any:
+        """The answer's JSON (None for 204). `form` makes a fresh body for each attempt (a
+        multipart body with open files can be sent once). Raises ApiError."""
+        return await self._attempts(method, path, _json, body_retried=True, json=json,
+                                    data_maker=form, params=params, headers=headers)
+
+    async def download(self, path: str,
+                       consume: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:
+        """What `consume` makes of a GET's body, given in chunks of at most CHUNK_BYTES (never
+        read whole). A body that breaks off raises ApiError and is not tried again: `consume`
+        has had part of it."""
+
+        async def chunks(resp: aiohttp.ClientResponse) -> T:
+            return await consume(resp.content.iter_chunked(CHUNK_BYTES))
+
+        return await self._attempts("GET", path, chunks, body_retried=False,
+                                    timeout=STREAM_TIMEOUT)
+
+    async def _attempts(self, method: str, path: str,
+                        consume: Callable[[aiohttp.ClientResponse], Awaitable[T]], *,
+                        body_retried: bool, json: Any = None,
+                        data_maker: Callable[[], aiohttp.FormData] | None = None,
+                        params: dict[str, str] | None = None,
+                        headers: dict[str, str] | None = None,
+                        timeout: aiohttp.ClientTimeout | None = None) -> T:
+        """`consume` of a successful answer; errors raise ApiError, and what can be retried
+        (no connection, 503, 429, 409 of an idempotent request) is, until the attempts are
+        spent."""
         assert self._session is not None, "use Api as an async context manager"
         all_headers = {**self._auth(), **(headers or {})}
+        options: dict[str, Any] = {"timeout": timeout} if timeout else {}
         for attempt in range(self.attempts):
             last = attempt == self.attempts - 1
             try:
                 async with self._session.request(
-                    method, self.url + path, json=json, data=form() if form else None,
-                    params=params, headers=all_headers,
+                    method, self.url + path, json=json,
+                    data=data_maker() if data_maker else None, params=params,
+                    headers=all_headers, **options,
                 ) as resp:
                     retryable = resp.status in RETRY_STATUSES or (
                         resp.status == 409 and "Idempotency-Key" in all_headers)
@@ -78,10 +116,14 @@ class Api:
                         continue
                     if resp.status >= 400:
                         raise await _error(resp)
-                    if resp.status == 204:
-                        return None
-                    return await resp.read() if raw else await resp.json()
-            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                    if body_retried:
+                        return await consume(resp)
+                    try:
+                        return await consume(resp)
+                    except BROKEN as exc:
+                        raise ApiError(0, "broken", f"{self.url}: the download broke off: "
+                                                    f"{exc.__class__.__name__}") from None
+            except BROKEN as exc:
                 if last:
                     raise ApiError(0, "unreachable",
                                    f"{self.url}: {exc.__class__.__name__}: {exc}") from None
@@ -89,11 +131,27 @@ class Api:
         raise AssertionError("unreachable")
 
 
+async def _json(resp: aiohttp.ClientResponse) -> Any:
+    """The body as JSON, read up to MAX_JSON_BYTES."""
+    if resp.status == 204:
+        return None
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ApiError(0, "malformed", f"{resp.url.origin()}: an answer larger than "
+                                           f"{MAX_JSON_BYTES} bytes")
+    try:
+        return jsonlib.loads(body)
+    except ValueError:
+        raise ApiError(0, "malformed", f"{resp.url.origin()}: an answer that is not JSON "
+                                       f"({resp.status})") from None
+
+
 async def _error(resp: aiohttp.ClientResponse) -> ApiError:
     try:
-        body = await resp.json(content_type=None)
-        error = body["error"]
-        return ApiError(resp.status, error.get("code", ""), error.get("message", ""),
+        error = (await _json(resp))["error"]
+        return ApiError(resp.status, str(error.get("code", "")), str(error.get("message", "")),
                         error.get("details"))
-    except (ValueError, KeyError, TypeError, aiohttp.ContentTypeError):
+    except (ApiError, KeyError, TypeError, AttributeError):
         return ApiError(resp.status, "http_error", resp.reason or "HTTP error")

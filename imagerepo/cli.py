@@ -13,17 +13,16 @@ import getpass
 import json
 import os
 import sys
-import tempfile
-import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from . import settings
+from . import settings, viewer
 from .api import Api, ApiError
-from .display import human_bytes, table
+from .display import human_bytes, printable, table
+from .downloads import Refused, described, file_name, image_id, save
 from .importer import Importer, Options
 
 SERVER_COMMANDS = {"serve", "migrate", "sweep", "rehash", "thumbnails"}
@@ -81,12 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=50, help="how many (default 50)")
 
     rm = commands.add_parser("rm", parents=[common], help="delete your images")
-    rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.add_argument("ids", nargs="+", type=_id_argument, metavar="ID")
 
     get = commands.add_parser("get", parents=[common], help="download an image")
-    get.add_argument("id", metavar="ID")
-    get.add_argument("-o", "--output", type=Path, help="file to write (default: its name)")
+    get.add_argument("id", type=_id_argument, metavar="ID")
+    get.add_argument("-o", "--output",
+                     help="file or folder to write to (default: the current folder, under a "
+                          "safe form of the image's name with the suffix of its type)")
+    get.add_argument("--force", action="store_true", help="replace an existing file")
     return parser
+
+
+def _id_argument(value: str) -> str:
+    try:
+        return image_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an image id (a UUID): {printable(value, 80)!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,12 +222,30 @@ async def _similar(api: Api, args: argparse.Namespace) -> int:
     body = await api.call("POST", "/search/image", form=form)
     _print_images(args, body, body["results"], extra="distance")
     if args.open and body["results"]:
-        best = body["results"][0]
-        data = await api.call("GET", best["file_url"], raw=True)
-        suffix = Path(best["filename"]).suffix or ".img"
-        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as out:
-            out.write(data)
-        webbrowser.open(Path(out.name).as_uri())
+        return await _open(api, body["results"][0])
+    return 0
+
+
+async def _open(api: Api, best: Any) -> int:
+    """The best match, shown in the desktop's viewer from the user's private cache."""
+    try:
+        wanted, expected = described(best, None)
+        folder = viewer.cache_folder()
+        viewer.prune(folder)
+
+        def name_for(kind: str | None) -> str:
+            if kind is None:
+                raise Refused("the best match is not an image of a known type: not opened")
+            return file_name(None, kind, wanted)
+
+        saved = await api.download(f"/images/{wanted}/file", lambda chunks: save(
+            chunks, folder, name_for, expected, force=True))
+        viewer.show(saved.path)
+    except (Refused, viewer.NoViewer) as exc:
+        return _refused(exc)
+    except OSError as exc:
+        return _refused(f"{exc.strerror}: {exc.filename}")
+    print(f"opened {saved.path}", file=sys.stderr)
     return 0
 
 
@@ -250,16 +278,40 @@ async def _rm(api: Api, args: argparse.Namespace) -> int:
 
 async def _get(api: Api, args: argparse.Namespace) -> int:
     image = await api.call("GET", f"/images/{args.id}")
-    data = await api.call("GET", image["file_url"], raw=True)
-    output: Path = args.output or Path(Path(image["filename"]).name or f"{image['id']}.img")
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    try:
+        wanted, expected = described(image, args.id)
+        folder, name_for = _destination(args.output, image.get("filename"), wanted)
+        saved = await api.download(f"/images/{wanted}/file", lambda chunks: save(
+            chunks, folder, name_for, expected, force=args.force))
+    except Refused as exc:
+        return _refused(exc)
+    except OSError as exc:
+        return _refused(f"{exc.strerror}: {exc.filename}")
+    if saved.kind is None:
+        print(f"imagerepo: warning: {saved.path} is not an image of a known type",
+              file=sys.stderr)
     if args.json:
-        print(json.dumps({"id": image["id"], "path": str(output), "bytes": len(data)}))
+        print(json.dumps({"id": wanted, "path": str(saved.path), "bytes": saved.size}))
     else:
-        print(f"{output}: {human_bytes(len(data))}")
+        print(f"{saved.path}: {human_bytes(saved.size)}")
     return 0
+
+
+def _destination(output: str | None, server_name: object,
+                 wanted: str) -> tuple[Path, Callable[[str | None], str]]:
+    """The folder to write in, and the file's name there given the sniffed type: the name the
+    person gave, or else a safe form of the service's name (never a path it chose)."""
+    if output is not None and not os.path.isdir(output):
+        if output.endswith(("/", os.sep)):
+            raise Refused(f"no such folder: {output}")
+        path = Path(output)
+        return path.parent, lambda kind: path.name
+    return Path(output or "."), lambda kind: file_name(server_name, kind, wanted)
+
+
+def _refused(reason: object) -> int:
+    print(f"imagerepo: {reason}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

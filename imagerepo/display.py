@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -89,6 +90,13 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str], out: TextIO)
 
 
 def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    text = " ".join(text.split())  # a title's line breaks or tabs must not break the table
-    return text if len(text) <= 60 else text[:59] + "…"
+    return printable("" if value is None else str(value), 60)
+
+
+def printable(text: str, limit: int) -> str:
+    """Text from the service as one line that is safe on a terminal: line breaks and tabs
+    become spaces (they would break a table), other control and format characters (terminal
+    escapes, bidirectional overrides) become U+FFFD; cut at `limit` characters."""
+    text = " ".join(text.split())
+    text = "".join("\ufffd" if unicodedata.category(c).startswith("C") else c for c in text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

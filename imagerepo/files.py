@@ -8,22 +8,32 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# The formats the service accepts, by their first bytes (as the server sniffs them).
-_MAGIC: tuple[tuple[bytes, int], ...] = (
-    (b"\xff\xd8\xff", 0),  # JPEG
-    (b"\x89PNG\r\n\x1a\n", 0),
-    (b"GIF87a", 0),
-    (b"GIF89a", 0),
-    (b"BM", 0),
-    (b"II*\x00", 0),  # TIFF, little-endian
-    (b"MM\x00*", 0),  # TIFF, big-endian
+# The formats the service accepts, by their first bytes (as the server sniffs them): media type,
+# first bytes, where they start.
+_MAGIC: tuple[tuple[str, bytes, int], ...] = (
+    ("image/jpeg", b"\xff\xd8\xff", 0),
+    ("image/png", b"\x89PNG\r\n\x1a\n", 0),
+    ("image/gif", b"GIF87a", 0),
+    ("image/gif", b"GIF89a", 0),
+    ("image/bmp", b"BM", 0),
+    ("image/tiff", b"II*\x00", 0),  # little-endian
+    ("image/tiff", b"MM\x00*", 0),  # big-endian
 )
+SNIFF_BYTES = 16  # enough for every entry above
+
+
+def media_type(head: bytes) -> str | None:
+    """The image media type the first bytes announce, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":  # a length between the two
+        return "image/webp"
+    for kind, magic, offset in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    return None
 
 
 def is_image(head: bytes) -> bool:
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    return any(head[offset:offset + len(magic)] == magic for magic, offset in _MAGIC)
+    return media_type(head) is not None
 
 
 @dataclass(frozen=True, slots=True)

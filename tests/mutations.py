@@ -200,6 +200,80 @@ MUTATIONS = (
         ("tests/test_upload_metadata.py::"
          "test_the_mebibyte_bounds_every_metadata_part_together",),
     ),
+    Mutation(
+        "client: a downloaded file's name may start with a dot", "imagerepo/downloads.py",
+        'if not unicodedata.category(c).startswith("C")).lstrip(" .-")',
+        'if not unicodedata.category(c).startswith("C")).lstrip(" -")',
+        ("tests/test_cli_hostile_server.py::test_get_writes_a_safe_name_in_the_current_folder_only",),
+    ),
+    Mutation(
+        "client: the uploader's suffix kept instead of the sniffed type's",
+        "imagerepo/downloads.py",
+        'fallback) + SUFFIXES.get(kind or "", UNKNOWN_SUFFIX)',
+        'fallback) + (Path(str(server_name)).suffix or UNKNOWN_SUFFIX)',
+        ("tests/test_cli_hostile_server.py::test_get_writes_a_safe_name_in_the_current_folder_only",),
+    ),
+    Mutation(
+        "client: a finished download replaces a name taken meanwhile (no-clobber link dropped)",
+        "imagerepo/downloads.py",
+        "        os.link(temporary, target)\n        os.unlink(temporary)\n",
+        "        os.replace(temporary, target)\n",
+        ("tests/test_cli_hostile_server.py::test_a_name_taken_while_downloading_is_not_replaced",),
+    ),
+    Mutation(
+        "client: a taken name noticed only after the whole download", "imagerepo/downloads.py",
+        "    if not force and os.path.lexists(target):\n",
+        "    if False:\n",
+        ("tests/test_cli_hostile_server.py::test_a_taken_name_is_refused_before_the_body_is_read",),
+    ),
+    Mutation(
+        "client: --force writes through a symlink", "imagerepo/downloads.py",
+        "        try:\n            os.replace(temporary, target)\n",
+        '        try:\n            __import__("shutil").copyfile(temporary, target)\n',
+        ("tests/test_cli_hostile_server.py::test_a_symlink_at_the_name_is_never_written_through",),
+    ),
+    Mutation(
+        "client: a broken download leaves its partial file", "imagerepo/downloads.py",
+        "        Path(temporary).unlink(missing_ok=True)\n        raise\n",
+        "        raise\n",
+        ("tests/test_cli_hostile_server.py::test_a_failed_download_leaves_nothing_behind",),
+    ),
+    Mutation(
+        "client: a download held whole in memory", "imagerepo/downloads.py",
+        "            async for chunk in chunks:\n",
+        "            for chunk in [c async for c in chunks]:\n",
+        ("tests/test_cli_hostile_server.py::test_a_large_download_streams_in_bounded_memory",),
+    ),
+    Mutation(
+        "client: an id typed is sent unchecked", "imagerepo/cli.py",
+        'get.add_argument("id", type=_id_argument, metavar="ID")',
+        'get.add_argument("id", metavar="ID")',
+        ("tests/test_cli_hostile_server.py::test_an_id_typed_is_checked_before_any_request",),
+    ),
+    Mutation(
+        "client: the id the service answers with is not compared", "imagerepo/downloads.py",
+        "    if wanted is not None and got != wanted:\n",
+        "    if False:\n",
+        ("tests/test_cli_hostile_server.py::test_ids_the_service_sends_are_checked",),
+    ),
+    Mutation(
+        "client: --open hands bytes of no image type to the viewer", "imagerepo/cli.py",
+        "            if kind is None:\n                raise Refused(",
+        "            if False:\n                raise Refused(",
+        ("tests/test_cli_hostile_server.py::test_similar_open_shows_only_images_under_a_name_of_ours",),
+    ),
+    Mutation(
+        "client: terminal escapes from the service printed", "imagerepo/display.py",
+        '"\\ufffd" if unicodedata.category(c).startswith("C") else c',
+        '"\\ufffd" if False else c',
+        ("tests/test_cli_hostile_server.py::test_a_failed_download_leaves_nothing_behind",),
+    ),
+    Mutation(
+        "client: an import asks only about its first batch of digests", "imagerepo/importer.py",
+        "        for start in range(0, len(items), LOOKUP_BATCH):\n",
+        "        for start in range(0, min(len(items), 1), LOOKUP_BATCH):\n",
+        ("tests/test_cli_hostile_server.py::test_an_import_past_one_lookup_batch_asks_about_every_digest",),
+    ),
 )
 
 

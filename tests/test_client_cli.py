@@ -125,12 +125,16 @@ def test_signup_login_and_the_everyday_commands(server: str, tmp_path: Path) -> 
     out = tmp_path / "got.jpg"
     result = run(tmp_path, server, "get", image["id"], "-o", str(out))
     assert result.returncode == 0 and out.read_bytes() == sunset
+    result = run(tmp_path, server, "get", image["id"], "-o", str(tmp_path))  # a folder
+    assert result.returncode == 0 and (tmp_path / "sunset.jpg").read_bytes() == sunset
+    again = run(tmp_path, server, "get", image["id"], "-o", str(tmp_path))
+    assert again.returncode == 1 and "exists" in again.stderr
     result = run(tmp_path, server, "rm", image["id"], "00000000-0000-0000-0000-000000000000")
     assert result.returncode == 1  # one of them was not found
     assert f"deleted {image['id']}" in result.stdout
     assert json.loads(run(tmp_path, server, "--json", "ls").stdout)["images"] == []
     bad = run(tmp_path, server, "get", "not-an-id")
-    assert bad.returncode == 1 and "422" in bad.stderr
+    assert bad.returncode == 2 and "not an image id" in bad.stderr
 
 
 def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) -> None:

@@ -1,0 +1,512 @@
+"""The `imagerepo` client against a deliberately hostile fake service: the real CLI as a
+subprocess (`python -m imagerepo`), in a temporary working folder with a fake HOME, talking to an
+aiohttp server on loopback that answers with hostile names, ids, types, sizes and bodies.
+
+Whatever the service says, the client writes only in the folder it was asked to, under a name
+it chose, never over an existing file (nor through a symlink) without --force, leaves nothing
+behind when a download fails, hands only images to a viewer, and never ends in a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from imagerepo.downloads import Expected, Refused, save
+from tests.images import make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+JPEG = make_image("JPEG", (40, 30), seed=7)
+BASHRC = b"# the user's own shell settings\n"
+Body = bytes | Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FakeService:
+    """An imagerepo look-alike that answers what a test tells it to, and records what it was
+    asked."""
+
+    images: dict[str, Any] = field(default_factory=dict)  # GET /images/{id}: JSON, or bytes
+    bodies: dict[str, Body] = field(default_factory=dict)  # GET /images/{id}/file
+    similar: list[Any] = field(default_factory=list)  # POST /search/image results
+    requests: list[str] = field(default_factory=list)
+    known_asked: list[list[str]] = field(default_factory=list)
+    url: str = ""
+
+    def add(self, filename: object, body: bytes = JPEG, **changes: Any) -> str:
+        """An image of these bytes under a hostile name; its description says all the
+        hostile things the client must ignore (file_url, content_type)."""
+        image_id = str(uuid.uuid4())
+        self.images[image_id] = {
+            "id": image_id, "owner": "mallory", "title": "\x1b]0;pwned\x07title",
+            "visibility": "public", "filename": filename, "content_type": "text/html",
+            "width": 40, "height": 30, "size_bytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(), "tags": [],
+            "file_url": "@evil.invalid/steal-the-key", **changes}
+        self.bodies[image_id] = body
+        return image_id
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/images/{id}", self._image)
+        app.router.add_get("/images/{id}/file", self._file)
+        app.router.add_post("/search/image", self._search)
+        app.router.add_post("/images/known", self._known)
+        app.router.add_post("/images", self._upload)
+        app.router.add_route("*", "/{tail:.*}", self._anything)
+        return app
+
+    async def _image(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        if request.match_info["id"] not in self.images:
+            return _not_found()
+        image = self.images[request.match_info["id"]]
+        if isinstance(image, bytes):  # not JSON at all
+            return web.Response(body=image, content_type="text/html")
+        return web.json_response(image)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        body = self.bodies.get(request.match_info["id"])
+        if body is None:
+            return _not_found()
+        if isinstance(body, bytes):
+            return web.Response(body=body, content_type="text/html")
+        return await body(request)
+
+    async def _search(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        await request.read()
+        return web.json_response({"query": {}, "results": self.similar})
+
+    async def _known(self, request: web.Request) -> web.StreamResponse:
+        digests = (await request.json())["sha256"]
+        self.known_asked.append(digests)
+        return web.json_response({"known": [{"sha256": d} for d in digests]})
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        await request.read()
+        return web.json_response({"error": {"code": "nope", "message": "no uploads here"}},
+                                 status=503)
+
+    async def _anything(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        return _not_found()
+
+
+def _not_found() -> web.Response:
+    return web.json_response({"error": {"code": "not_found", "message": "\x1b[2Jgone"}},
+                             status=404)
+
+
+@pytest.fixture
+def service() -> Iterator[FakeService]:
+    """The fake service on 127.0.0.1, a port of its own, in a thread with its own loop."""
+    fake = FakeService()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(fake.app(), handle_signals=False)
+    loop.run_until_complete(runner.setup())
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    loop.run_until_complete(web.SockSite(runner, sock).start())
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+@dataclass
+class Place:
+    """A sandbox: `work` is the current folder, `home` the fake HOME, and around them files
+    that must never change."""
+
+    root: Path
+    work: Path
+    home: Path
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> Place:
+    work = tmp_path / "sandbox" / "work"  # ../../escaped from here is tmp_path/escaped
+    home = tmp_path / "home"
+    for folder in (work, home, tmp_path / "outside"):
+        folder.mkdir(parents=True)
+    (work / ".bashrc").write_bytes(BASHRC)
+    (home / ".bashrc").write_bytes(BASHRC)
+    (tmp_path / "outside" / "target").write_bytes(b"not yours to change")
+    return Place(tmp_path, work, home)
+
+
+def cli(service: FakeService, place: Place, *args: str, python_args: bool = False,
+        **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m imagerepo ARGS` (`python ARGS` with python_args) in the sandbox."""
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("XDG_", "IMAGEREPO_", "BROWSER"))}
+    environment.update(HOME=str(place.home), IMAGEREPO_URL=service.url,
+                       IMAGEREPO_KEY="irk_test", PYTHONPATH=str(ROOT), **env)
+    command = [sys.executable, *args] if python_args else [sys.executable, "-m", "imagerepo",
+                                                            *args]
+    result = subprocess.run(command, cwd=place.work,
+                            env=environment, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr  # no terminal escapes passed on
+    return result
+
+
+def snapshot(root: Path, *skip: Path) -> dict[str, tuple[str, bytes]]:
+    """Every entry under root (not following links), with its kind and content."""
+    found: dict[str, tuple[str, bytes]] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if Path(folder, d) not in skip]
+        for name in dirs + files:
+            path = Path(folder, name)
+            if path.is_symlink():
+                found[str(path)] = ("link", os.readlink(path).encode())
+            elif path.is_file():
+                found[str(path)] = ("file", path.read_bytes())
+            else:
+                found[str(path)] = ("dir", b"")
+    return found
+
+
+def file_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+HOSTILE_NAMES = [
+    (".bashrc", "bashrc.jpg"),
+    (".hidden.png", "hidden.jpg"),
+    ("..", "{id}.jpg"),
+    (".", "{id}.jpg"),
+    ("", "{id}.jpg"),
+    (None, "{id}.jpg"),
+    ("../../escaped", "escaped.jpg"),
+    ("a/b", "b.jpg"),
+    ("C:\\Users\\x\\evil.exe", "evil.jpg"),
+    ("x\x00y", "xy.jpg"),
+    ("x\u202egpj.sh", "xgpj.jpg"),  # a right-to-left override hiding the real suffix
+    ("evil.html", "evil.jpg"),
+    ("-rf .jpg", "rf.jpg"),
+    ("CON.txt", "{id}.jpg"),
+    ("n" * 5000 + ".jpg", "n" * 120 + ".jpg"),
+    ("é" * 300, "é" * 60 + ".jpg"),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), HOSTILE_NAMES)
+def test_get_writes_a_safe_name_in_the_current_folder_only(
+        service: FakeService, place: Place, name: str, expected: str) -> None:
+    image_id = service.add(name)
+    expected = expected.format(id=image_id)
+    before = snapshot(place.root, place.work)
+    result = cli(service, place, "get", image_id)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(place.root, place.work) == before
+    assert sorted(os.listdir(place.work)) == sorted([".bashrc", expected])
+    written = place.work / expected
+    assert written.read_bytes() == JPEG and (place.work / ".bashrc").read_bytes() == BASHRC
+    assert stat.S_IMODE(written.stat().st_mode) == file_mode()
+    assert result.stdout.startswith(f"{expected}: ")
+    # The ids it fetched are the one asked for, never the file_url the service sent.
+    assert service.requests == [f"/images/{image_id}", f"/images/{image_id}/file"]
+
+
+def test_an_existing_file_is_replaced_only_with_force(service: FakeService,
+                                                      place: Place) -> None:
+    image_id = service.add("photo.jpg")
+    (place.work / "photo.jpg").write_bytes(b"mine")
+    refused = cli(service, place, "get", image_id)
+    assert refused.returncode == 1 and "exists" in refused.stderr
+    assert (place.work / "photo.jpg").read_bytes() == b"mine"
+    assert sorted(os.listdir(place.work)) == [".bashrc", "photo.jpg"]  # no temporary left
+    explicit = cli(service, place, "get", image_id, "-o", "photo.jpg")
+    assert explicit.returncode == 1 and (place.work / "photo.jpg").read_bytes() == b"mine"
+    forced = cli(service, place, "get", image_id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (place.work / "photo.jpg").read_bytes() == JPEG
+    assert sorted(os.listdir(place.work)) == [".bashrc", "photo.jpg"]
+
+
+def test_a_taken_name_is_refused_before_the_body_is_read(service: FakeService,
+                                                         place: Place) -> None:
+    block = JPEG + bytes(1024 * 1024 - len(JPEG))
+    sent: list[int] = []
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(block) * 200
+        await response.prepare(request)
+        for _ in range(200):
+            await response.write(block)
+            sent.append(len(block))
+        return response
+
+    image_id = service.add("photo.jpg", size_bytes=len(block) * 200, sha256="0" * 64)
+    service.bodies[image_id] = large
+    (place.work / "photo.jpg").write_bytes(b"mine")
+    refused = cli(service, place, "get", image_id)
+    assert refused.returncode == 1 and "exists" in refused.stderr
+    assert sum(sent) < 100 * 2**20, "the client read on after it knew it would refuse"
+
+
+def test_a_symlink_at_the_name_is_never_written_through(service: FakeService,
+                                                        place: Place) -> None:
+    outside = place.root / "outside"
+    image_id = service.add("photo.jpg")
+    (place.work / "photo.jpg").symlink_to(outside / "target")
+    (place.work / "dangling.jpg").symlink_to(outside / "created")
+    dangling_id = service.add("dangling.jpg")
+    before = snapshot(place.root, place.work)
+    for wanted in (image_id, dangling_id):
+        refused = cli(service, place, "get", wanted)
+        assert refused.returncode == 1 and "exists" in refused.stderr
+    assert snapshot(place.root, place.work) == before
+    assert (place.work / "photo.jpg").is_symlink()
+    forced = cli(service, place, "get", image_id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    # The link itself was replaced by the file; what it pointed at is untouched.
+    assert not (place.work / "photo.jpg").is_symlink()
+    assert (place.work / "photo.jpg").read_bytes() == JPEG
+    assert snapshot(place.root, place.work) == before
+
+
+def test_output_folder_gets_the_safe_name(service: FakeService, place: Place) -> None:
+    image_id = service.add("../evil.html")
+    (place.work / "got").mkdir()
+    result = cli(service, place, "get", image_id, "-o", "got")
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(place.work / "got") == ["evil.jpg"]
+    missing = cli(service, place, "get", image_id, "-o", "nowhere/")
+    assert missing.returncode == 1 and "no such folder" in missing.stderr
+    named = cli(service, place, "get", image_id, "-o", "my name.html")
+    assert named.returncode == 0 and (place.work / "my name.html").read_bytes() == JPEG
+
+
+@pytest.mark.parametrize("typed", ["not-a-uuid", "../../escaped", "", "a/b",
+                                   "00000000-0000-0000-0000-00000000000\n"])
+def test_an_id_typed_is_checked_before_any_request(service: FakeService, place: Place,
+                                                   typed: str) -> None:
+    for command in (["get", typed], ["rm", typed]):
+        result = cli(service, place, *command)
+        assert result.returncode == 2 and "not an image id" in result.stderr
+    assert service.requests == []
+
+
+def test_ids_the_service_sends_are_checked(service: FakeService, place: Place) -> None:
+    escaping = service.add(".", id="../../escaped")
+    other = service.add("photo.jpg", id=str(uuid.uuid4()))
+    service.add("photo.jpg", id=service.images[other]["id"])  # the other one exists
+    for image_id in (escaping, other):
+        result = cli(service, place, "get", image_id)
+        assert result.returncode == 1, result.stderr
+        assert "no valid image id" in result.stderr or "another image" in result.stderr
+    assert not [r for r in service.requests if r.endswith("/file")]
+    assert os.listdir(place.work) == [".bashrc"]
+    assert not (place.root / "escaped").exists() and not (place.root / "escaped.img").exists()
+
+
+async def _cut_short(request: web.Request) -> web.StreamResponse:
+    """Promises a megabyte, sends a tenth of it, hangs up."""
+    response = web.StreamResponse()
+    response.content_length = 1024 * 1024
+    await response.prepare(request)
+    await response.write(JPEG + bytes(100_000))
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+def test_a_failed_download_leaves_nothing_behind(service: FakeService, place: Place) -> None:
+    cut = service.add("cut.jpg", size_bytes=1024 * 1024, sha256="0" * 64)
+    service.bodies[cut] = _cut_short
+    cases = {
+        cut: "broke off",
+        service.add("long.jpg", size_bytes=len(JPEG) - 10): "more than",
+        service.add("other.jpg", sha256="1" * 64): "not the ones",
+        service.add("nosize.jpg", size_bytes="12"): "size_bytes",
+    }
+    service.images[not_an_image := str(uuid.uuid4())] = "<html>"
+    cases[not_an_image] = "description"
+    service.images[not_json := str(uuid.uuid4())] = b"<html>"
+    cases[not_json] = "not JSON"
+    cases[str(uuid.uuid4())] = "gone (404 not_found)"  # its escapes made harmless
+    for image_id, reason in cases.items():
+        result = cli(service, place, "get", image_id)
+        assert result.returncode == 1 and reason in result.stderr, result.stderr
+    assert os.listdir(place.work) == [".bashrc"]
+
+
+def test_bytes_of_no_image_type_are_kept_as_bin(service: FakeService, place: Place) -> None:
+    image_id = service.add("page.html", body=b"<script>alert(1)</script>")
+    result = cli(service, place, "get", image_id)
+    assert result.returncode == 0 and "not an image" in result.stderr
+    assert sorted(os.listdir(place.work)) == [".bashrc", "page.bin"]
+
+
+def _viewer(place: Place) -> tuple[str, Path]:
+    """A BROWSER that records what it was asked to open."""
+    log = place.root / "opened.log"
+    script = place.root / "viewer.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" >> {log}\n')
+    script.chmod(0o755)
+    return str(script), log
+
+
+def test_similar_open_shows_only_images_under_a_name_of_ours(service: FakeService,
+                                                             place: Place) -> None:
+    browser, log = _viewer(place)
+    photo = place.work / "query.jpg"
+    photo.write_bytes(JPEG)
+    cache = place.home / ".cache" / "imagerepo" / "opened"
+    before = snapshot(place.root, place.work, place.home / ".cache")
+    image_id = service.add("evil.html")
+    service.similar = [{**service.images[image_id], "distance": 0}]
+    result = cli(service, place, "similar", "query.jpg", "--open", BROWSER=browser)
+    assert result.returncode == 0, result.stderr
+    opened = cache / f"{image_id}.jpg"
+    assert log.read_text() == opened.as_uri() + "\n"
+    assert opened.read_bytes() == JPEG
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    log.unlink()
+    assert snapshot(place.root, place.work, place.home / ".cache") == before
+
+    # Not an image: not opened, not kept.
+    page = service.add("page.html", body=b"<script>alert(1)</script>")
+    service.similar = [{**service.images[page], "distance": 0}]
+    result = cli(service, place, "similar", "query.jpg", "--open", BROWSER=browser)
+    assert result.returncode == 1 and "not opened" in result.stderr
+    assert not log.exists() and os.listdir(cache) == [opened.name]
+
+    # An id that is not one: nothing fetched, nothing opened.
+    service.similar = [{**service.images[image_id], "id": "../../escaped", "distance": 0}]
+    result = cli(service, place, "similar", "query.jpg", "--open", BROWSER=browser)
+    assert result.returncode == 1 and not log.exists()
+    assert service.requests.count(f"/images/{image_id}/file") == 1
+
+
+def test_similar_open_prunes_old_copies(service: FakeService, place: Place) -> None:
+    browser, log = _viewer(place)
+    (place.work / "query.jpg").write_bytes(JPEG)
+    cache = place.home / ".cache" / "imagerepo" / "opened"
+    cache.mkdir(parents=True)
+    old = cache / f"{uuid.uuid4()}.png"
+    old.write_bytes(b"old")
+    os.utime(old, (1, 1))
+    recent = [cache / f"{uuid.uuid4()}.gif" for _ in range(25)]
+    for i, path in enumerate(recent):
+        path.write_bytes(b"recent")
+        os.utime(path, (2_000_000_000 - i, 2_000_000_000 - i))
+    (cache / "notes.txt").write_bytes(b"not ours")
+    image_id = service.add("x.jpg")
+    service.similar = [{**service.images[image_id], "distance": 0}]
+    result = cli(service, place, "similar", "query.jpg", "--open", BROWSER=browser)
+    assert result.returncode == 0, result.stderr
+    left = set(os.listdir(cache))
+    assert old.name not in left and "notes.txt" in left and f"{image_id}.jpg" in left
+    assert {p.name for p in recent} & left == {p.name for p in recent[:20]}
+
+
+# Runs the CLI as `python -m imagerepo` does, then writes the process's peak resident memory
+# (VmHWM, in kB) to the file named first. The kernel's own figure for this program: rusage of
+# a child would also count the pytest process it was forked from.
+_MEASURED = """
+import runpy, sys
+report = sys.argv.pop(1)
+try:
+    runpy.run_module("imagerepo", run_name="__main__", alter_sys=True)
+finally:
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+"""
+
+
+def _peak_rss(service: FakeService, place: Place, *args: str) -> int:
+    """The CLI's peak resident memory, in bytes."""
+    report = place.root / "peak"
+    result = cli(service, place, "-c", _MEASURED, str(report), *args, python_args=True)
+    assert result.returncode == 0, result.stderr
+    return int(report.read_text()) * 1024
+
+
+def test_a_large_download_streams_in_bounded_memory(service: FakeService, place: Place) -> None:
+    block = JPEG + os.urandom(1024 * 1024 - len(JPEG))
+    blocks = 200
+    digest = hashlib.sha256()
+    for _ in range(blocks):
+        digest.update(block)
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(block) * blocks
+        await response.prepare(request)
+        for _ in range(blocks):
+            await response.write(block)
+        return response
+
+    small = service.add("small.jpg")
+    big = service.add("big.jpg", size_bytes=len(block) * blocks, sha256=digest.hexdigest())
+    service.bodies[big] = large
+    baseline = _peak_rss(service, place, "get", small)
+    peak = _peak_rss(service, place, "get", big)
+    assert (place.work / "big.jpg").stat().st_size == len(block) * blocks
+    print(f"peak RSS: {baseline / 2**20:.0f} MiB for {len(JPEG)} bytes, "
+          f"{peak / 2**20:.0f} MiB for {blocks} MiB")
+    assert peak - baseline < 64 * 2**20
+
+
+def test_an_import_past_one_lookup_batch_asks_about_every_digest(service: FakeService,
+                                                                 place: Place) -> None:
+    """More files than one POST /images/known holds (1,000): every digest is asked about,
+    and as the service knows them all, nothing is sent."""
+    photos = place.work / "photos"
+    photos.mkdir()
+    digests = set()
+    for i in range(2345):
+        data = b"\x89PNG\r\n\x1a\n" + i.to_bytes(4, "big")  # an image by its first bytes
+        (photos / f"{i}.png").write_bytes(data)
+        digests.add(hashlib.sha256(data).hexdigest())
+    result = cli(service, place, "upload", "photos", "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(service.known_asked) == 3
+    assert all(len(batch) <= 1000 for batch in service.known_asked)
+    assert set().union(*service.known_asked) == digests
+    assert '"already_there": 2345' in result.stdout and "/images" not in service.requests
+
+
+def test_a_name_taken_while_downloading_is_not_replaced(tmp_path: Path) -> None:
+    """The early check passed, then something took the name (a file, or a link planted by
+    another process): the finished download must not replace it."""
+    target = tmp_path / "photo.jpg"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield JPEG[:100]  # the name is chosen and checked after this
+        target.symlink_to(tmp_path / "elsewhere")
+        yield JPEG[100:]
+
+    with pytest.raises(Refused, match="exists"):
+        asyncio.run(save(chunks(), tmp_path, lambda kind: "photo.jpg",
+                         Expected(len(JPEG), hashlib.sha256(JPEG).hexdigest()), force=False))
+    assert target.is_symlink() and os.listdir(tmp_path) == ["photo.jpg"]
+    assert not (tmp_path / "elsewhere").exists()
