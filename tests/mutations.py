@@ -112,6 +112,33 @@ MUTATIONS = (
         "where sha256 = any(:digests::bytea[])\n",
         ("tests/test_idempotency.py::test_known_images_are_the_callers_own",),
     ),
+    Mutation(
+        "an Idempotency-Key's answer looked up by key alone, whoever asks",
+        "sql/queries/idempotency.sql",
+        "where user_id = :user_id and key = :key;\n", "where key = :key;\n",
+        ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
+    ),
+    Mutation(
+        "an Idempotency-Key taken under the route instead of its value",
+        "sql/queries/idempotency.sql",
+        "values (:user_id, :key, :route, :token,", "values (:user_id, :route, :route, :token,",
+        ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
+    ),
+    Mutation(
+        "the per-file metadata part left out of the request fingerprint",
+        "server/services/idempotency.py",
+        '"fields": {k: fields[k] for k in sorted(fields)},',
+        '"fields": {k: fields[k] for k in sorted(fields) if k != "metadata"},',
+        ("tests/test_idempotency.py::test_changed_per_file_metadata_is_another_request",),
+    ),
+    Mutation(
+        "others' public files counted as yours by the import lookup",
+        "sql/queries/idempotency.sql",
+        "where owner_id = :owner_id and sha256 = any(:digests::bytea[])\n",
+        "where (owner_id = :owner_id or visibility = 'public')"
+        " and sha256 = any(:digests::bytea[])\n",
+        ("tests/test_idempotency.py::test_known_images_leave_out_others_public_images",),
+    ),
 )
 
 
