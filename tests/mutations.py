@@ -139,6 +139,18 @@ MUTATIONS = (
         " and sha256 = any(:digests::bytea[])\n",
         ("tests/test_idempotency.py::test_known_images_leave_out_others_public_images",),
     ),
+    Mutation(
+        "a list cursor not bound to its viewer", "server/services/images.py",
+        'scope = scope_of("images", viewer_id, owner_id, tag, visibility)',
+        'scope = scope_of("images", owner_id, tag, visibility)',
+        ("tests/test_images.py::test_a_list_cursor_is_bound_to_who_asked",),
+    ),
+    Mutation(
+        "a search cursor not bound to its viewer", "server/services/search.py",
+        'scope = scope_of("search", viewer_id, q, *astuple(filters))',
+        'scope = scope_of("search", q, *astuple(filters))',
+        ("tests/test_search.py::test_a_search_cursor_is_bound_to_who_asked",),
+    ),
 )
 
 

@@ -359,6 +359,28 @@ async def test_list_filters_and_pagination(client: Client, alice: str, bob: str)
     assert resp.status == 422
 
 
+async def test_a_list_cursor_is_bound_to_who_asked(client: Client, alice: str, bob: str) -> None:
+    """bob, or anyone without a key, replaying alice's cursor is refused: a cursor continues
+    the listing of the viewer it was issued to, and never shows them alice's private images."""
+    private = [(await upload(client, alice, [(f"p{i}.png", PNG)]))["images"][0]["id"]
+               for i in range(3)]
+    public = (await upload(client, alice, [("q.png", PNG)], fields=[("visibility", "public")])
+              )["images"][0]["id"]
+    first = await (await client.get("/images", params={"limit": "1"},
+                                    headers=bearer(alice))).json()
+    assert [i["id"] for i in first["images"]] == [public]
+    params = {"limit": "1", "cursor": first["next_cursor"]}
+    resp = await client.get("/images", params=params, headers=bearer(alice))
+    assert [i["id"] for i in (await resp.json())["images"]] == [private[-1]]
+    for headers in (bearer(bob), {}):
+        resp = await client.get("/images", params=params, headers=headers)
+        body = await resp.json()
+        assert not set(private) & {i["id"] for i in body.get("images", [])}
+        assert resp.status == 422, body
+        assert body["error"]["details"] == {
+            "cursor": ["Not a cursor this service issued for this request."]}
+
+
 @pytest.mark.parametrize("image_id", ["nope", "123", "00000000-0000-0000-0000-00000000000z"])
 async def test_malformed_ids_are_422(client: Client, alice: str, image_id: str) -> None:
     for method, path in (("GET", f"/images/{image_id}"), ("GET", f"/images/{image_id}/file"),
