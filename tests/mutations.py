@@ -151,6 +151,11 @@ MUTATIONS = (
         'scope = scope_of("search", q, *astuple(filters))',
         ("tests/test_search.py::test_a_search_cursor_is_bound_to_who_asked",),
     ),
+    Mutation(
+        "a good password forgives nothing", "server/services/logins.py",
+        "        await queries.clear_attempts(conn, subject=name)\n", "        pass\n",
+        ("tests/test_accounts.py::test_a_good_password_forgives_the_failures_before_it",),
+    ),
 )
 
 
