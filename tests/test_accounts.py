@@ -408,7 +408,8 @@ async def test_a_good_password_forgives_the_failures_before_it(
     as failures, the eighth would be locked out."""
     default = next(f.default for f in dataclasses.fields(Config) if f.name == "password_attempts")
     assert isinstance(default, int) and default < 100
-    client = await aiohttp_client(create_app(dataclasses.replace(config, password_attempts=default)))
+    app = create_app(dataclasses.replace(config, password_attempts=default))
+    client = await aiohttp_client(app)
     await sign_up(client, "forgiven")
     for _ in range(3):
         assert (await client.post("/keys", headers=basic("forgiven", "wrong"))).status == 401
