@@ -156,6 +156,13 @@ MUTATIONS = (
         "        await queries.clear_attempts(conn, subject=name)\n", "        pass\n",
         ("tests/test_accounts.py::test_a_good_password_forgives_the_failures_before_it",),
     ),
+    Mutation(
+        "If-None-Match compared strongly", "server/handlers/downloads.py",
+        'candidates = [c.strip().removeprefix("W/") for c in header.split(",")]',
+        'candidates = [c.strip() for c in header.split(",")]',
+        ("tests/test_images.py::test_a_weak_etag_revalidates_the_file",
+         "tests/test_thumbnails.py::test_a_weak_etag_revalidates_the_thumbnail"),
+    ),
 )
 
 

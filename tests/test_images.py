@@ -389,6 +389,21 @@ async def test_malformed_ids_are_422(client: Client, alice: str, image_id: str) 
         assert resp.status == 422, (method, path)
 
 
+async def test_a_weak_etag_revalidates_the_file(client: Client, alice: str) -> None:
+    """If-None-Match compares weakly (RFC 9110 §13.1.2): a cache that stored the ETag as
+    W/"..." (a proxy that compressed it, a browser) still gets 304."""
+    image = (await upload(client, alice, [("w.jpg", JPEG)]))["images"][0]
+    url = image["file_url"]
+    etag = (await client.get(url, headers=bearer(alice))).headers["ETag"]
+    assert etag == f'"{image["sha256"]}"'
+    for header in (f"W/{etag}", f'"a", W/{etag}', f'W/"a",W/{etag}'):
+        resp = await client.get(url, headers={**bearer(alice), "If-None-Match": header})
+        assert resp.status == 304, header
+        assert resp.headers["ETag"] == etag and await resp.read() == b""
+    resp = await client.get(url, headers={**bearer(alice), "If-None-Match": 'W/"a"'})
+    assert resp.status == 200 and await resp.read() == JPEG
+
+
 async def test_download_conditional_and_ranges(client: Client, alice: str) -> None:
     image = (await upload(client, alice, [("r.jpg", JPEG)]))["images"][0]
     url, size = image["file_url"], len(JPEG)
