@@ -163,6 +163,20 @@ MUTATIONS = (
         ("tests/test_images.py::test_a_weak_etag_revalidates_the_file",
          "tests/test_thumbnails.py::test_a_weak_etag_revalidates_the_thumbnail"),
     ),
+    Mutation(
+        "a redirected original signed with a shared cache header",
+        "server/handlers/downloads.py",
+        'filename=row["filename"], cache=headers["Cache-Control"], seconds=redirect_seconds)',
+        'filename=row["filename"], cache="public, max-age=3600", seconds=redirect_seconds)',
+        ("tests/test_redirects.py::test_private_images_are_signed_with_a_private_cache_header",),
+    ),
+    Mutation(
+        "a redirected thumbnail signed with a shared cache header",
+        "server/handlers/thumbnails.py",
+        'filename=name, cache=headers["Cache-Control"], seconds=config.download_url_seconds)',
+        'filename=name, cache="public, max-age=3600", seconds=config.download_url_seconds)',
+        ("tests/test_redirects.py::test_private_images_are_signed_with_a_private_cache_header",),
+    ),
 )
 
 
