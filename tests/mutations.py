@@ -177,6 +177,12 @@ MUTATIONS = (
         'filename=name, cache="public, max-age=3600", seconds=config.download_url_seconds)',
         ("tests/test_redirects.py::test_private_images_are_signed_with_a_private_cache_header",),
     ),
+    Mutation(
+        "rehash batches walked against their key order", "sql/queries/signals.sql",
+        "order by id\nlimit :limit;", "order by id desc\nlimit :limit;",
+        ("tests/test_robust_matching.py::"
+         "test_rehash_over_more_than_one_batch_leaves_none_behind",),
+    ),
 )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
+from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from PIL import Image, ImageDraw
 
@@ -26,12 +26,13 @@ from server.backfill import Progress
 from server.config import Config
 from server.db.pool import create_pool, init_connection
 from server.db.queries import load_queries
-from server.imaging import hamming, to_signed
+from server.imaging import HASH_VERSION, hamming, to_signed
 from server.imaging.signals import REGIONS, Signal, radius_of
 from server.keys import STORAGE
 from server.services import matching
-from server.services.rehash import rehash
+from server.services.rehash import BATCH, rehash
 from tests.conftest import bearer, sign_up
+from tests.images import make_image
 from tests.test_similar import search_image, upload
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -181,6 +182,47 @@ async def test_rehash_brings_old_rows_over_and_search_works_throughout(
     try:
         assert await conn.fetchval("select count(*) from images where hash_version < 2") == 0
         assert await conn.fetchval("select count(distinct image_id) from image_signals") == 4
+    finally:
+        await conn.close()
+
+
+async def test_rehash_over_more_than_one_batch_leaves_none_behind(
+    client: Client, clean_db: str
+) -> None:
+    """More images than one batch of the backfill: every one gets its hashes recomputed
+    (zeroed first, so a row left behind shows) and its signals."""
+    count = BATCH + 6
+    key = (await sign_up(client, "many"))["api_key"]
+    form = FormData()
+    for i in range(count):
+        form.add_field("file", io.BytesIO(make_image("PNG", (64, 48), seed=100 + i)),
+                       filename=f"{i}.png")
+    resp = await client.post("/images", data=form, headers=bearer(key))
+    assert resp.status == 201, await resp.text()
+    conn = await asyncpg.connect(clean_db)
+    try:
+        hashes = "select id, phash, dhash, ahash, whash, colorhash from images order by id"
+        before = await conn.fetch(hashes)
+        assert len(before) == count
+        await conn.execute("delete from image_signals; update images set hash_version = 1,"
+                           " phash = 0, dhash = 0, ahash = 0, whash = 0, colorhash = ''")
+    finally:
+        await conn.close()
+    assert client.app is not None
+    pool = await create_pool(clean_db, max_size=2)
+    try:
+        with ThreadPoolExecutor(2) as cpu:
+            report = await rehash(pool, load_queries(), client.app[STORAGE], cpu,
+                                  progress=Progress(count, "rehash", out=io.StringIO()))
+    finally:
+        await pool.close()
+    assert (report.done, report.skipped, report.failed) == (count, 0, 0)
+    conn = await asyncpg.connect(clean_db)
+    try:
+        assert [tuple(r) for r in await conn.fetch(hashes)] == [tuple(r) for r in before]
+        assert await conn.fetchval("select count(*) from images where hash_version <> $1",
+                                   HASH_VERSION) == 0
+        assert await conn.fetchval("select count(distinct image_id) from image_signals") == count
     finally:
         await conn.close()
 
