@@ -183,6 +183,12 @@ MUTATIONS = (
         ("tests/test_robust_matching.py::"
          "test_rehash_over_more_than_one_batch_leaves_none_behind",),
     ),
+    Mutation(
+        "the page's upload error written as markup", "server/web/js/upload.js",
+        "      status.textContent = errorText(error);\n",
+        "      status.innerHTML = errorText(error);\n",
+        ("tests/test_web_page.py::test_an_upload_error_shows_a_hostile_file_name_as_text",),
+    ),
 )
 
 
