@@ -189,6 +189,28 @@ MUTATIONS = (
         "      status.innerHTML = errorText(error);\n",
         ("tests/test_web_page.py::test_an_upload_error_shows_a_hostile_file_name_as_text",),
     ),
+    Mutation(
+        "verification without the thumbnail", "server/imaging/signals.py",
+        "    if ncc(variant.thumb, thumb) < NCC_MIN:\n",
+        "    if ncc(variant.thumb, thumb) < -1:\n",
+        ("tests/test_robust_matching.py::"
+         "test_verification_needs_the_dhash_and_the_thumbnail_to_agree",
+         "tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found"),
+    ),
+    Mutation(
+        "verification without the dHash", "server/imaging/signals.py",
+        "    if distance > radius_of(variant) or dhash_bits > DHASH_MAX:\n",
+        "    if distance > radius_of(variant):\n",
+        ("tests/test_robust_matching.py::"
+         "test_verification_needs_the_dhash_and_the_thumbnail_to_agree",
+         "tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found"),
+    ),
+    Mutation(
+        "search by image answers unverified candidates", "server/services/matching.py",
+        "        if score is None:\n            continue\n",
+        "        if score is None:\n            score = 0.0\n",
+        ("tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found",),
+    ),
 )
 
 

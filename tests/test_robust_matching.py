@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 import random
 import subprocess
@@ -17,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
+import numpy as np
 import pytest
+import scipy.fft
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from PIL import Image, ImageDraw
@@ -27,7 +30,18 @@ from server.config import Config
 from server.db.pool import create_pool, init_connection
 from server.db.queries import load_queries
 from server.imaging import HASH_VERSION, hamming, to_signed
-from server.imaging.signals import REGIONS, Signal, radius_of
+from server.imaging.signals import (
+    DHASH_MAX,
+    NCC_MIN,
+    REGIONS,
+    THUMB,
+    Signal,
+    ncc,
+    query_signals,
+    radius_of,
+    stored_signals,
+    verify,
+)
 from server.keys import STORAGE
 from server.services import matching
 from server.services.rehash import BATCH, rehash
@@ -294,3 +308,117 @@ async def test_signal_probes_equal_brute_force(clean_db: str) -> None:
             assert expected  # the clusters make hits likely: the check is not vacuous
     finally:
         await conn.close()
+
+
+# --- verification: a pHash that agrees is not enough ------------------------------------------
+
+
+def _thumb(pixels: np.ndarray) -> bytes:
+    """A THUMB x THUMB thumbnail of a zero-mean pattern: gray levels about 128 +- 40."""
+    return np.rint(128 + 40 * pixels / pixels.std()).clip(0, 255).astype(np.uint8).tobytes()
+
+
+def _correlated(x: np.ndarray, r: float, seed: int) -> np.ndarray:
+    """A zero-mean pattern whose correlation with the zero-mean `x` is exactly r."""
+    z = np.random.default_rng(seed).normal(size=x.shape)
+    z -= z.mean()
+    z -= x * (z * x).sum() / (x * x).sum()
+    return r * x / np.linalg.norm(x) + math.sqrt(1 - r * r) * z / np.linalg.norm(z)
+
+
+def test_verification_needs_the_dhash_and_the_thumbnail_to_agree() -> None:
+    x = np.random.default_rng(1).normal(size=(THUMB, THUMB))
+    x -= x.mean()
+    thumb = _thumb(x)
+    for region in ("whole", "centre"):
+        variant = Signal(region, to_signed(0x0123456789ABCDEF), 0, thumb)
+        assert verify(variant, 0, 0, thumb) == 1.0
+        assert verify(variant, radius_of(variant), 0, thumb) is not None
+        assert verify(variant, radius_of(variant) + 2, 0, thumb) is None
+        # The dHash: DHASH_MAX bits off is still the same picture, one more is not.
+        assert verify(variant, 2, (1 << DHASH_MAX) - 1, thumb) == 1 - (2 + DHASH_MAX) / 128
+        assert verify(variant, 0, (1 << (DHASH_MAX + 1)) - 1, thumb) is None
+        assert verify(variant, 0, -1, thumb) is None  # all 64 bits
+        # The thumbnail, with pHash and dHash identical: correlation NCC_MIN or more.
+        close, far = _thumb(_correlated(x, NCC_MIN + 0.02, 2)), _thumb(
+            _correlated(x, NCC_MIN - 0.02, 3))
+        assert NCC_MIN < ncc(thumb, close) < NCC_MIN + 0.03
+        assert NCC_MIN - 0.03 < ncc(thumb, far) < NCC_MIN
+        assert verify(variant, 0, 0, close) is not None
+        assert verify(variant, 0, 0, far) is None
+        unrelated = _thumb(_correlated(x, 0.0, 4))
+        negative = bytes(255 - b for b in thumb)
+        flat = bytes([128]) * (THUMB * THUMB)  # proves nothing
+        for other in (unrelated, negative, flat):
+            assert verify(variant, 0, 0, other) is None
+
+
+def _png(coefficients: np.ndarray) -> bytes:
+    """A 32 x 32 gray picture from its orthonormal DCT: at that size the stored and the
+    query's "whole" regions are the picture itself, pixel for pixel."""
+    pixels = scipy.fft.idctn(coefficients, norm="ortho") + 128
+    assert 20 < pixels.min() and pixels.max() < 235  # no clipping, no bar to trim
+    out = io.BytesIO()
+    Image.fromarray(np.rint(pixels).astype(np.uint8), "L").save(out, "PNG")
+    return out.getvalue()
+
+
+def pictures_with_the_same_phash() -> tuple[bytes, bytes, bytes, bytes]:
+    """(a, b1, a2, b2): pairs of different pictures whose pHashes agree (it reads only the
+    lowest 8 x 8 DCT frequencies). b1 adds detail at vertical frequency 8, which the dHash's
+    4-pixel rows average away but the thumbnail keeps: only the thumbnail tells b1 from a.
+    b2 adds faint horizontal detail to a2's strong vertical shading: the thumbnails still
+    correlate, and only the dHash (left-right differences) tells them apart."""
+    rng = np.random.default_rng(0)
+    low = np.zeros((32, 32))
+    low[:8, :8] = rng.normal(0, 60, (8, 8))
+    low[0, 0] = 0
+    b1 = low.copy()
+    b1[8, :8] = rng.normal(0, 250, 8)
+    shading = np.zeros((32, 32))
+    shading[:8, 0] = rng.normal(0, 250, 8)
+    shading[0, 0] = 0
+    shading[:8, 1:8] = rng.normal(0, 10, (8, 7))
+    b2 = shading.copy()
+    b2[:4, 8:12] = rng.normal(0, 50, (4, 4))
+    return _png(low), _png(b1), _png(shading), _png(b2)
+
+
+def _whole(data: bytes, query: bool) -> Signal:
+    with Image.open(io.BytesIO(data)) as image:
+        gray = image.convert("L")
+    signals = query_signals(gray) if query else stored_signals(gray)
+    return next(s for s in signals if s.region == "whole")
+
+
+def test_the_crafted_pictures_reach_verification_and_fail_it() -> None:
+    """The premise of the search test below: each query's pHash is within the probe's radius
+    of its stored picture, and one check each refuses the pair."""
+    a, b1, a2, b2 = pictures_with_the_same_phash()
+    for stored, query, failing in ((a, b1, "thumbnail"), (a2, b2, "dhash")):
+        s, q = _whole(stored, False), _whole(query, True)
+        distance = hamming(s.phash, q.phash)
+        assert distance <= radius_of(q)
+        dhash_bits, correlation = hamming(s.dhash, q.dhash), ncc(s.thumb, q.thumb)
+        if failing == "thumbnail":
+            assert dhash_bits <= DHASH_MAX and correlation < NCC_MIN - 0.2
+        else:
+            assert dhash_bits > DHASH_MAX + 4 and correlation > NCC_MIN + 0.05
+        assert verify(q, distance, s.dhash, s.thumb) is None
+
+
+async def test_pictures_that_only_share_a_phash_are_not_found(client: Client) -> None:
+    """Search by image with the crafted pictures: the candidates the probes find are refused
+    by verification, so nothing comes back; the stored pictures themselves are found."""
+    key = (await sign_up(client, "crafter"))["api_key"]
+    a, b1, a2, b2 = pictures_with_the_same_phash()
+    stored = {name: (await upload(client, key, data, name))["id"]
+              for name, data in (("a", a), ("a2", a2))}
+    for name, data in (("a", a), ("a2", a2)):
+        body = await search_image(client, data)
+        assert [r["id"] for r in body["results"]] == [stored[name]]
+    for query in (b1, b2):
+        body = await search_image(client, query)
+        assert body["results"] == []
+        body = await search_image(client, query, key)
+        assert body["results"] == []
