@@ -315,7 +315,8 @@ async def test_signal_probes_equal_brute_force(clean_db: str) -> None:
 
 def _thumb(pixels: np.ndarray) -> bytes:
     """A THUMB x THUMB thumbnail of a zero-mean pattern: gray levels about 128 +- 40."""
-    return np.rint(128 + 40 * pixels / pixels.std()).clip(0, 255).astype(np.uint8).tobytes()
+    levels = np.rint(128 + 40 * pixels / pixels.std()).clip(0, 255).astype(np.uint8)
+    return bytes(levels.tobytes())
 
 
 def _correlated(x: np.ndarray, r: float, seed: int) -> np.ndarray:
