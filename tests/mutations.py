@@ -274,6 +274,105 @@ MUTATIONS = (
         "        for start in range(0, min(len(items), 1), LOOKUP_BATCH):\n",
         ("tests/test_cli_hostile_server.py::test_an_import_past_one_lookup_batch_asks_about_every_digest",),
     ),
+    Mutation(
+        "an Idempotency-Key's answer looked up by key alone, whoever asks",
+        "sql/queries/idempotency.sql",
+        "where user_id = :user_id and key = :key;\n", "where key = :key;\n",
+        ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
+    ),
+    Mutation(
+        "an Idempotency-Key taken under the route instead of its value",
+        "sql/queries/idempotency.sql",
+        "values (:user_id, :key, :route, :token,", "values (:user_id, :route, :route, :token,",
+        ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
+    ),
+    Mutation(
+        "the per-file metadata part left out of the request fingerprint",
+        "server/services/idempotency.py",
+        '"fields": {k: fields[k] for k in sorted(fields)},',
+        '"fields": {k: fields[k] for k in sorted(fields) if k != "metadata"},',
+        ("tests/test_idempotency.py::test_changed_per_file_metadata_is_another_request",),
+    ),
+    Mutation(
+        "others' public files counted as yours by the import lookup",
+        "sql/queries/idempotency.sql",
+        "where owner_id = :owner_id and sha256 = any(:digests::bytea[])\n",
+        "where (owner_id = :owner_id or visibility = 'public')"
+        " and sha256 = any(:digests::bytea[])\n",
+        ("tests/test_idempotency.py::test_known_images_leave_out_others_public_images",),
+    ),
+    Mutation(
+        "a list cursor not bound to its viewer", "server/services/images.py",
+        'scope = scope_of("images", viewer_id, owner_id, tag, visibility)',
+        'scope = scope_of("images", owner_id, tag, visibility)',
+        ("tests/test_images.py::test_a_list_cursor_is_bound_to_who_asked",),
+    ),
+    Mutation(
+        "a search cursor not bound to its viewer", "server/services/search.py",
+        'scope = scope_of("search", viewer_id, q, *astuple(filters))',
+        'scope = scope_of("search", q, *astuple(filters))',
+        ("tests/test_search.py::test_a_search_cursor_is_bound_to_who_asked",),
+    ),
+    Mutation(
+        "a good password forgives nothing", "server/services/logins.py",
+        "        await queries.clear_attempts(conn, subject=name)\n", "        pass\n",
+        ("tests/test_accounts.py::test_a_good_password_forgives_the_failures_before_it",),
+    ),
+    Mutation(
+        "If-None-Match compared strongly", "server/handlers/downloads.py",
+        'candidates = [c.strip().removeprefix("W/") for c in header.split(",")]',
+        'candidates = [c.strip() for c in header.split(",")]',
+        ("tests/test_images.py::test_a_weak_etag_revalidates_the_file",
+         "tests/test_thumbnails.py::test_a_weak_etag_revalidates_the_thumbnail"),
+    ),
+    Mutation(
+        "a redirected original signed with a shared cache header",
+        "server/handlers/downloads.py",
+        'filename=row["filename"], cache=headers["Cache-Control"], seconds=redirect_seconds)',
+        'filename=row["filename"], cache="public, max-age=3600", seconds=redirect_seconds)',
+        ("tests/test_redirects.py::test_private_images_are_signed_with_a_private_cache_header",),
+    ),
+    Mutation(
+        "a redirected thumbnail signed with a shared cache header",
+        "server/handlers/thumbnails.py",
+        'filename=name, cache=headers["Cache-Control"], seconds=config.download_url_seconds)',
+        'filename=name, cache="public, max-age=3600", seconds=config.download_url_seconds)',
+        ("tests/test_redirects.py::test_private_images_are_signed_with_a_private_cache_header",),
+    ),
+    Mutation(
+        "rehash batches walked against their key order", "sql/queries/signals.sql",
+        "order by id\nlimit :limit;", "order by id desc\nlimit :limit;",
+        ("tests/test_robust_matching.py::"
+         "test_rehash_over_more_than_one_batch_leaves_none_behind",),
+    ),
+    Mutation(
+        "the page's upload error written as markup", "server/web/js/upload.js",
+        "      status.textContent = errorText(error);\n",
+        "      status.innerHTML = errorText(error);\n",
+        ("tests/test_web_page.py::test_an_upload_error_shows_a_hostile_file_name_as_text",),
+    ),
+    Mutation(
+        "verification without the thumbnail", "server/imaging/signals.py",
+        "    if ncc(variant.thumb, thumb) < NCC_MIN:\n",
+        "    if ncc(variant.thumb, thumb) < -1:\n",
+        ("tests/test_robust_matching.py::"
+         "test_verification_needs_the_dhash_and_the_thumbnail_to_agree",
+         "tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found"),
+    ),
+    Mutation(
+        "verification without the dHash", "server/imaging/signals.py",
+        "    if distance > radius_of(variant) or dhash_bits > DHASH_MAX:\n",
+        "    if distance > radius_of(variant):\n",
+        ("tests/test_robust_matching.py::"
+         "test_verification_needs_the_dhash_and_the_thumbnail_to_agree",
+         "tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found"),
+    ),
+    Mutation(
+        "search by image answers unverified candidates", "server/services/matching.py",
+        "        if score is None:\n            continue\n",
+        "        if score is None:\n            score = 0.0\n",
+        ("tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found",),
+    ),
 )
 
 

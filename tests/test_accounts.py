@@ -400,6 +400,24 @@ async def test_failures_for_unknown_names_count_too(client: Client) -> None:
     await error_of(resp, 429, "too_many_requests")
 
 
+async def test_a_good_password_forgives_the_failures_before_it(
+    config: Config, aiohttp_client: AiohttpClient
+) -> None:
+    """With the limits a deployment has by default (not the tests' lifted address limit):
+    three failures, then twelve good logins in a row, all answered. Were successes counted
+    as failures, the eighth would be locked out."""
+    default = next(f.default for f in dataclasses.fields(Config) if f.name == "password_attempts")
+    assert isinstance(default, int) and default < 100
+    app = create_app(dataclasses.replace(config, password_attempts=default))
+    client = await aiohttp_client(app)
+    await sign_up(client, "forgiven")
+    for _ in range(3):
+        assert (await client.post("/keys", headers=basic("forgiven", "wrong"))).status == 401
+    statuses = [(await client.post("/keys", headers=basic("forgiven"), json={})).status
+                for _ in range(12)]
+    assert statuses == [201] * 12
+
+
 # --- spec ----------------------------------------------------------------------------------
 
 

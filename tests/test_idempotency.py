@@ -194,3 +194,72 @@ async def test_known_images_are_the_callers_own(client: Client, alice: str) -> N
     resp = await client.post("/images/known", json={"sha256": digests})
     assert resp.status == 401
     assert (await client.patch("/images/known", json={}, headers=bearer(alice))).status == 405
+
+
+async def test_keys_are_scoped_per_user(client: Client, alice: str, clean_db: str) -> None:
+    """Two keys of one user are two uploads; one key value shared by three users is three
+    uploads, each replayed to its own user only (no 409, 422 or answer across users)."""
+    first = await post(client, alice, "k1", ("a.jpg", JPEG))
+    second = await post(client, alice, "k2", ("a.jpg", JPEG))
+    for status, _, headers in (first, second):
+        assert status == 201 and "Idempotent-Replayed" not in headers
+    assert first[1]["images"][0]["id"] != second[1]["images"][0]["id"]
+
+    bob = str((await sign_up(client, "bob"))["api_key"])
+    carol = str((await sign_up(client, "carol"))["api_key"])
+    # bob sends alice's very request, carol another one, both under alice's key value.
+    requests = {alice: (("a.jpg", JPEG),), bob: (("a.jpg", JPEG),), carol: (("b.png", PNG),)}
+    answers = {}
+    for (user, files), owner in zip(requests.items(), ("alice", "bob", "carol"), strict=True):
+        status, body, headers = await post(client, user, "shared", *files)
+        assert status == 201 and "Idempotent-Replayed" not in headers, (owner, body)
+        assert body["images"][0]["owner"] == owner
+        answers[user] = body
+    assert len({body["images"][0]["id"] for body in answers.values()}) == 3
+    for user, files in requests.items():
+        status, body, headers = await post(client, user, "shared", *files)
+        assert status == 201 and headers["Idempotent-Replayed"] == "true", body
+        assert body == answers[user]
+    assert await count(clean_db, "select count(*) from images") == 5
+
+
+def metadata_form(metadata: str) -> FormData:
+    data = FormData(default_to_multipart=True)
+    data.add_field("file", io.BytesIO(JPEG), filename="a.jpg",
+                   content_type="application/octet-stream")
+    data.add_field("metadata", metadata, content_type="application/json")
+    return data
+
+
+async def test_changed_per_file_metadata_is_another_request(
+    client: Client, alice: str, clean_db: str
+) -> None:
+    headers = {**bearer(alice), "Idempotency-Key": "with-metadata"}
+    resp = await client.post("/images", data=metadata_form('[{"title": "Beach"}]'),
+                             headers=headers)
+    assert resp.status == 201
+    first = await resp.json()
+    assert first["images"][0]["title"] == "Beach"
+    resp = await client.post("/images", data=metadata_form('[{"title": "Beach"}]'),
+                             headers=headers)
+    assert resp.status == 201 and resp.headers["Idempotent-Replayed"] == "true"
+    assert await resp.json() == first
+    for changed in ('[{"title": "Mountain"}]', '[{"title": "Beach", "tags": ["sea"]}]'):
+        resp = await client.post("/images", data=metadata_form(changed), headers=headers)
+        assert resp.status == 422, changed
+        assert "Idempotency-Key" in (await resp.json())["error"]["details"]
+    assert await count(clean_db, "select count(*) from images") == 1
+
+
+async def test_known_images_leave_out_others_public_images(
+    client: Client, alice: str, bob: str
+) -> None:
+    status, body, _ = await post(client, bob, None, ("b.png", PNG), visibility="public")
+    assert status == 201 and body["images"][0]["visibility"] == "public"
+    digest = hashlib.sha256(PNG).hexdigest()
+    resp = await client.post("/images/known", json={"sha256": [digest]}, headers=bearer(alice))
+    assert resp.status == 200
+    assert (await resp.json())["known"] == []
+    # bob's own lookup does see it: the empty answer above is not an accident of the query.
+    resp = await client.post("/images/known", json={"sha256": [digest]}, headers=bearer(bob))
+    assert [k["sha256"] for k in (await resp.json())["known"]] == [digest]

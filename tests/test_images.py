@@ -359,12 +359,49 @@ async def test_list_filters_and_pagination(client: Client, alice: str, bob: str)
     assert resp.status == 422
 
 
+async def test_a_list_cursor_is_bound_to_who_asked(client: Client, alice: str, bob: str) -> None:
+    """bob, or anyone without a key, replaying alice's cursor is refused: a cursor continues
+    the listing of the viewer it was issued to, and never shows them alice's private images."""
+    private = [(await upload(client, alice, [(f"p{i}.png", PNG)]))["images"][0]["id"]
+               for i in range(3)]
+    public = (await upload(client, alice, [("q.png", PNG)], fields=[("visibility", "public")])
+              )["images"][0]["id"]
+    first = await (await client.get("/images", params={"limit": "1"},
+                                    headers=bearer(alice))).json()
+    assert [i["id"] for i in first["images"]] == [public]
+    params = {"limit": "1", "cursor": first["next_cursor"]}
+    resp = await client.get("/images", params=params, headers=bearer(alice))
+    assert [i["id"] for i in (await resp.json())["images"]] == [private[-1]]
+    for headers in (bearer(bob), {}):
+        resp = await client.get("/images", params=params, headers=headers)
+        body = await resp.json()
+        assert not set(private) & {i["id"] for i in body.get("images", [])}
+        assert resp.status == 422, body
+        assert body["error"]["details"] == {
+            "cursor": ["Not a cursor this service issued for this request."]}
+
+
 @pytest.mark.parametrize("image_id", ["nope", "123", "00000000-0000-0000-0000-00000000000z"])
 async def test_malformed_ids_are_422(client: Client, alice: str, image_id: str) -> None:
     for method, path in (("GET", f"/images/{image_id}"), ("GET", f"/images/{image_id}/file"),
                          ("PATCH", f"/images/{image_id}"), ("DELETE", f"/images/{image_id}")):
         resp = await client.request(method, path, headers=bearer(alice), json={"title": "x"})
         assert resp.status == 422, (method, path)
+
+
+async def test_a_weak_etag_revalidates_the_file(client: Client, alice: str) -> None:
+    """If-None-Match compares weakly (RFC 9110 §13.1.2): a cache that stored the ETag as
+    W/"..." (a proxy that compressed it, a browser) still gets 304."""
+    image = (await upload(client, alice, [("w.jpg", JPEG)]))["images"][0]
+    url = image["file_url"]
+    etag = (await client.get(url, headers=bearer(alice))).headers["ETag"]
+    assert etag == f'"{image["sha256"]}"'
+    for header in (f"W/{etag}", f'"a", W/{etag}', f'W/"a",W/{etag}'):
+        resp = await client.get(url, headers={**bearer(alice), "If-None-Match": header})
+        assert resp.status == 304, header
+        assert resp.headers["ETag"] == etag and await resp.read() == b""
+    resp = await client.get(url, headers={**bearer(alice), "If-None-Match": 'W/"a"'})
+    assert resp.status == 200 and await resp.read() == JPEG
 
 
 async def test_download_conditional_and_ranges(client: Client, alice: str) -> None:

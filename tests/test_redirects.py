@@ -159,3 +159,28 @@ def test_presigned_url_lifetimes_are_bounded() -> None:
     for bad in ("5", "700000", "soon"):
         with pytest.raises(ConfigError, match="DOWNLOAD_URL_SECONDS"):
             Config.from_env({"DOWNLOAD_URL_SECONDS": bad})
+
+
+async def test_private_images_are_signed_with_a_private_cache_header(client: Client) -> None:
+    """What S3 sends back with a private image (response-cache-control, signed into the URL)
+    keeps it out of shared caches, for the original and the thumbnail alike."""
+    alice = (await sign_up(client, "alice"))["api_key"]
+    private = await upload(client, alice, make_image("PNG", (320, 240)), "secret.png")
+    assert private["visibility"] == "private"
+    for url in (private["file_url"], private["thumbnail_url"]):
+        resp = await client.get(url, headers=bearer(alice), allow_redirects=False)
+        assert resp.status == 302, url
+        location = resp.headers["Location"]
+        assert parse_qs(urlsplit(location).query)["response-cache-control"][0].startswith(
+            "private"), location
+        status, body, headers = await fetch(location)
+        assert status == 200 and body, url
+        assert headers["Cache-Control"].startswith("private"), (url, headers["Cache-Control"])
+    # The header is the service's: an anonymous public answer may be shared.
+    public = await upload(client, alice, make_image("PNG", (320, 240), seed=3), "open.png",
+                          visibility="public")
+    for url in (public["file_url"], public["thumbnail_url"]):
+        resp = await client.get(url, allow_redirects=False)
+        assert resp.status == 302, url
+        _, _, headers = await fetch(resp.headers["Location"])
+        assert headers["Cache-Control"].startswith("public"), (url, headers["Cache-Control"])

@@ -188,6 +188,25 @@ async def test_pages_cover_every_match_once_in_order(
     assert seen == expected
 
 
+async def test_a_search_cursor_is_bound_to_who_asked(
+    client: Client, corpus: dict[str, str]
+) -> None:
+    """bob's or an anonymous replay of alice's cursor is refused, and shows nobody alice's
+    private sunset."""
+    first = await search(client, "sunset", corpus["alice"], limit="1")
+    assert first["next_cursor"] is not None
+    params = {"q": "sunset", "limit": "10", "cursor": first["next_cursor"]}
+    rest = await search(client, "sunset", corpus["alice"], limit="10",
+                        cursor=first["next_cursor"])
+    assert "Private sunset" in [r["title"] for r in first["results"] + rest["results"]]
+    for headers in (bearer(corpus["bob"]), {}):
+        resp = await client.get("/search", params=params, headers=headers)
+        body = await resp.json()
+        assert "Private sunset" not in [r["title"] for r in body.get("results", [])]
+        assert resp.status == 422, body
+        assert list(body["error"]["details"]) == ["cursor"]
+
+
 async def test_the_head_plan_falls_back_when_no_title_matches(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -210,6 +210,24 @@ async def test_no_metadata_at_all(client: Client, alice: str) -> None:
 # --- visibility and caching ------------------------------------------------------------------
 
 
+async def test_a_weak_etag_revalidates_the_thumbnail(client: Client, alice: str) -> None:
+    (image,) = (await upload(client, alice, [("w.png", make_image("PNG", (640, 480)))])
+                )["images"]
+    for accept in ("image/webp", "image/jpeg"):
+        resp, data = await get_thumb(client, image["thumbnail_url"], alice, Accept=accept)
+        assert resp.status == 200 and data
+        etag = resp.headers["ETag"]
+        assert not etag.startswith("W/")
+        for header in (f"W/{etag}", f'"a", W/{etag}'):
+            resp, data = await get_thumb(client, image["thumbnail_url"], alice, Accept=accept,
+                                         **{"If-None-Match": header})
+            assert resp.status == 304 and data == b"", (accept, header)
+            assert resp.headers["ETag"] == etag
+        resp, data = await get_thumb(client, image["thumbnail_url"], alice, Accept=accept,
+                                     **{"If-None-Match": 'W/"a"'})
+        assert resp.status == 200 and data
+
+
 async def test_visibility_and_caching(client: Client, alice: str, bob: str) -> None:
     png = make_image("PNG", (500, 300))
     public = (await upload(client, alice, [("p.png", png)], visibility="public"))["images"][0]

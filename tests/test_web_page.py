@@ -542,6 +542,29 @@ def test_hostile_titles_stay_text(server: str, open_page: OpenPage, tmp_path: Pa
 
 
 @needs_chromium
+def test_an_upload_error_shows_a_hostile_file_name_as_text(
+    server: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The API's error names the file; the page shows that name as text, not as markup."""
+    name = "<img src=x id=pwned>.png"
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(server + "/app")
+    sign_up(page, "eve")
+    page.locator("#upload summary").click()
+    page.locator("#upload-files").set_input_files(write(tmp_path / name, b"not a picture"))
+    failed = page.locator("#uploads li.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".status")).to_contain_text(f'file 1 ("{name}")')
+    expect(failed.locator(".file")).to_have_text(name)
+    time.sleep(0.5)  # an element made from the name would be in the document by now
+    assert page.locator("#pwned, img[src='x']").count() == 0
+    # The refused upload is the one error in the console (Chromium logs the 415 itself).
+    assert all("415" in error for error in watched.errors), watched.errors
+    assert watched.dialogs == []
+
+
+@needs_chromium
 def test_a_phone_sized_screen(server: str, open_page: OpenPage, tmp_path: Path) -> None:
     watched: Watched = open_page(width=390, height=844, scale=2)
     page = watched.page
