@@ -51,7 +51,8 @@ def raise_validation_error(
 # refuses (request line or headers too long, malformed framing) and a dependency outage.
 COMMON_RESPONSES = {
     "400": "Malformed HTTP request (too long a URL or header, broken framing)",
-    "503": "The database or the object storage is unavailable; retry later",
+    "503": "The database or the object storage is unavailable, or the server is stopping "
+           "(then with Connection: close); retry later",
 }
 
 
@@ -115,6 +116,10 @@ def _clean_operation(operation: dict[str, Any], method: str, path: str,
         operation["requestBody"]["required"] = True
         responses.setdefault("413", _error("Too large: over the JSON limit (1 MiB) or an "
                                            "upload's limits", error_ref))
+        responses.setdefault("408", _error(
+            "The body arrived too slowly: nothing for READ_TIMEOUT seconds, slower than "
+            "MIN_UPLOAD_RATE, or (JSON) not whole within BODY_TIMEOUT; the connection is "
+            "closed", error_ref))
 
 
 def clean_spec(spec: dict[str, Any]) -> None:
