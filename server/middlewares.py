@@ -146,4 +146,6 @@ async def close_when_draining(request: web.Request, response: web.StreamResponse
     """Once stopping, every answer (those of requests in flight too) closes its connection,
     so that no client sends another request into a server about to go."""
     if request.app[IN_FLIGHT].draining:
-        response.force_close()
+        response.force_close()  # the connection closes after this answer
+        # aiohttp wrote its Connection header before this hook: say it here.
+        response.headers["Connection"] = "close"
