@@ -11,7 +11,7 @@ from .cors import add_cors_headers, cors_preflight_middleware
 from .inflight import InFlight
 from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
-from .middlewares import error_middleware, in_flight_middleware
+from .middlewares import close_when_draining, error_middleware, in_flight_middleware
 from .openapi import setup_openapi
 from .protocol import name_the_server
 from .resources import cpu_pool_ctx, database_ctx, storage_ctx
@@ -31,6 +31,7 @@ def create_app(config: Config) -> web.Application:
     app[IN_FLIGHT] = InFlight()
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(name_the_server)
+    app.on_response_prepare.append(close_when_draining)
     app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, storage_ctx])
     setup_routes(app)
     setup_openapi(app)

@@ -74,13 +74,19 @@ class Config:
     bcrypt_cost: int = 12
     # Origins allowed to call the API from a browser; empty: CORS off.
     cors_origins: tuple[str, ...] = ()
-    # Seconds an upload may stall (no bytes at all) before it is cut off with 408.
+    # Seconds any request body (an upload's, a JSON one) may stall, no bytes at all, before
+    # it is cut off with 408.
     read_timeout: float = 30
+    # Seconds a JSON body (at most 1 MiB) has to arrive whole, from its first read; then 408.
+    # With HEADER_TIMEOUT, it bounds how long a request that is not an upload holds a
+    # connection.
+    body_timeout: float = 20
     # On SIGTERM: how long in-flight requests may take to finish before they are cancelled.
     shutdown_grace: float = 30
     # Seconds a client has to send a request's headers, from its first byte (or connect).
     header_timeout: float = 10
-    # Slowest sustained upload accepted, in bytes per second, after the first READ_TIMEOUT.
+    # Slowest sustained body accepted (uploads', JSON), in bytes per second, once READ_TIMEOUT
+    # seconds were spent waiting for it.
     min_upload_rate: int = 16 * 1024
     # Open connections at most; the next ones get a 503 at once. 0: from the file limit.
     max_connections: int = 0
@@ -132,6 +138,7 @@ class Config:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             bcrypt_cost=_int(env, "BCRYPT_COST", 12, minimum=4),
             read_timeout=_int(env, "READ_TIMEOUT", 30),
+            body_timeout=_int(env, "BODY_TIMEOUT", 20),
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),

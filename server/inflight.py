@@ -6,12 +6,14 @@ import asyncio
 
 
 class InFlight:
-    """Counts the requests being handled; tells when there are none."""
+    """Counts the requests being handled; tells when there are none. Once draining (the
+    server is stopping), no new request is taken: see ``in_flight_middleware``."""
 
     def __init__(self) -> None:
         self.count = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.draining = False
 
     def enter(self) -> None:
         self.count += 1
@@ -21,3 +23,6 @@ class InFlight:
         self.count -= 1
         if self.count == 0:
             self.idle.set()
+
+    def drain(self) -> None:
+        self.draining = True

@@ -1,9 +1,13 @@
 """Serving, and stopping gracefully.
 
-On SIGTERM or SIGINT the listening socket closes at once (new connections are refused),
-requests in flight get up to the grace period to finish, uploads still streaming included
-(aiohttp's own shutdown stops reading from open connections, which would cut those off),
-and whatever is still running then is cancelled, so that its clean-up runs.
+On SIGTERM or SIGINT the listening socket closes at once (new connections are refused), a
+request that arrives on a kept-alive connection is answered 503 with Retry-After and
+Connection: close without starting any work, requests in flight get up to the grace period
+to finish, uploads still streaming included (aiohttp's own shutdown stops reading from open
+connections, which would cut those off), and their answers close their connections. What is
+still running then is cancelled, so that its clean-up runs; aiohttp gets one more second to
+close the connections. So a process stops within SHUTDOWN_GRACE + about 1 s (plus releasing
+the pool and storage), and at once when nothing is in flight.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ async def serve(config: Config) -> None:
 
     listener.close()  # refuse new connections
     in_flight = app[IN_FLIGHT]
+    in_flight.drain()  # and new requests on open ones: 503 + Connection: close
     log.info("stopping: %d request(s) in flight, %g s to finish", in_flight.count,
              config.shutdown_grace)
     try:

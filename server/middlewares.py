@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .errors import ApiError
+from .errors import ApiError, RequestTimeout
 from .keys import IN_FLIGHT
 from .storage import StorageUnavailable
 
@@ -87,7 +87,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        if isinstance(exc, RequestTimeout):
+            # The rest of the body is given up on: no next request can follow on this
+            # connection (protocol.py closes it once the answer is sent).
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects and 304 are answers, not errors
@@ -121,8 +126,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def in_flight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     tracker = request.app[IN_FLIGHT]
+    if tracker.draining:
+        # Stopping: a request that arrives on a kept-alive connection starts no work (it
+        # could outlast the grace period and be cut off half-done); the client retries on
+        # a new connection, which another process (or this one, restarted) accepts.
+        response = error_response(503, "shutting_down",
+                                  "The server is stopping; retry on a new connection",
+                                  headers={"Retry-After": "1"})
+        response.force_close()
+        return response
     tracker.enter()
     try:
         return await handler(request)
     finally:
         tracker.leave()
+
+
+async def close_when_draining(request: web.Request, response: web.StreamResponse) -> None:
+    """Once stopping, every answer (those of requests in flight too) closes its connection,
+    so that no client sends another request into a server about to go."""
+    if request.app[IN_FLIGHT].draining:
+        response.force_close()  # the connection closes after this answer
+        # aiohttp wrote its Connection header before this hook: say it here.
+        response.headers["Connection"] = "close"

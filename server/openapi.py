@@ -59,7 +59,8 @@ COMPONENTS: dict[str, type[Schema]] = {"ServiceInfo": ServiceInfoSchema,
 # refuses (request line or headers too long, malformed framing) and a dependency outage.
 COMMON_RESPONSES = {
     "400": "Malformed HTTP request (too long a URL or header, broken framing)",
-    "503": "The database or the object storage is unavailable; retry later",
+    "503": "The database or the object storage is unavailable, or the server is stopping "
+           "(then with Connection: close); retry later",
 }
 
 
@@ -123,6 +124,10 @@ def _clean_operation(operation: dict[str, Any], method: str, path: str,
     if body is not None:
         responses.setdefault("413", _error("Too large: over the JSON limit (1 MiB) or an "
                                            "upload's limits", error_ref))
+        responses.setdefault("408", _error(
+            "The body arrived too slowly: nothing for READ_TIMEOUT seconds, slower than "
+            "MIN_UPLOAD_RATE, or (JSON) not whole within BODY_TIMEOUT; the connection is "
+            "closed", error_ref))
         if "application/json" in body.get("content", {}):  # json_media_type_middleware
             responses.setdefault("415", _error(
                 "The body is not labelled as JSON (Content-Type: application/json)", error_ref))

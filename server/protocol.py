@@ -7,6 +7,7 @@ malformed request is told, and what the server calls itself.
 - aiohttp's own answer to a request it cannot parse is plain text that echoes the offending
   header back (an API key included) and logs a traceback; here it is the JSON envelope,
   a generic message, and one short log line.
+- A 408 (a body too slow, request_body.py) closes the connection as soon as it is sent.
 - The deadline for a request's headers is aiohttp's keep-alive timeout: it runs from the
   connection's start and from the end of each response, and only a complete set of
   headers stops it (see ``serve`` in lifecycle.py).
@@ -69,6 +70,16 @@ class ApiRequestHandler(RequestHandler):
                                 headers={"Server": SERVER_NAME})
         response.force_close()
         return response
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        sent, reset = await super().finish_response(request, resp, start_time)
+        if sent.status == 408 and not reset:
+            # A body given up on for slowness: close once the answer is out (asyncio sends
+            # what is written first) instead of lingering up to 10 s for the rest of it.
+            self.force_close()
+        return sent, reset
 
 
 class _Refuse(asyncio.Protocol):

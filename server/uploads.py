@@ -27,7 +27,6 @@ from .cpu import run_cpu
 from .errors import (
     BadRequest,
     PayloadTooLarge,
-    RequestTimeout,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -43,6 +42,7 @@ from .imaging import (
     sniff_format,
 )
 from .imaging.privacy import strip_location
+from .request_body import Pace, stalled
 from .services import thumbnails
 from .services.thumbnails import StoredThumbnail
 from .storage import Storage, new_key
@@ -101,15 +101,6 @@ class UploadBatch:
                              return_exceptions=True)
 
 
-@dataclass(slots=True)
-class Pace:
-    """How fast one request's client sends: bytes over the time spent waiting for them
-    (time the service itself spends storing or hashing does not count against it)."""
-
-    received: int = 0
-    waited: float = 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class Limits:
     """One request's limits (and its pace: make one Limits per request)."""
@@ -128,12 +119,7 @@ class Limits:
     pace: Pace = field(default_factory=Pace)
 
     def check_pace(self) -> None:
-        owed = self.min_rate * (self.pace.waited - self.read_timeout)
-        if self.min_rate and self.pace.received < owed:
-            raise RequestTimeout(
-                f"The client sends slower than {self.min_rate} bytes/s",
-                details={"min_rate": self.min_rate, "received": self.pace.received,
-                         "seconds": round(self.pace.waited, 1)})
+        self.pace.check(self.min_rate, self.read_timeout)
 
 
 def _malformed(exc: BaseException) -> BadRequest:
@@ -162,8 +148,7 @@ async def _chunk(part: BodyPartReader, limits: Limits) -> bytes:
         async with asyncio.timeout(limits.read_timeout):
             data = await part.read_chunk(CHUNK)
     except TimeoutError:
-        raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
-                             details={"read_timeout": limits.read_timeout}) from None
+        raise stalled(limits.read_timeout) from None
     except (HttpProcessingError, ValueError, AssertionError) as exc:
         # aiohttp's reader on a body that ends without its closing boundary.
         raise _malformed(exc) from None
@@ -373,8 +358,7 @@ async def _next_part(reader: MultipartReader, limits: Limits) -> object:
             raise ValueError("a part without a name (or a body cut off after a boundary)")
         return part
     except TimeoutError:
-        raise RequestTimeout(f"No data from the client for {limits.read_timeout:g} s",
-                             details={"read_timeout": limits.read_timeout}) from None
+        raise stalled(limits.read_timeout) from None
     except (HttpProcessingError, ValueError, AssertionError) as exc:
         # aiohttp's parser refuses malformed framing and headers (control characters, ...).
         raise _malformed(exc) from None

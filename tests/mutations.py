@@ -373,6 +373,46 @@ MUTATIONS = (
         "        if score is None:\n            score = 0.0\n",
         ("tests/test_robust_matching.py::test_pictures_that_only_share_a_phash_are_not_found",),
     ),
+    Mutation(
+        "JSON body deadline removed", "server/request_body.py",
+        "        left = limits.deadline - (time.monotonic() - started)\n",
+        '        left = float("inf")\n',
+        ("tests/test_slow_bodies.py",),
+    ),
+    Mutation(
+        "JSON body idle timeout removed", "server/request_body.py",
+        "            async with asyncio.timeout(min(left, limits.idle_timeout)):\n",
+        "            async with asyncio.timeout(left):\n",
+        ("tests/test_slow_clients.py::test_a_json_body_that_stalls_is_cut_off",),
+    ),
+    Mutation(
+        "JSON body minimum rate removed", "server/request_body.py",
+        "        pace.check(limits.min_rate, limits.idle_timeout)\n", "",
+        ("tests/test_slow_clients.py::"
+         "test_a_json_body_slower_than_the_minimum_rate_is_cut_off",),
+    ),
+    Mutation(
+        "a 408 lingers on its connection", "server/protocol.py",
+        "        if sent.status == 408 and not reset:\n", "        if False:\n",
+        ("tests/test_slow_bodies.py::test_a_trickled_json_body_is_cut_off_at_the_deadline",),
+    ),
+    Mutation(
+        "keep-alive requests accepted after stop", "server/lifecycle.py",
+        "    in_flight.drain()  # and new requests on open ones: 503 + Connection: close\n", "",
+        ("tests/test_shutdown.py::test_after_sigterm_kept_alive_connections_get_no_new_work",),
+    ),
+    Mutation(
+        "answers after stop keep their connection alive", "server/middlewares.py",
+        "    if request.app[IN_FLIGHT].draining:\n        response.force_close()",
+        "    if False:\n        response.force_close()",
+        ("tests/test_shutdown.py::test_after_sigterm_kept_alive_connections_get_no_new_work",),
+    ),
+    Mutation(
+        "worker exit 0 not replaced", "server/workers.py",
+        "                if code is None or self.stopping:\n",
+        "                if code is None or code == 0 or self.stopping:\n",
+        ("tests/test_workers.py::test_a_worker_that_exits_with_status_0_is_replaced",),
+    ),
 )
 
 

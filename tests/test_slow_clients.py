@@ -93,3 +93,41 @@ async def test_a_vanished_client_leaves_nothing(client: Client, clean_db: str) -
         if await leftovers(client, clean_db) == ([], 0):
             break
     assert await leftovers(client, clean_db) == ([], 0)
+
+
+async def json_trickle(client: Client, pieces: list[bytes], every: float) -> tuple[bytes, float]:
+    """A sign-up whose 1,000-byte JSON body is sent as `pieces`, `every` seconds apart (then
+    nothing); the answer and the seconds it took, from the end of the headers."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n")
+    started = time.perf_counter()
+    answer = asyncio.ensure_future(reader.read(4096))
+    for piece in pieces:
+        await asyncio.wait([answer], timeout=every)
+        if answer.done():
+            break
+        writer.write(piece)
+    try:
+        return await asyncio.wait_for(answer, timeout=5), time.perf_counter() - started
+    finally:
+        writer.close()
+
+
+async def test_a_json_body_that_stalls_is_cut_off(client: Client) -> None:
+    """Ten bytes, then silence: 408 once READ_TIMEOUT (1 s here) passes without a byte,
+    long before BODY_TIMEOUT (20 s)."""
+    answer, seconds = await json_trickle(client, [b'{"username'], every=0.1)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"read_timeout": 1.0' in answer and b"Connection: close" in answer
+    assert seconds < 3
+
+
+async def test_a_json_body_slower_than_the_minimum_rate_is_cut_off(client: Client) -> None:
+    """A byte every 0.2 s never stalls for READ_TIMEOUT, but is far below MIN_UPLOAD_RATE:
+    408 once READ_TIMEOUT seconds were spent waiting."""
+    answer, seconds = await json_trickle(client, [b" "] * 100, every=0.2)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"min_rate": 16384' in answer
+    assert seconds < 3

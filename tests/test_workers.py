@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import _migrated_database
 from tests.databases import drop_database
 from tests.images import make_image
-from tests.raw_http import closing, part_head, upload_head
+from tests.raw_http import closing, form, part_head, read_answer, upload_head
 from tests.test_cli import start_server
 
 
@@ -63,6 +63,14 @@ def children(pid: int) -> set[int]:
 
 def pids_in_log(log: Path, pattern: str) -> set[int]:
     return {int(m.group(1)) for m in re.finditer(r"\[(\d+)\] [\w.]+: " + pattern, log.read_text())}
+
+
+def kept_alive(port: int) -> socket.socket:
+    """A connection that has had one answer and stays open for the next request."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_answer(sock)[0] == 200
+    return sock
 
 
 @pytest.fixture
@@ -112,27 +120,74 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path, dsn: 
 
 
 def test_a_graceful_stop_of_all_workers_finishes_an_upload(tmp_path: Path, dsn: str) -> None:
+    """SIGTERM to the supervisor: the upload in flight in one worker completes (201); uploads
+    sent afterwards on connections kept alive from before store nothing: the busy worker
+    answers them 503 + Connection: close, the idle one has closed its connections (it had
+    nothing in flight, so it stopped at once); everything stops once the upload is done,
+    long before SHUTDOWN_GRACE (10 s)."""
     with server(tmp_path, {"DATABASE_URL": dsn}, "--workers", "2") as (process, url, log):
         key = sign_up(url, "uploader")
         port = int(url.rsplit(":", 1)[1])
+        idle = [kept_alive(port) for _ in range(6)]  # spread over both workers by the kernel
         image = make_image("PNG", (300, 200), seed=3)
         body = part_head("a.png") + image + closing()
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(upload_head(key, len(body)) + body[:1000])
         time.sleep(0.5)  # the upload is in flight in one of the workers
         process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
         time.sleep(0.5)
+        late = form([("b.png", make_image("PNG", (40, 40), seed=4))])
+        refused = 0
+        for conn in idle:
+            try:
+                conn.sendall(upload_head(key, len(late)) + late)
+                status, headers, answer = read_answer(conn)
+            except ConnectionError:
+                continue  # closed by the worker that stopped at once
+            finally:
+                conn.close()
+            assert status == 503 and headers["connection"] == "close", answer
+            assert json.loads(answer)["error"]["code"] == "shutting_down"
+            refused += 1
         sock.sendall(body[1000:])
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            answer += sock.recv(65536)
+        status, headers, answer = read_answer(sock)
         sock.close()
-        assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+        assert status == 201, answer
+        assert headers["connection"] == "close"
         assert process.wait(60) == 0, log.read_text()
+        assert time.monotonic() - signalled < 6, "the stop waited for more than the upload"
         text = log.read_text()
         assert "stopping 2 workers" in text and text.count("] server.lifecycle: stopped") == 2
+        assert text.count("POST /images 201") == 1
+        assert text.count("POST /images 503") == refused
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_a_worker_that_exits_with_status_0_is_replaced(tmp_path: Path, dsn: str) -> None:
+    """Not only a killed worker: one stopped gracefully on its own (SIGTERM to the worker
+    alone, as an operator or an OOM-averse tool might send: it finishes its requests and
+    exits 0) while the supervisor is not stopping is replaced too."""
+    with server(tmp_path, {"DATABASE_URL": dsn}, "--workers", "2") as (process, url, log):
+        workers = children(process.pid)
+        assert len(workers) == 2
+        deadline = time.monotonic() + 30
+        while pids_in_log(log, r"worker accepting on") != workers:  # signal handlers set
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        victim = min(workers)
+        os.kill(victim, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while len(children(process.pid) - {victim}) < 2 or len(pids_in_log(
+                log, r"worker accepting on")) < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert f"(pid {victim}) exited with status 0; starting another" in log.read_text()
+        assert victim not in children(process.pid)
+        for _ in range(10):
+            assert call(url + "/health")[0] == 200
+    assert process.returncode == 0
 
 
 def test_workers_on_the_embedded_database(tmp_path: Path) -> None:
