@@ -208,6 +208,69 @@ def minhash_line(vocab: Vocabulary, features: Features, real: list[np.ndarray],
     return _line(f"minhash k={k} s={s} (vocab 2^20)", outs, features, 0.0)
 
 
+async def pg(args: argparse.Namespace) -> None:
+    import os
+
+    import asyncpg
+
+    from bench import retrieval_pg as rpg
+
+    features, names = load_features(args.per_family)
+    vocab = vocabulary(features)
+    pool = SyntheticPool(features.distractors, features.extra)
+    real = features.originals + features.distractors
+    n_synth = args.images - len(real)
+    conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+    await conn.execute("set statement_timeout = 0")
+    report = [f"PostgreSQL {await conn.fetchval('show server_version')}, {args.images:,} images "
+              f"({len(real):,} real), {len(features.queries)} queries"]
+    for design in args.design:
+        started = time.perf_counter()
+        if design == "A":
+            q = lsh(args.bits, args.tables)
+            probes = [np.unique(q(d)).tolist() for d in features.queries]
+            t_q = percentile([_timed(q, d) for d in features.queries[:100]], 50)
+            corpus = Corpus.build(key_sets(q, real), synthetic_sets(q, pool, n_synth, 5))
+            await rpg.load_postings(conn, corpus.keys, corpus.images)
+            del corpus
+            label = f"A posting arrays, lsh {args.bits} bits x{args.tables}, df <= {args.max_df}"
+        else:
+            q = vocab.extended(4).words
+            sets = key_sets(q, real) + synthetic_sets(q, pool, n_synth, 5)
+            sketches = minhash_sketches(sets, args.k, 1)
+            del sets
+            qs = minhash_sketches(key_sets(q, features.queries), args.k, 1)
+            probes = [row[row >= 0].tolist() for row in qs]
+            t_q = percentile([_timed(q, d) for d in features.queries[:100]], 50)
+            await rpg.load_sketches(conn, sketches)
+            label = f"B min-hash sketches k={args.k} s=1, B-tree"
+        for table in rpg.TABLES[design]:
+            await conn.execute(f"vacuum analyze {table}")
+        load_s = time.perf_counter() - started
+        size = await rpg.sizes(conn, design)
+        cold, warm, hits = [], [], {20: 0, 50: 0}
+        for probe, truth in zip(probes, features.query_truth, strict=True):
+            cold.append((await rpg.candidates(conn, design, probe, args.max_df, 50))[1])
+        for probe, truth in zip(probes, features.query_truth, strict=True):
+            ids, ms = await rpg.candidates(conn, design, probe, args.max_df, 50)
+            warm.append(ms)
+            for k in hits:
+                hits[k] += truth in ids[:k]
+        middle = probes[int(np.argsort(warm)[len(warm) // 2])]
+        plan = await rpg.explain(conn, design, middle, args.max_df, 50)
+        n = len(probes)
+        report.append(
+            f"{label}: loaded in {load_s:.0f} s; bytes/image "
+            f"{sum(size.values()) / args.images:,.0f} {size}; warm p50 "
+            f"{percentile(warm, 50):.1f} ms p95 {percentile(warm, 95):.1f} ms; first pass p50 "
+            f"{percentile(cold, 50):.1f} ms p95 {percentile(cold, 95):.1f} ms; R@20 "
+            f"{hits[20] / n:.3f} R@50 {hits[50] / n:.3f}; quantise p50 {t_q:.2f} ms; "
+            f"probe keys p50 {np.median([len(p) for p in probes]):.0f}\n{plan}")
+        print(report[-1], flush=True)
+    await conn.close()
+    print("\n\n".join(report))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -215,11 +278,23 @@ def main() -> None:
     off.add_argument("--synthetic", type=int, default=100_000)
     off.add_argument("--target", type=int, default=1_000_000)
     off.add_argument("--per-family", type=int, default=2)
+    on = sub.add_parser("pg")
+    on.add_argument("--images", type=int, default=1_000_000)
+    on.add_argument("--design", nargs="+", default=["A", "B"], choices=["A", "B"])
+    on.add_argument("--bits", type=int, default=24)
+    on.add_argument("--tables", type=int, default=2)
+    on.add_argument("--max-df", type=int, default=500)
+    on.add_argument("--k", type=int, default=64)
+    on.add_argument("--per-family", type=int, default=2)
     args = parser.parse_args()
     random.seed(0)
     Image.MAX_IMAGE_PIXELS = None
     if args.command == "offline":
         offline(args)
+    else:
+        import asyncio
+
+        asyncio.run(pg(args))
 
 
 if __name__ == "__main__":
