@@ -72,11 +72,11 @@ def screen_photo(im: Image.Image, rng: random.Random, others: list[Image.Image])
     canvas = np.full((h, w, 3), 25, np.uint8)
     pic = np.asarray(_scaled(im, 700).convert("RGB"))
     ph, pw = pic.shape[:2]
-    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
     j = [rng.uniform(-50, 50) for _ in range(8)]
     x0, y0 = 250, max(20, (h - ph) // 2)
-    dst = np.float32([[x0 + j[0], y0 + j[1]], [x0 + pw + j[2], y0 + j[3]],
-                      [x0 + pw + j[4], y0 + ph + j[5]], [x0 + j[6], y0 + ph + j[7]]])
+    dst = np.array([[x0 + j[0], y0 + j[1]], [x0 + pw + j[2], y0 + j[3]],
+                    [x0 + pw + j[4], y0 + ph + j[5]], [x0 + j[6], y0 + ph + j[7]]], np.float32)
     warped = cv2.warpPerspective(pic, cv2.getPerspectiveTransform(src, dst), (w, h),
                                  borderMode=cv2.BORDER_TRANSPARENT, dst=canvas.copy())
     out = Image.fromarray(warped).filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6)))

@@ -34,7 +34,8 @@ def orb(im: Image.Image, side: int, count: int) -> tuple[np.ndarray, np.ndarray]
     if scale < 1.0:
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))),
                            Image.Resampling.BILINEAR)
-    detector = cv2.ORB_create(nfeatures=count, fastThreshold=10)
+    detector = cv2.ORB_create(  # type: ignore[attr-defined]
+        nfeatures=count, fastThreshold=10)
     points, desc = detector.detectAndCompute(np.asarray(gray), None)
     if desc is None:
         return np.zeros((0, 2), np.float32), np.zeros((0, 4), np.uint64)
@@ -52,7 +53,8 @@ def query_features(data: bytes) -> np.ndarray:
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """All distances between the rows of a (n x 4) and b (m x 4): n x m int."""
-    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1, dtype=np.int32)
+    out: np.ndarray = np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1, dtype=np.int32)
+    return out
 
 
 def nearest(desc: np.ndarray, centres: np.ndarray, block: int = 4096) -> np.ndarray:
@@ -68,8 +70,8 @@ def _majority(desc: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Gener
     sums = np.zeros((k, 256), np.int64)
     np.add.at(sums, labels, bits)
     counts = np.bincount(labels, minlength=k)
-    centres = np.packbits((sums * 2 > counts[:, None]).astype(np.uint8), axis=1)
-    centres = centres.view(np.uint64).reshape(k, 4).copy()
+    packed = np.packbits((sums * 2 > counts[:, None]).astype(np.uint8), axis=1)
+    centres: np.ndarray = packed.view(np.uint64).reshape(k, 4).copy()
     empty = counts == 0
     centres[empty] = desc[rng.integers(0, len(desc), int(empty.sum()))] if len(desc) else old[empty]
     return centres
@@ -103,7 +105,7 @@ class Vocabulary:
 
     @property
     def size(self) -> int:
-        return len(self.top) * self.leaves.shape[1] << len(self.extra_bits)
+        return int(len(self.top) * self.leaves.shape[1]) << len(self.extra_bits)
 
     def extended(self, bits: int) -> Vocabulary:
         return Vocabulary(self.top, self.leaves, SPREAD_BITS[:bits])
@@ -124,7 +126,8 @@ class Vocabulary:
         for c in np.unique(top):
             rows = np.nonzero(top == c)[0]
             leaf[rows] = hamming(desc[rows], self.leaves[c]).argmin(1)
-        return top * self.leaves.shape[1] + leaf
+        word: np.ndarray = top * self.leaves.shape[1] + leaf
+        return word
 
 
 _BASE_WORDS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}

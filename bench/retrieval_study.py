@@ -36,7 +36,6 @@ from bench.retrieval_features import (
     sampled_words,
     stored_features,
     text_pages,
-    training_descriptors,
 )
 from bench.retrieval_offline import Corpus, minhash_sketches, vote
 from tests.photo_edits import distractors, load_photos
@@ -249,7 +248,7 @@ async def pg(args: argparse.Namespace) -> None:
         load_s = time.perf_counter() - started
         size = await rpg.sizes(conn, design)
         cold, warm, hits = [], [], {20: 0, 50: 0}
-        for probe, truth in zip(probes, features.query_truth, strict=True):
+        for probe in probes:
             cold.append((await rpg.candidates(conn, design, probe, args.max_df, 50))[1])
         for probe, truth in zip(probes, features.query_truth, strict=True):
             ids, ms = await rpg.candidates(conn, design, probe, args.max_df, 50)
