@@ -71,9 +71,13 @@ def signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-async def load(conn: asyncpg.Connection, total: int,
-               centres: list[tuple[Signal, ...]]) -> dict[int, tuple[np.ndarray, list[uuid.UUID]]]:
-    """Fill the tables; answer, per region, the stored pHashes and their image ids."""
+async def load(conn: asyncpg.Connection, total: int, centres: list[tuple[Signal, ...]],
+               reuse: bool = False) -> dict[int, tuple[np.ndarray, list[uuid.UUID]]]:
+    """Fill the tables; answer, per region, the stored pHashes and their image ids. With
+    `reuse`, tables that an earlier run filled (the same generator, so the same rows) are
+    kept: only the answer is computed again (queries can be re-measured without a reload)."""
+    if reuse:
+        return await _reused(conn, total)
     await conn.execute("truncate images, users cascade")
     owner = uuid.uuid4()
     await conn.copy_records_to_table("users", columns=["id", "username", "password_hash"],
@@ -112,6 +116,22 @@ async def load(conn: asyncpg.Connection, total: int,
     return per_region
 
 
+async def _reused(conn: asyncpg.Connection,
+                  total: int) -> dict[int, tuple[np.ndarray, list[uuid.UUID]]]:
+    """What load() answers, read back from the tables it filled."""
+    if await conn.fetchval("select count(*) from images") != total:
+        raise SystemExit(f"--reuse: the database does not hold {total:,} images; load first")
+    per_region: dict[int, tuple[np.ndarray, list[uuid.UUID]]] = {}
+    for region in range(len(REGIONS)):
+        rows = await conn.fetch("select phash, image_id from image_signals where region = $1",
+                                region)
+        per_region[region] = (np.array([r["phash"] & MASK for r in rows], dtype=np.uint64),
+                              [r["image_id"] for r in rows])
+    print(f"reused {total:,} images and {sum(len(v[1]) for v in per_region.values()):,} "
+          "signals", flush=True)
+    return per_region
+
+
 async def _copy_images(conn: asyncpg.Connection, ids: list[uuid.UUID], owner: uuid.UUID,
                        which: np.ndarray, centres: list[tuple[Signal, ...]]) -> None:
     for start in range(0, len(ids), 200_000):
@@ -145,15 +165,17 @@ def query_images(count: int) -> list[bytes]:
     return out
 
 
-async def run(total: int, n_queries: int, exact_checks: int) -> None:
+async def run(total: int, n_queries: int, exact_checks: int, reuse: bool) -> None:
     dsn = os.environ["DATABASE_URL"]
     conn = await asyncpg.connect(dsn)
     await init_connection(conn)
     await conn.execute("set statement_timeout = 0")  # loading takes minutes
     await migrate(conn)
-    print(f"computing the signals of {CENTRES} generated pictures ...", flush=True)
-    centres = [c for c in centre_signals(CENTRES) if c]
-    per_region = await load(conn, total, centres)
+    centres = []
+    if not reuse:
+        print(f"computing the signals of {CENTRES} generated pictures ...", flush=True)
+        centres = [c for c in centre_signals(CENTRES) if c]
+    per_region = await load(conn, total, centres, reuse)
     queries = load_queries()
     images = query_images(n_queries)
     facts = [analyse(data, max_pixels=10**8, query=True) for data in images]
@@ -208,5 +230,7 @@ if __name__ == "__main__":
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--exact-checks", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the tables an earlier run of the same --images filled")
     args = parser.parse_args()
-    asyncio.run(run(args.images, args.queries, args.exact_checks))
+    asyncio.run(run(args.images, args.queries, args.exact_checks, args.reuse))
