@@ -438,13 +438,6 @@ MUTATIONS = (
         ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
     ),
     Mutation(
-        "region proposals: region matches unverified", "server/services/matching.py",
-        'score = verify(variant, row["distance"], row["dhash"], bytes(row["thumb"]))',
-        'score = (verify(variant, row["distance"], row["dhash"], bytes(row["thumb"]))\n'
-        '                 if variant.corners is None else 1 - row["distance"] / 64)',
-        ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
-    ),
-    Mutation(
         "region proposals: any contour taken as a rectangle", "server/imaging/regions.py",
         "RECTANGULAR = 0.9", "RECTANGULAR = 0.0",
         ("tests/test_copy_search.py::test_a_plain_photo_proposes_no_part_of_itself_as_a_picture",),
