@@ -413,6 +413,40 @@ MUTATIONS = (
         "                if code is None or code == 0 or self.stopping:\n",
         ("tests/test_workers.py::test_a_worker_that_exits_with_status_0_is_replaced",),
     ),
+    Mutation(
+        "region proposals: turned off (no larger copy decoded)", "server/imaging/hashing.py",
+        "work = working_image(im, EDGE_SIDE if query else None)",
+        "work = working_image(im, None)",
+        ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
+    ),
+    Mutation(
+        "region proposals: corners not scaled back to query pixels", "server/imaging/hashing.py",
+        "sx, sy = size[0] / detail.width, size[1] / detail.height",
+        "sx, sy = 1.0, 1.0",
+        ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
+    ),
+    Mutation(
+        "region proposals: found in the stored (not upright) pixels", "server/imaging/decoding.py",
+        "detail = detail.transpose(transpose) if detail is not None else None",
+        "detail = detail",
+        ("tests/test_copy_search.py::test_corners_are_in_the_upright_query_pixels",),
+    ),
+    Mutation(
+        "region proposals: the match forgets its corners", "server/services/matching.py",
+        "variant.region, variant.label,\n                      variant.corners)",
+        "variant.region, variant.label)",
+        ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
+    ),
+    Mutation(
+        "region proposals: any contour taken as a rectangle", "server/imaging/regions.py",
+        "RECTANGULAR = 0.9", "RECTANGULAR = 0.0",
+        ("tests/test_copy_search.py::test_a_plain_photo_proposes_no_part_of_itself_as_a_picture",),
+    ),
+    Mutation(
+        "region proposals: smallest first", "server/imaging/regions.py",
+        "sorted(found, key=lambda item: -item[0])", "sorted(found, key=lambda item: item[0])",
+        ("tests/test_copy_search.py::test_proposals_are_few_and_largest_first",),
+    ),
 )
 
 

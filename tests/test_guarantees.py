@@ -22,7 +22,8 @@ from server.app import create_app
 from server.config import Config
 from server.db.pool import init_connection, plan_cache_mode
 from server.db.queries import load_queries, positional_args, sql_of
-from server.imaging.decoding import _decode_small
+from server.imaging.decoding import _decode
+from server.imaging.regions import EDGE_SIDE
 from server.imaging.sniff import open_lazy
 from server.keys import STORAGE
 from server.services import search
@@ -185,12 +186,18 @@ async def test_the_apps_own_key_lookup_uses_its_index(clean_db: str) -> None:
 
 def test_jpeg_is_decoded_at_reduced_scale() -> None:
     """A 12 MP JPEG is decoded by libjpeg's DCT scaling to about 256 px on the short side:
-    a full decode would cost 36 MB and ten times the time."""
+    a full decode would cost 36 MB and ten times the time. A query's larger copy (where its
+    picture regions are found) comes from the same single decode, at a long side of 640-1279."""
     data = make_image("JPEG", (4000, 3000), seed=12, quality=90)
     with open_lazy(io.BytesIO(data), "JPEG") as im:
-        small = _decode_small(im)
+        small, detail = _decode(im, None)
     assert max(small.size) <= 1000 and min(small.size) >= 256, small.size
-    assert isinstance(small, Image.Image)
+    assert isinstance(small, Image.Image) and detail is None
+    with open_lazy(io.BytesIO(data), "JPEG") as im:
+        small, detail = _decode(im, EDGE_SIDE)
+        assert detail is im  # one decode: the working size is reduced from it
+    assert EDGE_SIDE <= max(detail.size) < 2 * EDGE_SIDE, detail.size
+    assert min(small.size) >= 256 and max(small.size) <= 1000, small.size
 
 
 

@@ -37,7 +37,7 @@ def _hashes_json(phash: int, dhash: int, ahash: int, whash: int,
 
 
 Results = tuple[list[dict[str, Any]], str | None]  # the page's results and next cursor
-_WHOLE = {"signal": "whole", "region": "whole", "variant": "whole"}
+_WHOLE = {"signal": "whole", "region": "whole", "variant": "whole", "query_part": "whole"}
 
 
 async def _filters(

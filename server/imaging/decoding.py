@@ -8,6 +8,7 @@ shows on a page); the EXIF orientation is applied to the small image.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from typing import NamedTuple
@@ -56,6 +57,9 @@ class Working(NamedTuple):
     gray: Image.Image  # mode L
     rgb: Image.Image  # mode RGB, same size
     display: Image.Image  # L, LA, RGB or RGBA, same size: alpha kept (for thumbnails)
+    # Mode L, upright, flattened, long side >= the detail_side asked for (when the image has
+    # it): what a query's picture regions are found in. None unless asked for.
+    detail: Image.Image | None = None
 
 
 # --- decoding ----------------------------------------------------------------------------
@@ -113,19 +117,37 @@ def flatten(im: Image.Image) -> Image.Image:
     return white
 
 
-def _decode_small(im: ImageFile.ImageFile) -> Image.Image:
-    """Decode once with a short side of about WORKING_SHORT_SIDE (never below, if larger)."""
-    if pillow_format(im) == "JPEG":
-        # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 keeping both sides >= the target.
-        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))
-        im.load()
-        return normalise_mode(im)
-    base = normalise_mode(im)
-    factor = max(1, min(base.size) // WORKING_SHORT_SIDE)
+def _reduced(im: Image.Image, short_side: int) -> Image.Image:
+    """A box reduction keeping the short side >= short_side (when it was)."""
+    factor = max(1, min(im.size) // short_side)
     if factor == 1:
-        base.load()
-        return base
-    return base.reduce(factor)
+        im.load()
+        return im
+    return im.reduce(factor)
+
+
+def _decode(im: ImageFile.ImageFile, detail_side: int | None) -> tuple[Image.Image,
+                                                                        Image.Image | None]:
+    """Decode once: the working size (short side about WORKING_SHORT_SIDE, never below if
+    larger) and, when detail_side is given, a larger copy with a long side of at least
+    detail_side (when the image has it) that the working size is reduced from."""
+    jpeg = pillow_format(im) == "JPEG"
+    if jpeg:
+        # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 keeping both sides >= the target.
+        w, h = im.size
+        target = (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE)
+        if detail_side is not None:  # and the long side >= detail_side
+            ratio = detail_side / max(w, h)
+            target = (max(target[0], math.ceil(w * ratio)), max(target[1], math.ceil(h * ratio)))
+        im.draft(im.mode, target)
+        im.load()
+    base = normalise_mode(im)
+    if detail_side is None:
+        return (base if jpeg else _reduced(base, WORKING_SHORT_SIDE)), None
+    if jpeg:  # the working size from the larger decode: no second decode
+        return _reduced(base, WORKING_SHORT_SIDE), base
+    return (_reduced(base, WORKING_SHORT_SIDE),
+            base.reduce(max(1, max(base.size) // detail_side)))
 
 
 def exif_orientation(im: Image.Image) -> int:
@@ -137,20 +159,24 @@ def exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def working_image(im: ImageFile.ImageFile) -> Working:
-    """The small upright working images of a freshly opened (not yet loaded) image.
+def working_image(im: ImageFile.ImageFile, detail_side: int | None = None) -> Working:
+    """The small upright working images of a freshly opened (not yet loaded) image, and
+    with detail_side the larger gray copy too (from the same decode).
 
     Hash variants (rotations, flips) are cheap from here: ``hashes_of(w.gray.transpose(t))``.
     Raises what Pillow raises on corrupt data; the caller has checked the pixel count.
     """
-    display = _decode_small(im)
+    display, detail = _decode(im, detail_side)
     if display is im:
         display = im.copy()  # the working images must outlive the opened file
     # After decoding: a PNG's eXIf chunk may follow the pixel data.
     transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
     if transpose is not None:
         display = display.transpose(transpose)
+        detail = detail.transpose(transpose) if detail is not None else None
+    gray_detail = flatten(detail).convert("L") if detail is not None else None
     small = flatten(display)
     if small.mode == "L":
-        return Working(gray=small, rgb=small.convert("RGB"), display=display)
-    return Working(gray=small.convert("L"), rgb=small, display=display)
+        return Working(gray=small, rgb=small.convert("RGB"), display=display,
+                       detail=gray_detail)
+    return Working(gray=small.convert("L"), rgb=small, display=display, detail=gray_detail)

@@ -29,7 +29,8 @@ from server.imaging.decoding import (
     normalise_mode,
     working_image,
 )
-from server.imaging.signals import Signal, query_signals, stored_signals
+from server.imaging.regions import EDGE_SIDE, proposals, scaled
+from server.imaging.signals import Signal, picture_signals, query_signals, stored_signals
 from server.imaging.sniff import (
     ACCEPTED,
     SNIFF_BYTES,
@@ -186,7 +187,8 @@ def _analyse_open(
     over_pillow = limit is not None and width * height > limit
     try:
         with pillow_limit_lifted() if over_pillow else nullcontext():
-            work = working_image(im)
+            # A query also needs the larger copy its picture regions are found in.
+            work = working_image(im, EDGE_SIDE if query else None)
         frames = _frame_count(im)
         phash, dhash, ahash, whash = hashes_of(work.gray)
         small = encode(work.display, SMALL) if thumbnail else None
@@ -195,6 +197,11 @@ def _analyse_open(
     orientation = exif_orientation(im)
     if orientation >= 5:  # 5-8 swap the axes
         width, height = height, width
+    query_variants: list[Signal] = []
+    if query:
+        query_variants = query_signals(work.gray, variants)
+        if work.detail is not None:
+            query_variants += picture_variants(work.detail, (width, height))
     return ImageFacts(
         format=fmt,
         content_type=ACCEPTED[fmt],
@@ -208,9 +215,18 @@ def _analyse_open(
         frames=frames,
         variant_phashes=variant_phashes(work.gray) if variants else (),
         signals=() if query else tuple(stored_signals(work.gray)),
-        query_variants=tuple(query_signals(work.gray, variants)) if query else (),
+        query_variants=tuple(query_variants),
         thumbnail=small,
     )
+
+
+def picture_variants(detail: Image.Image, size: tuple[int, int]) -> list[Signal]:
+    """The variants of the pictures found in a query's detail image, their corners in the
+    query's own (upright) pixels, `size`."""
+    sx, sy = size[0] / detail.width, size[1] / detail.height
+    return [signal for n, found in enumerate(proposals(detail), start=1)
+            for signal in picture_signals(found.picture, f"picture in the query (region {n})",
+                                          scaled(found.corners, sx, sy))]
 
 
 # The seven rotations and flips besides the identity: the dihedral group of the square.

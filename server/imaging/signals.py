@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft
@@ -34,6 +34,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from .bits import hamming, to_signed
+from .regions import Corners
 
 # Bump with anything that changes the signals (and add a migration for images_to_rehash).
 SIGNALS_VERSION = 2
@@ -47,6 +48,7 @@ CENTRE_SCALES = (1.0, 0.95, 0.9)
 CORNER_SCALES = (1.0, 0.96, 0.92, 0.88, 0.84, 0.8)
 BAR_FRACTIONS = (0.1, 0.125, 0.15)
 ROTATIONS = (-4.5, -2.5, 2.5, 4.5)
+PICTURE_CENTRE_SCALES = (1.0,)  # a picture found in the query: its centre (bench/region_study.py)
 RADIUS = 6  # pHash bits between a query variant and a stored region (the probe's radius)
 RADII = {"whole": 8}  # where a region's radius differs
 DHASH_MAX = 16
@@ -69,6 +71,9 @@ class Signal:
     dhash: int  # signed 64-bit
     thumb: bytes  # THUMB x THUMB gray levels
     label: str = ""  # on the query side: what the variant assumes ("crop 0.9", ...)
+    # On the query side, for a picture found in the query (regions.py): where it lies, in
+    # the query's upright pixels. None for the variants of the whole query.
+    corners: Corners | None = None
 
 
 def radius_of(signal: Signal) -> int:
@@ -233,6 +238,16 @@ def query_signals(gray: Image.Image, orientations: bool = False) -> list[Signal]
                             [((0, 0, 1, 1), "whole", f"whole, {name}"),
                              (_centre(CENTRE), "centre", f"centre, {name}")])
     return out
+
+
+def picture_signals(picture: Image.Image, label: str, corners: Corners) -> list[Signal]:
+    """The variants of a picture found in a query (regions.proposals), hashed as if it were
+    the whole query (whole and centre), each carrying where it lies in the query."""
+    _, trimmed, _ = _base(picture)
+    items: list[tuple[Box, str, str]] = [((0, 0, 1, 1), "whole", label)]
+    items += [(_centre(min(1.0, CENTRE / s)), "centre", f"{label}, centre crop {s:g}")
+              for s in PICTURE_CENTRE_SCALES]
+    return [replace(signal, corners=corners) for signal in _signals(_array(trimmed), items)]
 
 
 # --- verification ------------------------------------------------------------------------------

@@ -68,6 +68,19 @@ class MatchedBySchema(Schema):
                        "bottom-right"})
     variant = fields.String(required=True, metadata={
         "description": "What the query's matching variant assumed (a crop, borders, a tilt...)"})
+    query_part = fields.String(
+        required=True, validate=validate.OneOf(["whole", "region"]), metadata={
+            "description": "`whole`: the query as a whole (maybe edited) matched; `region`: a "
+                           "picture-like region of the query did (a screenshot, a post, a "
+                           "frame, a photo of a screen, one picture of a collage), and "
+                           "`corners` says where it lies"})
+    corners = fields.List(
+        fields.List(fields.Float(), validate=validate.Length(equal=2)),
+        validate=validate.Length(equal=4), metadata={
+            "description": "With `query_part` = `region`: where the stored picture lies in the "
+                           "query, four [x, y] points in the query's pixels (upright, after "
+                           "its EXIF orientation): top-left, top-right, bottom-right, "
+                           "bottom-left of the picture"})
 
 
 class NearDuplicateSchema(Schema):

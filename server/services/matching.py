@@ -18,6 +18,7 @@ from uuid import UUID
 
 from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
+from ..imaging.regions import Corners
 from ..imaging.signals import REGIONS, SIGNALS_VERSION, Signal, radius_of, verify
 from . import similar
 from .cursors import Cursors, scope_of
@@ -33,10 +34,14 @@ class Match:
     distance: int  # pHash bits between the query variant and the stored region
     region: str  # the stored signal that matched: whole, centre, top-left, ...
     variant: str  # what the query variant assumed: "whole", "centre crop 0.9", ...
+    corners: Corners | None = None  # where the picture lies in the query, when found there
 
     def json(self) -> dict[str, Any]:
+        where: dict[str, Any] = {"query_part": "whole"}
+        if self.corners is not None:
+            where = {"query_part": "region", "corners": [list(p) for p in self.corners]}
         return {"signal": "whole" if self.region == "whole" else "region",
-                "region": self.region, "variant": self.variant}
+                "region": self.region, "variant": self.variant, **where}
 
 
 def probe_arrays(variants: Sequence[Signal]) -> dict[str, list[int]]:
@@ -74,7 +79,8 @@ async def find(
         score = verify(variant, row["distance"], row["dhash"], bytes(row["thumb"]))
         if score is None:
             continue
-        match = Match(row["image_id"], score, row["distance"], variant.region, variant.label)
+        match = Match(row["image_id"], score, row["distance"], variant.region, variant.label,
+                      variant.corners)
         known = best.get(match.image_id)
         if known is None or (match.score, -match.distance) > (known.score, -known.distance):
             best[match.image_id] = match
