@@ -585,8 +585,9 @@ BOXES_IN_QUERY_PIXELS = """() => {
 
 
 def active_boxes(page: Page) -> list[str]:
-    return page.locator("#query-boxes .active").evaluate_all(
+    boxes: list[str] = page.locator("#query-boxes .active").evaluate_all(
         "groups => groups.map(g => g.dataset.box)")
+    return boxes
 
 
 @needs_chromium
