@@ -447,6 +447,13 @@ MUTATIONS = (
         "sorted(found, key=lambda item: -item[0])", "sorted(found, key=lambda item: item[0])",
         ("tests/test_copy_search.py::test_proposals_are_few_and_largest_first",),
     ),
+    Mutation(
+        "the query's boxes drawn in query pixels, not scaled to the preview",
+        "server/web/js/query-boxes.js",
+        "      const points = corners.map(([x, y]) => [x * sx, y * sy]);\n",
+        "      const points = corners.map(([x, y]) => [x, y]);\n",
+        ("tests/test_web_page.py::test_the_query_shows_where_each_result_lies",),
+    ),
 )
 
 

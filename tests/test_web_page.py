@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -41,6 +42,7 @@ from pytest_aiohttp import AiohttpClient
 from server.app import create_app
 from server.config import Config
 from server.handlers.web import CSP_DIRECTIVES, content_security_policy
+from tests import copy_edits
 from tests.images import make_image
 from tests.photo_edits import edited, jpeg, load_photos
 from tests.s3server import S3Server
@@ -539,6 +541,122 @@ def test_hostile_titles_stay_text(server: str, open_page: OpenPage, tmp_path: Pa
     time.sleep(0.5)  # an onerror would have fired by now
     watched.assert_clean()
     stranger.assert_clean()
+
+
+def two_picture_collage(gap: int = 40) -> tuple[bytes, tuple[int, int], dict[str, Any]]:
+    """The stored coffee and astronaut pictures side by side on a light ground, stored sideways
+    with the EXIF orientation (6) that turns it upright; its upright size, and where each
+    picture lies in it (upright pixels: its left, top, right, bottom)."""
+    pictures = {name: Image.open(io.BytesIO(copy_edits.stored_bytes(name))).convert("RGB")
+                for name in ("coffee", "astronaut")}
+    pictures = {name: p.resize((round(p.width * 400 / p.height), 400))
+                for name, p in pictures.items()}
+    width = sum(p.width for p in pictures.values()) + gap * (len(pictures) + 1)
+    collage = Image.new("RGB", (width, 400 + 2 * gap), (245, 245, 245))
+    boxes: dict[str, Any] = {}
+    x = gap
+    for name, picture in pictures.items():
+        collage.paste(picture, (x, gap))
+        boxes[name] = (x, gap, x + picture.width, gap + picture.height)
+        x += picture.width + gap
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    collage.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=90, exif=exif)
+    return out.getvalue(), collage.size, boxes
+
+
+# Each box of the overlay, its corners taken to the screen (the SVG's own transform) and back
+# into the preview's natural (upright) pixels by the preview's displayed size.
+BOXES_IN_QUERY_PIXELS = """() => {
+    const img = document.querySelector("#query-img");
+    const frame = img.getBoundingClientRect();
+    return [...document.querySelectorAll("#query-boxes [data-box]")].map((group) => {
+      const polygon = group.querySelector("polygon");
+      const matrix = polygon.getScreenCTM();
+      const corners = [...polygon.points].map((point) => {
+        const screen = new DOMPoint(point.x, point.y).matrixTransform(matrix);
+        return [(screen.x - frame.left) * img.naturalWidth / frame.width,
+                (screen.y - frame.top) * img.naturalHeight / frame.height];
+      });
+      return { rank: Number(group.dataset.box), label: group.textContent, corners };
+    });
+}"""
+
+
+def active_boxes(page: Page) -> list[str]:
+    boxes: list[str] = page.locator("#query-boxes .active").evaluate_all(
+        "groups => groups.map(g => g.dataset.box)")
+    return boxes
+
+
+@needs_chromium
+def test_the_query_shows_where_each_result_lies(
+    server: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """A collage of two stored pictures, searched by image through the picker: the preview
+    (upright, as the API's corners are) outlines each picture the API found inside it, where
+    the API says, numbered as its card; a card hovered or focused highlights its box."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(server + "/app")
+    sign_up(page, "iris")
+    # One title is hostile: the boxes and cards still show it as text only.
+    upload(page, [write(tmp_path / "coffee.jpg", copy_edits.stored_bytes("coffee"))],
+           title=HOSTILE)
+    upload(page, [write(tmp_path / "astronaut.jpg", copy_edits.stored_bytes("astronaut"))])
+    data, size, truth = two_picture_collage()
+    query = write(tmp_path / "collage.jpg", data)
+
+    with page.expect_response(lambda r: r.url.endswith("/search/image")) as answer:
+        page.locator("#query-file").set_input_files(query)
+    results = answer.value.json()["results"]
+    expect(page.locator("#grid[aria-busy]")).to_have_count(0)
+    by_rank = {rank: r for rank, r in enumerate(results, 1)
+               if r["matched_by"]["query_part"] == "region"}
+    assert len(by_rank) == 2, results  # both pictures, each through its region of the query
+    until(page, "document.querySelector('#query-img').complete"
+                " && document.querySelector('#query-img').naturalWidth > 0")
+    # Shown upright (EXIF applied): the corners' frame; shown smaller than it is.
+    natural = page.locator("#query-img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert tuple(natural) == size
+    assert page.locator("#query-img").evaluate("i => i.clientWidth") < size[0]
+    expect(page.locator("#query-boxes")).to_have_attribute("aria-hidden", "true")
+    expect(page.locator("#query-boxes polygon")).to_have_count(2)
+
+    drawn = page.evaluate(BOXES_IN_QUERY_PIXELS)
+    assert sorted(box["rank"] for box in drawn) == sorted(by_rank)
+    diagonal = float(np.hypot(*size))
+    for box in drawn:
+        api_corners = np.array(by_rank[box["rank"]]["matched_by"]["corners"])
+        assert np.abs(np.array(box["corners"]) - api_corners).max() < 0.02 * diagonal, (
+            box, api_corners.tolist())
+        assert box["label"] == str(box["rank"])
+        # Near where the picture really is (the API's own accuracy is another file's test).
+        name = "coffee" if by_rank[box["rank"]]["title"] == HOSTILE else "astronaut"
+        left, top, right, bottom = truth[name]
+        assert np.abs(np.array(box["corners"]) - np.array(
+            [[left, top], [right, top], [right, bottom], [left, bottom]])).max() < 0.05 * diagonal
+
+    # Each region result's card says so in words, with its box's number.
+    for rank in by_rank:
+        card = page.locator(f"#grid .card[data-box='{rank}']")
+        expect(card.locator(".found-in")).to_have_text(f"{rank} Found inside your photo")
+    first, second = sorted(by_rank)
+    page.locator(f"#grid .card[data-box='{first}']").hover()
+    assert active_boxes(page) == [str(first)]
+    page.mouse.move(1, 1)  # off the grid
+    assert active_boxes(page) == []
+    page.locator(f"#grid .card[data-box='{second}']").focus()
+    assert active_boxes(page) == [str(second)]
+    page.screenshot(path=tmp_path / "boxes.png", full_page=True)
+
+    # Another search (text): the boxes go with the answer they belonged to.
+    page.get_by_role("button", name="Newest").click()
+    expect(page.locator("#query-boxes polygon")).to_have_count(0)
+    expect(cards(page).filter(has_text=HOSTILE).first).to_be_visible()  # others' may be public
+    assert page.locator("img[src='x'], b").count() == 0
+    watched.assert_clean()
 
 
 @needs_chromium

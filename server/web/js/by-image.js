@@ -5,7 +5,8 @@ import { call } from "./api.js";
 
 const PAGE = 24;
 
-export function setupImageSearch({ picker, orientations, figure, preview, caption, results }) {
+export function setupImageSearch({ picker, orientations, figure, preview, caption, results,
+  boxes }) {
   let file = null;
   let previewUrl = null;
 
@@ -22,7 +23,7 @@ export function setupImageSearch({ picker, orientations, figure, preview, captio
       if (cursor) form.append("cursor", cursor);
       const page = await call("/search/image", { method: "POST", form });
       return { items: page.results, next_cursor: page.next_cursor };
-    });
+    }, { onPage: boxes.add, onLeave: boxes.clear });
   }
 
   function search(newFile) {

@@ -6,6 +6,7 @@ import { setupImageSearch } from "./by-image.js";
 import { setupDetail } from "./detail.js";
 import { setupDrops } from "./drops.js";
 import { createNotice } from "./notice.js";
+import { createQueryBoxes } from "./query-boxes.js";
 import { createResults } from "./results.js";
 import * as session from "./session.js";
 import { setupUpload } from "./upload.js";
@@ -21,7 +22,8 @@ detail = setupDetail({ dialog: $("detail"), results, onChanged: () => results.re
 
 const openById = (id) => detail.openById(id).catch((error) => notice.error(error));
 const imageSearch = setupImageSearch({ picker: $("query-file"), orientations: $("orientations"),
-  figure: $("query"), preview: $("query-img"), caption: $("query-name"), results });
+  figure: $("query"), preview: $("query-img"), caption: $("query-name"), results,
+  boxes: createQueryBoxes({ preview: $("query-img"), overlay: $("query-boxes"), grid: $("grid") }) });
 const uploads = setupUpload({ picker: $("upload-files"), visibility: $("upload-visibility"),
   tags: $("upload-tags"), title: $("upload-title"), list: $("uploads"), openById,
   onUploaded: () => browse.run() });

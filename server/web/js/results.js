@@ -9,9 +9,11 @@ export function createResults({ list, more, title, notice, onOpen }) {
   let heading = title.textContent;
   let loadPage = null; // (cursor) => {items, next_cursor}
   let cursor = null;
+  let hooks = {}; // onPage(items, firstRank), onLeave(): the search's own extras
+  let shown = 0; // cards so far: a card's rank is its place in the whole answer
   let generation = 0; // a newer search makes older answers stale
 
-  function card(image) {
+  function card(image, rank) {
     const name = image.title || image.filename;
     const img = el("img", { alt: name, width: 256, height: 256, decoding: "async" });
     pictures.show(img, image.thumbnail_url, image);
@@ -23,9 +25,15 @@ export function createResults({ list, more, title, notice, onOpen }) {
       const match = `distance ${image.distance} · score ${image.score.toFixed(2)}`;
       caption.append(el("span", { class: "match" }, match));
     }
+    // Matched through a picture inside the query: the number of its box on the query preview.
+    const inside = image.matched_by?.query_part === "region";
+    if (inside) {
+      caption.append(el("span", { class: "found-in" },
+        el("span", { class: "box-number" }, String(rank)), " Found inside your photo"));
+    }
     if (image.visibility === "private") caption.append(el("span", { class: "badge" }, "private"));
-    const button = el("button", { type: "button", class: "card", onclick: () => onOpen(image) },
-      img, caption);
+    const button = el("button", { type: "button", class: "card", "data-box": inside && rank,
+      onclick: () => onOpen(image) }, img, caption);
     return el("li", {}, button);
   }
 
@@ -36,7 +44,10 @@ export function createResults({ list, more, title, notice, onOpen }) {
     try {
       const page = await loadPage(cursor);
       if (mine !== generation) return;
-      list.append(...page.items.map(card));
+      const first = shown + 1;
+      list.append(...page.items.map((image, index) => card(image, first + index)));
+      shown += page.items.length;
+      hooks.onPage?.(page.items, first);
       cursor = page.next_cursor;
       more.hidden = !cursor;
       if (!list.children.length) list.append(el("li", { class: "empty" }, "Nothing found."));
@@ -47,8 +58,11 @@ export function createResults({ list, more, title, notice, onOpen }) {
     }
   }
 
-  function show(newHeading, loader) {
+  function show(newHeading, loader, newHooks = {}) {
     generation += 1;
+    hooks.onLeave?.();
+    hooks = newHooks;
+    shown = 0;
     pictures.release();
     pictures = new Pictures();
     list.replaceChildren();
@@ -60,5 +74,5 @@ export function createResults({ list, more, title, notice, onOpen }) {
   }
 
   more.addEventListener("click", () => next());
-  return { show, refresh: () => (loadPage ? show(heading, loadPage) : Promise.resolve()) };
+  return { show, refresh: () => (loadPage ? show(heading, loadPage, hooks) : Promise.resolve()) };
 }
