@@ -66,7 +66,7 @@ MUTATIONS = (
     ),
     Mutation(
         "JPEG reduced-scale decode removed", "server/imaging/decoding.py",
-        "        im.draft(im.mode, (WORKING_SHORT_SIDE, WORKING_SHORT_SIDE))\n",
+        "        im.draft(im.mode, target)\n",
         "        pass\n",
         ("tests/test_guarantees.py::test_jpeg_is_decoded_at_reduced_scale",
          "tests/test_hostile.py::test_memory_stays_bounded"),
