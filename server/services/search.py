@@ -16,7 +16,7 @@ from .cursors import Cursors, scope_of
 
 MAX_QUERY_CHARS = 1000
 # Above this many estimated matches, ranking them all costs more than it is worth: only the
-# newest RECENT_CANDIDATES matches are ranked (see the README's "Text search" trade-off).
+# newest RECENT_CANDIDATES matches are ranked (see "Text search" in docs/api.md).
 EXACT_RANKING_LIMIT = 3000
 # Between the two: rank only the images whose title or tags match, when those are few enough
 # (a small index and few rows to visit) but not so few that the page would be thin.
