@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="leave objects younger than this alone (uploads in flight)")
     sweep.add_argument("--dry-run", action="store_true", help="report, remove nothing")
     commands.add_parser(
-        "rehash", help="give images hashed by an older pipeline the current hashes and region "
-                       "signals (resumable; safe while the service runs)")
+        "rehash", help="give images hashed by an older pipeline the current hashes, region "
+                       "signals and local features (resumable; safe while the service runs)")
     thumbs = commands.add_parser(
         "thumbnails", help="make the thumbnails that images uploaded before them lack "
                            "(resumable; safe while the service runs)")

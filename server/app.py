@@ -14,7 +14,7 @@ from .keys import CONFIG, IN_FLIGHT
 from .middlewares import close_when_draining, error_middleware, in_flight_middleware
 from .openapi import setup_openapi
 from .protocol import name_the_server
-from .resources import cpu_pool_ctx, database_ctx, storage_ctx
+from .resources import cpu_pool_ctx, database_ctx, postings_merger_ctx, storage_ctx
 from .routes import setup_routes
 
 # JSON bodies are small; uploads are streamed with request.multipart() and counted by hand.
@@ -32,7 +32,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(close_when_draining)
-    app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, storage_ctx])
+    app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, postings_merger_ctx, storage_ctx])
     setup_routes(app)
     setup_openapi(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from .db.queries import load_queries
 from .embedded import embedded_postgres
 from .keys import CONFIG, CPU_POOL, CURSORS, DSN, PASSWORDS, POOL, QUERIES, STORAGE
 from .passwords import PasswordHasher
+from .services import copies
 from .services.cursors import Cursors
 from .storage import open_storage
 
@@ -48,6 +51,16 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES] = queries
         app[CURSORS] = Cursors(secret)
         yield
+
+
+async def postings_merger_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Each process checks now and then whether new feature postings wait to be merged
+    (one process merges at a time: an advisory lock)."""
+    task = asyncio.create_task(copies.merge_forever(app[POOL], app[QUERIES]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -512,7 +512,8 @@ async def _analyse_query(
 ) -> ImageFacts:
     try:
         return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                             expected_format=fmt, variants=variants, query=robust)
+                             expected_format=fmt, variants=variants, query=robust,
+                             features=robust)
     except ImageRejected as exc:
         details = {"parts": {label: str(exc)}}
         if isinstance(exc, UnsupportedFormat):

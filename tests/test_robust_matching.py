@@ -156,10 +156,12 @@ async def test_similar_and_near_duplicates_use_the_same_matching(
 
 
 async def _make_old(dsn: str) -> None:
-    """Rows as the previous pipeline left them: no signals, hash_version 1."""
+    """Rows as the pipeline before signals left them: no signals, no local features,
+    hash_version 1."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("delete from image_signals; update images set hash_version = 1")
+        await conn.execute("delete from image_signals; delete from image_features; "
+                           "update images set hash_version = 1")
     finally:
         await conn.close()
 
@@ -196,6 +198,7 @@ async def test_rehash_brings_old_rows_over_and_search_works_throughout(
     try:
         assert await conn.fetchval("select count(*) from images where hash_version < 2") == 0
         assert await conn.fetchval("select count(distinct image_id) from image_signals") == 4
+        assert await conn.fetchval("select count(*) from image_features") == 4
     finally:
         await conn.close()
 

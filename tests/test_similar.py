@@ -82,9 +82,17 @@ async def test_rotations_and_mirrors_need_orientations_all(
 ) -> None:
     for edit in ("rotate 90", "rotate 180", "mirror"):
         query = edited(10, edit)
-        assert (await search_image(client, query, gallery["alice"]))["results"] == []
+        exact = await search_image(client, query, gallery["alice"], match="exact")
+        assert exact["results"] == []
         body = await search_image(client, query, gallery["alice"], orientations="all")
         assert [r["title"] for r in body["results"]] == ["sunset"], edit
+    # A mirror image is another picture to local features; a rotation is not (ORB's keypoints
+    # carry their orientation): robust search finds turned copies even without asking.
+    mirrored = await search_image(client, edited(10, "mirror"), gallery["alice"])
+    assert mirrored["results"] == []
+    turned = await search_image(client, edited(10, "rotate 90"), gallery["alice"])
+    assert [(r["title"], r["matched_by"]["signal"]) for r in turned["results"]] == [
+        ("sunset", "features")]
 
 
 async def test_never_someone_elses_private_image(client: Client, gallery: dict[str, Any]) -> None:

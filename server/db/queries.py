@@ -180,9 +180,12 @@ class Queries(Protocol):
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
     ) -> AsyncIterator[Record]: ...
     def images_to_rehash(
-        self, conn: Connection, *, version: int, after_id: UUID | None, limit: int
+        self, conn: Connection, *, version: int, features_version: int, after_id: UUID | None,
+        limit: int,
     ) -> AsyncIterator[Record]: ...
-    async def count_to_rehash(self, conn: Connection, *, version: int) -> int: ...
+    async def count_to_rehash(
+        self, conn: Connection, *, version: int, features_version: int
+    ) -> int: ...
     async def set_hash_version(
         self, conn: Connection, *, image_id: UUID, version: int, phash: int, dhash: int,
         ahash: int, whash: int, colorhash: str,
@@ -193,6 +196,22 @@ class Queries(Protocol):
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
         tag: str | None, owner_id: UUID | None,
     ) -> AsyncIterator[Record]: ...
+
+    # features.sql
+    async def delete_features(self, conn: Connection, *, image_id: UUID) -> str: ...
+    async def insert_features(
+        self, conn: Connection, *, image_id: UUID, version: int, width: int, height: int,
+        points: bytes, descriptors: bytes, keys: list[int],
+    ) -> str: ...
+    def feature_candidates(
+        self, conn: Connection, *, keys: list[int], max_df: int, min_votes: int, limit: int,
+        viewer_id: UUID | None, exclude_id: UUID | None,
+    ) -> AsyncIterator[Record]: ...
+    async def features_of(
+        self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
+    ) -> Record | None: ...
+    async def merge_postings(self, conn: Connection, *, limit: int) -> int: ...
+    async def count_recent_postings(self, conn: Connection) -> int: ...
 
 
 def load_queries() -> Queries:

@@ -70,6 +70,7 @@ def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
             height=fact.height, size_bytes=stored.size, sha256=result.sha256,
             phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
             colorhash=fact.colorhash, hash_version=HASH_VERSION, signals=fact.signals,
+            features=fact.features,
             storage_key=stored.storage_key,
             public_storage_key=result.public_copy.storage_key if result.public_copy else None,
             public_size_bytes=result.public_copy.size if result.public_copy else None,
@@ -140,9 +141,11 @@ async def _store_upload(
         await asyncio.shield(asyncio.ensure_future(batch.discard()))
         raise
     async with app[POOL].acquire() as conn:
-        duplicates = [await matching.near_duplicates(conn, app[QUERIES], new.signals, row["phash"],
-                                                     owner_id, row["id"])
-                      for row, new in zip(rows, new_images, strict=True)]
+        duplicates = [await matching.near_duplicates(
+            conn, app[QUERIES], new.signals, row["phash"], owner_id, row["id"],
+            None if new.features is None else matching.LocalQuery(
+                new.features, (new.width, new.height), app[CPU_POOL], row["id"]))
+            for row, new in zip(rows, new_images, strict=True)]
     body = {"images": [
         {**image_json(row, owner_id), "near_duplicates": [
             {"id": str(d.image_id), "distance": d.distance, "score": d.score,

@@ -24,7 +24,7 @@ from ..schemas.similar import (
     SimilarPageSchema,
     SimilarParamsSchema,
 )
-from ..services import matching, similar
+from ..services import copies, matching, similar
 from ..services.images import resolve_owner
 from ..uploads import Limits, open_multipart, read_query_image
 
@@ -65,12 +65,12 @@ async def _exact(conn: Connection, request: web.Request, hashes: list[int],
 
 
 async def _robust(conn: Connection, request: web.Request, variants: list[Signal],
-                  whole: list[int], args: dict[str, Any],
-                  filters: similar.SimilarFilters) -> Results:
+                  whole: list[int], args: dict[str, Any], filters: similar.SimilarFilters,
+                  local: matching.LocalQuery | None) -> Results:
     found, next_cursor = await matching.page(
         conn, request.app[QUERIES], request.app[CURSORS], variants,
         viewer_id=current_user_id(request), filters=filters, cursor=args.get("cursor"),
-        limit=args["limit"], whole=whole, max_distance=args["max_distance"])
+        limit=args["limit"], whole=whole, max_distance=args["max_distance"], local=local)
     viewer_id = current_user_id(request)
     return [{**image_json(row, viewer_id), "distance": match.distance, "score": match.score,
              "matched_by": match.json()} for row, match in found], next_cursor
@@ -114,8 +114,10 @@ async def search_by_image(request: web.Request) -> web.Response:
         if filters is not None and args["match"] == "exact":
             results = await _exact(conn, request, hashes, args, filters)
         elif filters is not None:
+            local = None if facts.features is None else matching.LocalQuery(
+                facts.features, (facts.width, facts.height), app[CPU_POOL])
             results = await _robust(conn, request, list(facts.query_variants), hashes, args,
-                                    filters)
+                                    filters, local)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,
                                 facts.colorhash), results)
 
@@ -141,6 +143,9 @@ async def similar_to_image(request: web.Request) -> web.Response:
         elif filters is not None:
             # The image's own regions are the query's variants: the same probes and checks.
             variants = await matching.stored_variants(conn, queries, viewer_id, image_id)
-            results = await _robust(conn, request, variants, [phash], args, filters)
+            own = await copies.stored(conn, queries, viewer_id, image_id)
+            local = None if own is None else matching.LocalQuery(
+                own, (stored["width"], stored["height"]), request.app[CPU_POOL], image_id)
+            results = await _robust(conn, request, variants, [phash], args, filters, local)
     return _answer(_hashes_json(phash, stored["dhash"], stored["ahash"], stored["whash"],
                                 stored["colorhash"]), results)

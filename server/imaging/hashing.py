@@ -29,6 +29,13 @@ from server.imaging.decoding import (
     normalise_mode,
     working_image,
 )
+from server.imaging.features import (
+    QUERY_SIDE,
+    STORED_SIDE,
+    Features,
+    query_features,
+    stored_features,
+)
 from server.imaging.regions import EDGE_SIDE, proposals, scaled
 from server.imaging.signals import Signal, picture_signals, query_signals, stored_signals
 from server.imaging.sniff import (
@@ -89,6 +96,8 @@ class ImageFacts:
     query_variants: tuple[Signal, ...] = ()
     # The small thumbnail, from the same working image (uploads only).
     thumbnail: Thumbnail | None = None
+    # Local features: an upload's to store, or a query's (copy detection), when asked for.
+    features: Features | None = None
 
 
 # --- imagehash values as 64-bit ints ---------------------------------------------------------
@@ -141,6 +150,7 @@ def _frame_count(im: ImageFile.ImageFile) -> int:
 def analyse(
     source: Source, *, max_pixels: int, expected_format: str | None = None,
     variants: bool = False, query: bool = False, thumbnail: bool = False,
+    features: bool = True,
 ) -> ImageFacts:
     """Validate an upload and compute its facts and hashes (the fast pipeline).
 
@@ -164,12 +174,14 @@ def analyse(
             raise CorruptImage(f"the {fmt} header cannot be read") from exc
         with im:
             return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format,
-                                 variants=variants, query=query, thumbnail=thumbnail)
+                                 variants=variants, query=query, thumbnail=thumbnail,
+                                 features=features)
 
 
 def _analyse_open(
     im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None,
     variants: bool = False, query: bool = False, thumbnail: bool = False,
+    features: bool = True,
 ) -> ImageFacts:
     if pillow_format(im) != fmt:
         raise CorruptImage(f"the data is not a valid {fmt} image")
@@ -187,8 +199,8 @@ def _analyse_open(
     over_pillow = limit is not None and width * height > limit
     try:
         with pillow_limit_lifted() if over_pillow else nullcontext():
-            # A query also needs the larger copy its picture regions are found in.
-            work = working_image(im, EDGE_SIDE if query else None)
+            # Local features and a query's picture regions need a larger copy.
+            work = working_image(im, _detail_side(query, features))
         frames = _frame_count(im)
         phash, dhash, ahash, whash = hashes_of(work.gray)
         small = encode(work.display, SMALL) if thumbnail else None
@@ -202,6 +214,9 @@ def _analyse_open(
         query_variants = query_signals(work.gray, variants)
         if work.detail is not None:
             query_variants += picture_variants(work.detail, (width, height))
+    local: Features | None = None
+    if features and work.detail is not None:
+        local = (query_features if query else stored_features)(work.detail)
     return ImageFacts(
         format=fmt,
         content_type=ACCEPTED[fmt],
@@ -217,7 +232,14 @@ def _analyse_open(
         signals=() if query else tuple(stored_signals(work.gray)),
         query_variants=tuple(query_variants),
         thumbnail=small,
+        features=local,
     )
+
+
+def _detail_side(query: bool, features: bool) -> int | None:
+    if features:
+        return QUERY_SIDE if query else STORED_SIDE
+    return EDGE_SIDE if query else None
 
 
 def picture_variants(detail: Image.Image, size: tuple[int, int]) -> list[Signal]:

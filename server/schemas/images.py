@@ -61,11 +61,15 @@ class ImagesSchema(Schema):
 
 
 class MatchedBySchema(Schema):
-    signal = fields.String(required=True, validate=validate.OneOf(["whole", "region"]),
-                           metadata={"description": "The whole picture, or a region of it"})
+    signal = fields.String(
+        required=True, validate=validate.OneOf(["whole", "region", "features"]),
+        metadata={"description": "`whole`/`region`: the hash of the whole stored picture or "
+                                 "of a region of it matched; `features`: its local features "
+                                 "(keypoints) were found in the query and verified by "
+                                 "geometry (a crop, an overlay, a picture inside a page...)"})
     region = fields.String(required=True, metadata={
         "description": "The stored signal: whole, centre, top-left, top-right, bottom-left, "
-                       "bottom-right"})
+                       "bottom-right; `features` for a match by local features"})
     variant = fields.String(required=True, metadata={
         "description": "What the query's matching variant assumed (a crop, borders, a tilt...)"})
     query_part = fields.String(
@@ -81,6 +85,9 @@ class MatchedBySchema(Schema):
                            "query, four [x, y] points in the query's pixels (upright, after "
                            "its EXIF orientation): top-left, top-right, bottom-right, "
                            "bottom-left of the picture"})
+    inliers = fields.Integer(validate=validate.Range(min=0), metadata={
+        "description": "When local features matched: how many of the stored picture's "
+                       "keypoints the geometry verified (more is surer)"})
 
 
 class NearDuplicateSchema(Schema):

@@ -16,9 +16,11 @@ import asyncpg
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from ..imaging.features import Features
 from ..imaging.signals import REGIONS, Signal
 from ..storage import Storage
 from ..usernames import username_key
+from . import copies
 from .cursors import Cursors, scope_of
 from .thumbnails import StoredThumbnail, insert_thumbnail
 
@@ -59,11 +61,13 @@ class NewImage:
     signals: tuple[Signal, ...] = ()
     # Thumbnails already stored (table image_thumbnails).
     thumbnails: tuple[StoredThumbnail, ...] = ()
+    # Local features for copy detection (tables image_features, feature_postings_recent).
+    features: Features | None = None
 
     def row(self) -> dict[str, Any]:
         """The images row's columns."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("signals", "thumbnails")}
+                if f.name not in ("signals", "thumbnails", "features")}
 
 
 def _has_control_chars(text: str, allowed: str = "") -> bool:
@@ -118,6 +122,7 @@ async def create_images(
             for image in images:
                 ids.append(await queries.insert_image(conn, owner_id=owner_id, **image.row()))
                 await insert_signals(conn, queries, ids[-1], image.signals)
+                await copies.insert(conn, queries, ids[-1], image.features)
                 for thumbnail in image.thumbnails:
                     await insert_thumbnail(conn, queries, ids[-1], thumbnail)
     except asyncpg.ForeignKeyViolationError:

@@ -11,16 +11,20 @@ text, tag, owner) and paged in the service: they are tens, not thousands.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import astuple, dataclass, replace
 from typing import Any
 from uuid import UUID
 
 from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
+from ..imaging.bits import hamming
+from ..imaging.features import Features
 from ..imaging.regions import Corners
 from ..imaging.signals import REGIONS, SIGNALS_VERSION, Signal, radius_of, verify
-from . import similar
+from . import copies, similar
 from .cursors import Cursors, scope_of
 from .similar import CHUNKS, SimilarFilters, chunk_probe_values, filter_params
 
@@ -35,13 +39,42 @@ class Match:
     region: str  # the stored signal that matched: whole, centre, top-left, ...
     variant: str  # what the query variant assumed: "whole", "centre crop 0.9", ...
     corners: Corners | None = None  # where the picture lies in the query, when found there
+    inliers: int | None = None  # keypoints verified by geometry, when local features matched
 
     def json(self) -> dict[str, Any]:
         where: dict[str, Any] = {"query_part": "whole"}
         if self.corners is not None:
             where = {"query_part": "region", "corners": [list(p) for p in self.corners]}
-        return {"signal": "whole" if self.region == "whole" else "region",
-                "region": self.region, "variant": self.variant, **where}
+        if self.inliers is not None:
+            where["inliers"] = self.inliers
+        signal = "features" if self.region == FEATURES else (
+            "whole" if self.region == "whole" else "region")
+        return {"signal": signal, "region": self.region, "variant": self.variant, **where}
+
+
+FEATURES = "features"  # Match.region of a match by local features
+
+
+def from_features(found: copies.FeatureMatch, query_phash: int) -> Match:
+    return Match(found.image_id, found.score, hamming(found.phash, query_phash), FEATURES,
+                 "local features", found.corners, found.inliers)
+
+
+def union(signalled: Sequence[Match], featured: Sequence[Match]) -> list[Match]:
+    """One match per image, best first: the higher score, with the inliers of the features'
+    match when the signals' won (its place in the query stays the signals' own: `whole`
+    when the query as a whole matched)."""
+    best: dict[UUID, Match] = {}
+    for match in [*signalled, *featured]:
+        known = best.get(match.image_id)
+        if known is None:
+            best[match.image_id] = match
+            continue
+        top, other = (match, known) if match.score > known.score else (known, match)
+        if top.inliers is None and other.inliers is not None:
+            top = replace(top, inliers=other.inliers)
+        best[match.image_id] = top
+    return sorted(best.values(), key=lambda m: (-m.score, m.image_id))
 
 
 def probe_arrays(variants: Sequence[Signal]) -> dict[str, list[int]]:
@@ -102,19 +135,45 @@ async def unsignalled(
             for r in rows if r["hash_version"] < SIGNALS_VERSION]
 
 
+@dataclass(frozen=True, slots=True)
+class LocalQuery:
+    """A query's local features, and what finding them needs."""
+
+    features: Features
+    size: tuple[int, int]  # the query's upright pixels (corners are given in them)
+    cpu: Executor  # verification runs in the CPU pool
+    exclude_id: UUID | None = None  # "similar to this one": not the image itself
+
+    def digest(self) -> tuple[str]:
+        """What a cursor's scope holds of the features: their digest."""
+        return (hashlib.sha256(self.features.descriptors.tobytes()).hexdigest(),)
+
+
+async def by_features(conn: Connection, queries: Queries, local: LocalQuery | None,
+                      viewer_id: UUID | None, query_phash: int) -> list[Match]:
+    if local is None:
+        return []
+    found = await copies.find(conn, queries, local.cpu, local.features, viewer_id,
+                              size=local.size, exclude_id=local.exclude_id)
+    return [from_features(f, query_phash) for f in found]
+
+
 async def page(
     conn: Connection, queries: Queries, cursors: Cursors, variants: Sequence[Signal], *,
     viewer_id: UUID | None, filters: SimilarFilters, cursor: str | None, limit: int,
-    whole: Sequence[int] = (), max_distance: int = 10,
+    whole: Sequence[int] = (), max_distance: int = 10, local: LocalQuery | None = None,
 ) -> tuple[list[tuple[Record, Match]], str | None]:
     """One page of verified matches that pass the filters, best first (score, then id);
-    `whole` and `max_distance` find the images that have no signals yet."""
+    `whole` and `max_distance` find the images that have no signals yet; `local` adds the
+    matches by local features."""
     scope = scope_of("matching", viewer_id, max_distance, *whole,
-                     *((v.region, v.phash) for v in variants), *astuple(filters))
+                     *((v.region, v.phash) for v in variants), *astuple(filters),
+                     *(local.digest() if local else ()))
     matches = await find(conn, queries, variants, viewer_id)
     matches += await unsignalled(conn, queries, whole, viewer_id=viewer_id,
                                  max_distance=max_distance)
-    matches.sort(key=lambda m: (-m.score, m.image_id))
+    featured = await by_features(conn, queries, local, viewer_id, whole[0] if whole else 0)
+    matches = union(matches, featured)
     if cursor:
         after_score, after_id = cursors.decode(cursor, scope, float, UUID)
         matches = [m for m in matches if (-m.score, m.image_id) > (-after_score, after_id)]  # type: ignore[operator]
@@ -131,14 +190,16 @@ async def page(
 
 async def near_duplicates(
     conn: Connection, queries: Queries, signals: Sequence[Signal], phash: int, owner_id: UUID,
-    image_id: UUID,
+    image_id: UUID, local: LocalQuery | None = None,
 ) -> list[Match]:
     """Images the uploader can see that match a new image: its own regions as the variants
-    (plus, across the transition, whole-picture pHashes within NEAR_DUPLICATE_BITS)."""
+    (plus, across the transition, whole-picture pHashes within NEAR_DUPLICATE_BITS), and its
+    own local features as a query."""
     variants = [replace(s, label=s.region) for s in signals]
     found = await find(conn, queries, variants, owner_id)
     found += await unsignalled(conn, queries, [phash], viewer_id=owner_id,
                                max_distance=similar.NEAR_DUPLICATE_BITS)
+    found = union(found, await by_features(conn, queries, local, owner_id, phash))
     return [m for m in found if m.image_id != image_id][:NEAR_DUPLICATES_SHOWN]
 
 

@@ -1,5 +1,6 @@
-"""`python -m server rehash`: images hashed by an older pipeline get the current one's hashes
-and region signals (hash_version says which pipeline made a row's).
+"""`python -m server rehash`: images hashed by an older pipeline get the current one's hashes,
+region signals and local features (hash_version and image_features.version say which
+pipeline made a row's; an image without features has none yet).
 
 Resumable and safe while the service runs: it reads each image's stored original, analyses
 it exactly as an upload would, and writes the hashes, the signals and the version in one
@@ -22,8 +23,10 @@ from ..cpu import run_cpu
 from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..imaging import HASH_VERSION, ImageFacts, ImageRejected, analyse
+from ..imaging.features import FEATURES_VERSION
 from ..storage import ObjectNotFound, Storage
 from ..storage.copies import local_copy
+from . import copies
 from .images import insert_signals
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ async def _rehash_one(pool: Pool, queries: Queries, storage: Storage, cpu: Execu
                 dhash=facts.dhash, ahash=facts.ahash, whash=facts.whash,
                 colorhash=facts.colorhash)
             await insert_signals(conn, queries, row["id"], facts.signals)
+            await copies.insert(conn, queries, row["id"], facts.features)
     except asyncpg.ForeignKeyViolationError:
         report.skipped += 1  # deleted while it was being analysed
         return
@@ -67,7 +71,8 @@ async def _rehash_one(pool: Pool, queries: Queries, storage: Storage, cpu: Execu
 async def rehash(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, *,
                  workers: int = 2, progress: Progress | None = None) -> RehashReport:
     async with pool.acquire() as conn:
-        total = await queries.count_to_rehash(conn, version=HASH_VERSION)
+        total = await queries.count_to_rehash(conn, version=HASH_VERSION,
+                                              features_version=FEATURES_VERSION)
     progress = progress or Progress(total, "rehash")
     report = RehashReport()
     slots = asyncio.Semaphore(workers)
@@ -75,7 +80,8 @@ async def rehash(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, 
     async def fetch(after: UUID | None, size: int) -> list[Record]:
         async with pool.acquire() as conn:
             return [r async for r in queries.images_to_rehash(
-                conn, version=HASH_VERSION, after_id=after, limit=size)]
+                conn, version=HASH_VERSION, features_version=FEATURES_VERSION, after_id=after,
+                limit=size)]
 
     async def one(row: Record) -> None:
         async with slots:

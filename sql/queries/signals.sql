@@ -62,16 +62,22 @@ join images i on i.id = s.image_id
 where s.image_id = :image_id and (i.visibility = 'public' or i.owner_id = :viewer_id)
 order by s.region;
 
--- name: images_to_rehash(version, after_id, limit)
--- The next images whose signals come from an older pipeline, in id order (resumable).
-select id, storage_key, content_type
-from images
-where hash_version < :version and (:after_id::uuid is null or id > :after_id)
-order by id
+-- name: images_to_rehash(version, features_version, after_id, limit)
+-- The next images whose hashes and signals come from an older pipeline, or whose local
+-- features are missing or older, in id order (resumable).
+select i.id, i.storage_key, i.content_type
+from images i
+left join image_features f on f.image_id = i.id
+where (i.hash_version < :version or f.image_id is null or f.version < :features_version)
+  and (:after_id::uuid is null or i.id > :after_id)
+order by i.id
 limit :limit;
 
--- name: count_to_rehash(version)$
-select count(*) from images where hash_version < :version;
+-- name: count_to_rehash(version, features_version)$
+select count(*)
+from images i
+left join image_features f on f.image_id = i.id
+where i.hash_version < :version or f.image_id is null or f.version < :features_version;
 
 -- name: set_hash_version(image_id, version, phash, dhash, ahash, whash, colorhash)!
 update images

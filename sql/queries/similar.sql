@@ -85,5 +85,5 @@ join image_view v on v.id = page.id
 order by page.distance, page.id;
 
 -- name: get_hashes(viewer_id, image_id)^
-select phash, dhash, ahash, whash, colorhash from images
+select phash, dhash, ahash, whash, colorhash, width, height from images
 where id = :image_id and (visibility = 'public' or owner_id = :viewer_id);

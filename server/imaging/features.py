@@ -1,0 +1,227 @@
+"""Local features for copy detection: ORB keypoints, their index keys, and geometric
+verification (docs/copy-study.md chose ORB; docs/retrieval-study.md the keys).
+
+A stored picture keeps its STORED_COUNT strongest ORB features at a long side of STORED_SIDE,
+spread over a grid so that a crop of any half of it still holds its share. A query keeps up to
+QUERY_COUNT at QUERY_SIDE, spread the same way so that a picture inset on a busy page keeps
+keypoints of its own. Candidates come from PostgreSQL (sql/queries/features.sql): each feature
+has KEY_TABLES keys of KEY_BITS sampled descriptor bits, and the stored pictures sharing most
+keys with the query are verified here: ratio-test matches, a RANSAC homography, and a sanity
+rule on the geometry that other views of the same scene fail (a strip of shared content, a
+wild extrapolation). A verified match says where the stored picture lies in the query.
+
+Pure functions (OpenCV with one thread): callers run them in the CPU pool.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .regions import Corners
+
+# Bump with anything that changes stored features (the backfill recomputes older ones).
+FEATURES_VERSION = 1
+
+STORED_SIDE = 640
+STORED_COUNT = 128
+QUERY_SIDE = 960  # a 1080p JPEG decodes at half scale (DCT scaling) to exactly this
+QUERY_COUNT = 1500
+GRID = 4  # cells per side that the kept features are spread over
+DETECT_FACTOR = 3  # detect this many times the features kept, then spread them
+
+KEY_BITS = 24
+KEY_TABLES = 2
+# Fixed descriptor bits per table (disjoint): data independent, nothing to train or ship.
+_SAMPLED = random.Random(11).sample(range(256), 256)
+KEY_BIT_POSITIONS = tuple(tuple(_SAMPLED[t * KEY_BITS:(t + 1) * KEY_BITS])
+                          for t in range(KEY_TABLES))
+
+RATIO = 0.8  # Lowe's ratio test on Hamming distances
+RANSAC_PX = 5.0  # at the query's working scale
+MIN_MATCHES = 6
+MIN_INLIERS = 24  # bench/copy_features.py: the smallest count above every development non-match
+MIN_SPREAD = 0.1  # the inliers' hull, as a share of the stored picture's area
+MIN_VISIBLE = 0.45  # of the stored picture inside the query, projected by an affine fit
+MAX_DEPTH_RATIO = 2.5  # homogeneous depth between the projected corners: bounded perspective
+
+cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Features:
+    """ORB features of a picture at its working scale."""
+
+    points: np.ndarray  # (n, 2) float32, working pixels
+    descriptors: np.ndarray  # (n, 32) uint8
+    size: tuple[int, int]  # working (w, h)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Features) and self.size == other.size
+                and np.array_equal(self.points, other.points)
+                and np.array_equal(self.descriptors, other.descriptors))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
+
+    def packed(self) -> tuple[bytes, bytes]:
+        """(points, descriptors) as stored: points as uint16 pairs in half pixels."""
+        halves = np.clip(np.rint(self.points * 2), 0, 65535).astype("<u2")
+        return halves.tobytes(), np.ascontiguousarray(self.descriptors, np.uint8).tobytes()
+
+    @classmethod
+    def unpacked(cls, points: bytes, descriptors: bytes, size: tuple[int, int]) -> Features:
+        pts = np.frombuffer(points, dtype="<u2").astype(np.float32).reshape(-1, 2) / 2
+        desc = np.frombuffer(descriptors, dtype=np.uint8).reshape(-1, 32)
+        return cls(pts, desc, size)
+
+
+def _resized(gray: Image.Image, side: int) -> Image.Image:
+    if max(gray.size) <= side:
+        return gray
+    f = side / max(gray.size)
+    return gray.resize((max(1, round(gray.width * f)), max(1, round(gray.height * f))),
+                       Image.Resampling.BILINEAR)
+
+
+def _spread(points: np.ndarray, responses: np.ndarray, size: tuple[int, int],
+            keep: int) -> np.ndarray:
+    """Indices of `keep` features: the strongest of each grid cell in turn (round robin by
+    rank within the cell), so that no part of the picture has all of them."""
+    w, h = size
+    cells = (np.minimum(points[:, 0] * GRID // max(w, 1), GRID - 1) * GRID
+             + np.minimum(points[:, 1] * GRID // max(h, 1), GRID - 1)).astype(int)
+    order = np.argsort(-responses, kind="stable")
+    rank = np.empty(len(order), dtype=int)
+    seen: dict[int, int] = {}
+    for i in order:
+        rank[i] = seen.get(int(cells[i]), 0)
+        seen[int(cells[i])] = rank[i] + 1
+    chosen = np.lexsort((-responses, rank))[:keep]
+    return np.asarray(chosen)
+
+
+def detect(gray: Image.Image, side: int, count: int) -> Features:
+    """Up to `count` ORB features of a gray image shrunk to a long side of at most `side`."""
+    small = _resized(gray, side)
+    pixels = np.asarray(small, dtype=np.uint8)
+    orb = cv2.ORB_create(nfeatures=count * DETECT_FACTOR,  # type: ignore[attr-defined]
+                         fastThreshold=10, edgeThreshold=15)
+    keypoints, descriptors = orb.detectAndCompute(pixels, None)
+    if descriptors is None or not keypoints:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), small.size)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    responses = np.array([k.response for k in keypoints], dtype=np.float32)
+    chosen = _spread(points, responses, small.size, count)
+    return Features(points[chosen], descriptors[chosen], small.size)
+
+
+def stored_features(gray: Image.Image) -> Features:
+    return detect(gray, STORED_SIDE, STORED_COUNT)
+
+
+def query_features(gray: Image.Image) -> Features:
+    return detect(gray, QUERY_SIDE, QUERY_COUNT)
+
+
+def keys(descriptors: np.ndarray) -> list[int]:
+    """The index keys of a set of descriptors, distinct: (table << KEY_BITS) | sampled bits."""
+    if len(descriptors) == 0:
+        return []
+    bits = np.unpackbits(np.ascontiguousarray(descriptors, np.uint8), axis=1)  # (n, 256)
+    weights = 1 << np.arange(KEY_BITS - 1, -1, -1, dtype=np.int64)
+    out: set[int] = set()
+    for table, positions in enumerate(KEY_BIT_POSITIONS):
+        values = bits[:, positions].astype(np.int64) @ weights + (table << KEY_BITS)
+        out.update(int(v) for v in values)
+    return sorted(out)
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    inliers: int
+    share: float  # inliers / the stored picture's features
+    coverage: float  # inliers / the stored features that the homography puts inside the query
+    corners: Corners  # the stored picture's corners in the query's working pixels
+
+
+def _convex(quad: np.ndarray) -> bool:
+    d = np.roll(quad, -1, axis=0) - quad
+    nxt = np.roll(d, -1, axis=0)
+    cross = d[:, 0] * nxt[:, 1] - d[:, 1] * nxt[:, 0]
+    return bool((cross > 0).all() or (cross < 0).all())
+
+
+def _area(quad: np.ndarray) -> float:
+    x, y = quad[:, 0], quad[:, 1]
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
+def _sane_quad(h: np.ndarray, affine: np.ndarray, stored: tuple[int, int],
+               query: tuple[int, int]) -> np.ndarray | None:
+    """The stored picture's corners in the query when the geometry is one a copy can have:
+    convex, bounded scale and perspective, and at least MIN_VISIBLE of the picture inside the
+    query by the inliers' affine fit (a homography fitted to a strip of shared content, as
+    another view of a scene gives, extrapolates wildly; an affine map does not)."""
+    w, hh = stored
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, hh, 1], [0, hh, 1]], dtype=np.float64)
+    proj = corners @ h.T
+    if (proj[:, 2] <= 0).any() or proj[:, 2].max() / proj[:, 2].min() > MAX_DEPTH_RATIO:
+        return None
+    quad = proj[:, :2] / proj[:, 2:]
+    if not _convex(quad):
+        return None
+    area = _area(quad)
+    if not 1 / 400 <= area / (w * hh) <= 100 or area < 0.005 * query[0] * query[1]:
+        return None
+    flat = corners @ affine.T
+    if not _convex(flat) or _area(flat) <= 0:
+        return None
+    frame = np.array([[0, 0], [query[0], 0], [query[0], query[1]], [0, query[1]]], np.float32)
+    inside, _ = cv2.intersectConvexConvex(flat.astype(np.float32), frame)
+    return quad if inside >= MIN_VISIBLE * _area(flat) else None
+
+
+_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+def verify(stored: Features, query: Features) -> Verified | None:
+    """A stored picture found in the query by geometry, or None."""
+    if len(stored) < MIN_MATCHES or len(query) < 2:
+        return None
+    pairs = _MATCHER.knnMatch(stored.descriptors, query.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < max(MIN_MATCHES, MIN_INLIERS):
+        return None
+    src = stored.points[[m.queryIdx for m in good]]
+    dst = query.points[[m.trainIdx for m in good]]
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_PX, maxIters=2000,
+                                 confidence=0.995)
+    if h is None:
+        return None
+    keep = mask.ravel().astype(bool)
+    inliers = int(keep.sum())
+    if inliers < MIN_INLIERS:
+        return None
+    hull = cv2.contourArea(cv2.convexHull(src[keep]))
+    if hull < MIN_SPREAD * stored.size[0] * stored.size[1]:  # a strip or a clump
+        return None
+    ones = np.hstack([src[keep], np.ones((inliers, 1), np.float32)])
+    affine = np.linalg.lstsq(ones, dst[keep], rcond=None)[0].T  # (2, 3)
+    quad = _sane_quad(h, affine, stored.size, query.size)
+    if quad is None:
+        return None
+    corners = tuple((float(x), float(y)) for x, y in quad)
+    projected = cv2.perspectiveTransform(stored.points.reshape(-1, 1, 2), h).reshape(-1, 2)
+    inside = int(((projected >= 0) & (projected < np.array(query.size))).all(axis=1).sum())
+    return Verified(inliers, inliers / len(stored), inliers / max(inside, 1),
+                    corners)  # type: ignore[arg-type]

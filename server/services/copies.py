@@ -1,0 +1,132 @@
+"""Copy detection by local features: storing an image's features and postings, finding the
+stored pictures a query holds (or that hold it), and folding new postings into the merged
+inverted file.
+
+Candidates come from PostgreSQL by vote counting over the inverted file
+(sql/queries/features.sql); the CANDIDATES with most votes are verified by geometry in the CPU
+pool (server/imaging/features.py). Everything lives in PostgreSQL, so an image is findable
+from every process and host as soon as its upload committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from uuid import UUID
+
+from ..cpu import run_cpu
+from ..db.pool import Connection, Pool
+from ..db.queries import Queries, Record
+from ..imaging.features import FEATURES_VERSION, Features, Verified, keys, verify
+from ..imaging.regions import Corners
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = 24  # verified per query: ~0.7 ms each
+MIN_VOTES = 3  # shared keys below this are chance (bench/copy_features.py)
+MAX_DF = 20_000  # keys held by more images than this say nothing and cost the most
+MERGE_BATCH = 50_000  # recent postings folded per transaction
+MERGE_AT = 20_000  # recent postings that start a merge
+MERGE_EVERY = 30.0  # seconds between checks, per process
+_MERGE_LOCK = 0x1D_FEA7  # advisory lock: one merger at a time across processes
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureMatch:
+    image_id: UUID
+    phash: int  # the stored whole picture's, for the answer's distance
+    inliers: int
+    score: float  # the share of the stored picture's features verified
+    corners: Corners  # where the stored picture lies in the query, query pixels
+
+
+async def insert(conn: Connection, queries: Queries, image_id: UUID,
+                 features: Features | None) -> None:
+    """Store an image's features and postings (replacing older ones), in the caller's
+    transaction. An image too plain for features (no keypoints) has no row."""
+    await queries.delete_features(conn, image_id=image_id)
+    if features is None or len(features) == 0:
+        return
+    points, descriptors = features.packed()
+    await queries.insert_features(
+        conn, image_id=image_id, version=FEATURES_VERSION, width=features.size[0],
+        height=features.size[1], points=points, descriptors=descriptors,
+        keys=keys(features.descriptors))
+
+
+def _verify_all(query: Features, rows: Sequence[Record],
+                scale: tuple[float, float]) -> list[tuple[Record, Verified]]:
+    found = []
+    for row in rows:
+        stored = Features.unpacked(row["points"], row["descriptors"],
+                                   (row["width"], row["height"]))
+        verified = verify(stored, query)
+        if verified is not None:
+            corners = tuple((x * scale[0], y * scale[1]) for x, y in verified.corners)
+            found.append((row, Verified(verified.inliers, verified.share, verified.coverage,
+                                        corners)))  # type: ignore[arg-type]
+    return found
+
+
+async def find(
+    conn: Connection, queries: Queries, cpu: Executor, query: Features,
+    viewer_id: UUID | None, *, size: tuple[int, int], exclude_id: UUID | None = None,
+) -> list[FeatureMatch]:
+    """The stored pictures the viewer may see that the query holds (or that hold it), by
+    geometry; corners in the pixels of a query of `size` (its features' working size
+    scaled up)."""
+    if len(query) == 0:
+        return []
+    rows = [r async for r in queries.feature_candidates(
+        conn, keys=keys(query.descriptors), max_df=MAX_DF, min_votes=MIN_VOTES,
+        limit=CANDIDATES, viewer_id=viewer_id, exclude_id=exclude_id)]
+    if not rows:
+        return []
+    scale = (size[0] / query.size[0], size[1] / query.size[1])
+    verified = await run_cpu(cpu, _verify_all, query, rows, scale)
+    return [FeatureMatch(row["image_id"], row["phash"], v.inliers, round(v.share, 4),
+                         v.corners) for row, v in verified]
+
+
+async def stored(conn: Connection, queries: Queries, viewer_id: UUID | None,
+                 image_id: UUID) -> Features | None:
+    """A stored image's own features, as a query ("similar to this one")."""
+    row = await queries.features_of(conn, viewer_id=viewer_id, image_id=image_id)
+    if row is None:
+        return None
+    return Features.unpacked(row["points"], row["descriptors"], (row["width"], row["height"]))
+
+
+# --- merging the inverted file ---------------------------------------------------------------
+
+
+async def merge(pool: Pool, queries: Queries, *, at_least: int = 1) -> int:
+    """Fold recent postings into the merged arrays while at least `at_least` wait; one
+    process at a time (the others return at once). Returns the postings moved."""
+    moved = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", _MERGE_LOCK):
+                return moved
+            if await queries.count_recent_postings(conn) < max(1, at_least):
+                return moved
+            done = await queries.merge_postings(conn, limit=MERGE_BATCH)
+        moved += done
+        at_least = 1  # once started, fold everything that is there
+        if done < MERGE_BATCH:
+            return moved
+
+
+async def merge_forever(pool: Pool, queries: Queries) -> None:
+    """The background merger each process runs: a check every MERGE_EVERY seconds."""
+    while True:
+        await asyncio.sleep(MERGE_EVERY)
+        try:
+            moved = await merge(pool, queries, at_least=MERGE_AT)
+            if moved:
+                log.info("merged %d recent feature postings", moved)
+        except Exception:  # a failed merge leaves the postings where they were
+            log.exception("merging feature postings failed")

@@ -1,0 +1,76 @@
+-- Copy detection by local features: the stored features, their inverted file, and the
+-- candidates of a query (vote counting: the stored pictures sharing the most keys with the
+-- query; containment, not Jaccard, since a query may hold a picture among much else).
+
+-- name: delete_features(image_id)!
+-- Before new features replace older ones: the old number's postings then match no row.
+delete from image_features where image_id = :image_id;
+
+-- name: insert_features(image_id, version, width, height, points, descriptors, keys)!
+-- An image's features under a new number, and its postings, in the caller's transaction.
+with features as (
+    insert into image_features (image_id, version, width, height, points, descriptors)
+    values (:image_id, :version, :width, :height, :points, :descriptors)
+    returning seq
+)
+insert into feature_postings_recent (key, seq)
+select k, f.seq from features f, unnest(:keys::int4[]) as k;
+
+-- name: feature_candidates(keys, max_df, min_votes, limit, viewer_id, exclude_id)
+-- The stored pictures sharing at least :min_votes of the query's keys, most first, with
+-- their features for verification; only images the viewer may see. Keys whose postings are
+-- longer than :max_df (features that half the library has) are skipped unread.
+with postings as (
+    select s.seq
+    from feature_postings p cross join lateral unnest(p.seqs) as s(seq)
+    where p.key = any(:keys::int4[]) and p.df <= :max_df
+    union all
+    select r.seq from feature_postings_recent r where r.key = any(:keys::int4[])
+),
+votes as (
+    select seq, count(*)::int as votes
+    from postings
+    group by seq
+    having count(*) >= :min_votes
+)
+select f.image_id, i.phash, v.votes, f.width, f.height, f.points, f.descriptors
+from votes v
+join image_features f on f.seq = v.seq
+join images i on i.id = f.image_id
+where (i.visibility = 'public' or i.owner_id = :viewer_id)
+  and (:exclude_id::uuid is null or i.id <> :exclude_id)
+order by v.votes desc, f.image_id
+limit :limit;
+
+-- name: features_of(viewer_id, image_id)^
+-- A stored image's own features (for "similar to this one"), if the viewer may see it.
+select f.width, f.height, f.points, f.descriptors
+from image_features f
+join images i on i.id = f.image_id
+where f.image_id = :image_id and (i.visibility = 'public' or i.owner_id = :viewer_id);
+
+-- name: merge_postings(limit)$
+-- Fold up to :limit of the oldest recent postings into the merged arrays, in one
+-- transaction (readers see them in one place or the other, never both or neither). Postings
+-- of deleted images stay until a rebuild; the join to image_features drops them.
+with moved as (
+    delete from feature_postings_recent
+    where ctid = any(array(select ctid from feature_postings_recent limit :limit))
+    returning key, seq
+),
+grouped as (
+    select key, count(*)::int as df, array_agg(seq order by seq) as seqs
+    from moved
+    group by key
+),
+merged as (
+    insert into feature_postings as p (key, df, seqs)
+    select key, df, seqs from grouped
+    on conflict (key) do update
+        set df = p.df + excluded.df, seqs = p.seqs || excluded.seqs
+    returning 1
+)
+select count(*)::int from moved;
+
+-- name: count_recent_postings()$
+select count(*)::int from feature_postings_recent;
