@@ -34,7 +34,9 @@ class SimilarParamsSchema(Schema):
 class ImageSearchParamsSchema(SimilarParamsSchema):
     orientations = Text(
         load_default="none", validate=validate.OneOf(["none", "all"]),
-        metadata={"description": "`all`: also find rotated and mirrored copies"},
+        metadata={"description": "`all`: also find mirrored copies, and rotated ones by their "
+                                 "hashes (with `match=robust`, local features find copies "
+                                 "turned by any angle without it)"},
     )
 
 
