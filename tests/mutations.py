@@ -454,6 +454,82 @@ MUTATIONS = (
         "      const points = corners.map(([x, y]) => [x, y]);\n",
         ("tests/test_web_page.py::test_the_query_shows_where_each_result_lies",),
     ),
+    # Issue 22: copy detection by local features.
+    Mutation(
+        "feature candidates ignore visibility", "sql/queries/features.sql",
+        "where (i.visibility = 'public' or i.owner_id = :viewer_id)\n  and (:exclude_id",
+        "where true\n  and (:exclude_id",
+        ("tests/test_copy_features.py::test_features_never_reveal_someone_elses_private_picture",),
+    ),
+    Mutation(
+        "recent postings not read by the query", "sql/queries/features.sql",
+        "    union all\n    select r.seq from feature_postings_recent r",
+        "    union all\n    select r.seq from feature_postings_recent r where false and",
+        ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),
+    ),
+    Mutation(
+        "merge drops the postings' df", "sql/queries/features.sql",
+        "set df = p.df + excluded.df, seqs = p.seqs || excluded.seqs",
+        "set df = excluded.df, seqs = p.seqs || excluded.seqs",
+        ("tests/test_copy_features.py::test_candidates_equal_brute_force_across_a_merge",),
+    ),
+    Mutation(
+        "merge keeps only the newest postings of a key", "sql/queries/features.sql",
+        "set df = p.df + excluded.df, seqs = p.seqs || excluded.seqs",
+        "set df = p.df + excluded.df, seqs = excluded.seqs",
+        ("tests/test_copy_features.py::test_candidates_equal_brute_force_across_a_merge",),
+    ),
+    Mutation(
+        "merge without the advisory lock", "server/services/copies.py",
+        'if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", _MERGE_LOCK):',
+        'if not await conn.fetchval("select true or pg_try_advisory_xact_lock($1)", _MERGE_LOCK):',
+        ("tests/test_copy_features.py::test_candidates_equal_brute_force_across_a_merge",),
+    ),
+    Mutation(
+        "only the first key table indexed", "server/imaging/features.py",
+        "    for table, positions in enumerate(KEY_BIT_POSITIONS):",
+        "    for table, positions in enumerate(KEY_BIT_POSITIONS[:1]):",
+        ("tests/test_copy_features.py::test_keys_are_the_sampled_bits_of_each_table",),
+    ),
+    Mutation(
+        "features kept by strength alone, not spread", "server/imaging/features.py",
+        "    chosen = _spread(points, responses, small.size, count)",
+        "    chosen = np.argsort(-responses)[:count]",
+        ("tests/test_copy_features.py::test_stored_features_are_spread_over_the_picture_and_fit_the_budget",),
+    ),
+    Mutation(
+        "no sanity rule on the geometry", "server/imaging/features.py",
+        "    quad = _sane_quad(h, affine, stored.size, query.size)\n",
+        "    quad = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)\n",
+        ("tests/test_copy_features.py::test_other_views_of_the_scene_are_not_verified",),
+    ),
+    Mutation(
+        "a spread check of the inliers left out", "server/imaging/features.py",
+        "    if hull < MIN_SPREAD * stored.size[0] * stored.size[1]:  # a strip or a clump",
+        "    if hull < 0:  # a strip or a clump",
+        ("tests/test_copy_features.py::test_other_views_of_the_scene_are_not_verified",),
+    ),
+    Mutation(
+        "corners left in the working scale", "server/services/copies.py",
+        "    scale = (size[0] / query.size[0], size[1] / query.size[1])",
+        "    scale = (1.0, 1.0)",
+        ("tests/test_copy_features.py::test_a_crop_is_found_by_features_with_the_picture_beyond_the_query",),
+    ),
+    Mutation(
+        "uploads store no features", "server/services/images.py",
+        "                await copies.insert(conn, queries, ids[-1], image.features)\n", "",
+        ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),
+    ),
+    Mutation(
+        "rehash leaves the features out", "server/services/rehash.py",
+        '            await copies.insert(conn, queries, row["id"], facts.features)\n', "",
+        ("tests/test_robust_matching.py::test_rehash_brings_old_rows_over_and_search_works_throughout",),
+    ),
+    Mutation(
+        "similar to an image finds the image itself by its features", "server/handlers/similar.py",
+        "request.app[CPU_POOL], image_id)", "request.app[CPU_POOL], None)",
+        ("tests/test_copy_features.py::test_features_never_reveal_someone_elses_private_picture",),
+    ),
 )
 
 

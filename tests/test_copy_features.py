@@ -1,0 +1,282 @@
+"""Copy detection by local features (issue 22): the families the region signals cannot reach
+(crops, overlays, colour filters, combinations) found on real photographs over HTTP, with
+where the picture lies; the inverted file in PostgreSQL against brute force, before and after
+a merge; and visibility on every path that uses the features (search by image, similar, near
+duplicates)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+from uuid import UUID
+
+import numpy as np
+import pytest
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from server.db.pool import Connection, create_pool
+from server.db.queries import load_queries
+from server.imaging import analyse
+from server.imaging import features as ft
+from server.services import copies
+from tests import copy_edits as ce
+from tests.conftest import bearer, sign_up
+from tests.images import encode, picture
+from tests.test_copy_search import corner_error, stored_with_negatives, upload_all
+from tests.test_similar import search_image
+
+Client = TestClient[web.Request, web.Application]
+
+# (photo, instance): one development and one held-out photo per family where the features find
+# the picture (bench/copy_features.py measures the families as a whole).
+FOUND = {
+    "crop": (("coffee", 0), ("camera", 1)),
+    "overlay": (("hubble_deep_field", 1), ("chelsea", 0)),
+    "colour": (("astronaut", 0), ("moon", 0)),
+    "combined": (("coins", 0), ("camera", 1)),
+}
+CORNER_TOLERANCE = 0.03  # of the query's diagonal
+
+
+@pytest.mark.parametrize("family", list(FOUND))
+async def test_local_features_find_what_the_region_signals_cannot(
+    client: Client, family: str
+) -> None:
+    key = (await sign_up(client, "archivist"))["api_key"]
+    copies_ = [ce.copy(family, name, instance) for name, instance in FOUND[family]]
+    names = tuple(dict.fromkeys(name for c in copies_ for name in c.answers))
+    ids = await upload_all(client, key, stored_with_negatives(names))
+    by_id = {image_id: title for title, image_id in ids.items()}
+    for c in copies_:
+        body = await search_image(client, c.data, key)
+        results = {by_id[r["id"]]: r for r in body["results"]}
+        assert set(results) == set(c.answers), (c.photo, c.instance, list(results))
+        for name in c.answers:
+            matched = results[name]["matched_by"]
+            assert matched["inliers"] >= ft.MIN_INLIERS, matched
+            if matched["signal"] != "features" or c.corners is None:
+                continue
+            size = Image.open(io.BytesIO(c.data)).size
+            truth = c.corners[c.answers.index(name)]
+            assert corner_error(matched["corners"], truth, size) < CORNER_TOLERANCE, (
+                name, matched["corners"], truth.tolist())
+
+
+async def test_a_crop_is_found_by_features_with_the_picture_beyond_the_query(
+    client: Client
+) -> None:
+    """A 4:5 crop at the left edge of a landscape (no region signal holds it): the stored
+    picture holds the query, so its corners lie partly outside the query's frame, where the
+    crop cut it."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    [stored] = (await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})).values()
+    picture_ = ce.stored_picture("coffee")
+    height = picture_.height * 9 // 10
+    width = height * 4 // 5
+    crop = picture_.crop((0, picture_.height - height, width, picture_.height))
+    body = await search_image(client, encode(crop, "JPEG"), key)
+    [result] = body["results"]
+    assert result["id"] == stored
+    matched = result["matched_by"]
+    assert (matched["signal"], matched["region"], matched["query_part"]) == (
+        "features", "features", "region")
+    xs = [x for x, _ in matched["corners"]]
+    ys = [y for _, y in matched["corners"]]
+    assert abs(min(xs)) < 0.03 * width and max(xs) > 1.2 * width  # cut off on the right
+    assert min(ys) < -0.05 * height and abs(max(ys) - height) < 0.03 * height
+
+
+async def test_a_mirror_image_is_not_a_copy_to_the_features(client: Client) -> None:
+    key = (await sign_up(client, "archivist"))["api_key"]
+    await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})
+    mirrored = ce.stored_picture("coffee").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    crop = mirrored.crop((0, 0, mirrored.width * 3 // 4, mirrored.height))
+    assert (await search_image(client, encode(crop, "JPEG"), key))["results"] == []
+
+
+# --- visibility on every path that uses the features -------------------------------------------
+
+
+async def test_features_never_reveal_someone_elses_private_picture(client: Client) -> None:
+    alice = (await sign_up(client, "alice"))["api_key"]
+    bob = (await sign_up(client, "bob"))["api_key"]
+    c = ce.copy("crop", "coffee", 0)
+    [secret] = (await upload_all(client, alice, {"coffee": ce.stored_bytes("coffee")},
+                                 "private")).values()
+    for key in (bob, None):  # search by image
+        assert (await search_image(client, c.data, key))["results"] == [], key
+    assert [r["id"] for r in (await search_image(client, c.data, alice))["results"]] == [secret]
+    # Bob's own public crop: his similar list and his upload's near duplicates stay his.
+    data = FormData()
+    data.add_field("file", io.BytesIO(c.data), filename="crop.jpg")
+    data.add_field("visibility", "public")
+    resp = await client.post("/images", data=data, headers=bearer(bob))
+    assert resp.status == 201
+    [mine] = (await resp.json())["images"]
+    assert mine["near_duplicates"] == []
+    for key in (bob, None):
+        resp = await client.get(f"/images/{mine['id']}/similar",
+                                headers=bearer(key) if key else {})
+        assert resp.status == 200
+        assert (await resp.json())["results"] == [], key
+    # Alice sees both ways: her private picture holds Bob's public crop.
+    resp = await client.get(f"/images/{secret}/similar", headers=bearer(alice))
+    assert [r["id"] for r in (await resp.json())["results"]] == [mine["id"]]
+    assert (await resp.json())["results"][0]["matched_by"]["signal"] == "features"
+
+
+async def test_an_upload_lists_a_crop_it_holds_among_its_near_duplicates(
+    client: Client
+) -> None:
+    key = (await sign_up(client, "archivist"))["api_key"]
+    c = ce.copy("crop", "camera", 1)
+    [crop] = (await upload_all(client, key, {"crop": c.data})).values()
+    data = FormData()
+    data.add_field("file", io.BytesIO(ce.stored_bytes("camera")), filename="camera.jpg")
+    resp = await client.post("/images", data=data, headers=bearer(key))
+    [uploaded] = (await resp.json())["images"]
+    found = uploaded["near_duplicates"]
+    assert [d["id"] for d in found] == [crop]
+    assert found[0]["matched_by"]["inliers"] >= ft.MIN_INLIERS
+
+
+# --- the inverted file against brute force ------------------------------------------------------
+
+
+async def _upload_pictures(client: Client, key: str, seeds: range) -> None:
+    data = FormData()
+    for seed in seeds:
+        data.add_field("file", io.BytesIO(encode(picture((320, 240), seed), "PNG")),
+                       filename=f"p{seed}.png")
+    data.add_field("visibility", "public")
+    resp = await client.post("/images", data=data, headers=bearer(key))
+    assert resp.status == 201, await resp.text()
+
+
+async def _brute_force(conn: Connection, query_keys: set[int],
+                       min_votes: int) -> list[tuple[UUID, int]]:
+    votes = []
+    for row in await conn.fetch("select image_id, points, descriptors, width, height "
+                                "from image_features"):
+        stored = ft.Features.unpacked(row["points"], row["descriptors"],
+                                      (row["width"], row["height"]))
+        shared = len(query_keys & set(ft.keys(stored.descriptors)))
+        if shared >= min_votes:
+            votes.append((row["image_id"], shared))
+    return sorted(votes, key=lambda v: (-v[1], v[0]))
+
+
+async def _candidates(conn: Connection, query_keys: list[int],
+                      min_votes: int) -> list[tuple[UUID, int]]:
+    rows = [r async for r in load_queries().feature_candidates(
+        conn, keys=query_keys, max_df=10**9, min_votes=min_votes, limit=10_000,
+        viewer_id=None, exclude_id=None)]
+    return [(r["image_id"], r["votes"]) for r in rows]
+
+
+async def test_candidates_equal_brute_force_across_a_merge(client: Client, clean_db: str) -> None:
+    """Vote counting in PostgreSQL equals counting shared keys in Python, whether the
+    postings wait in the recent table, were merged, or both; a merge moves every posting
+    once (two merges at once: one waits its turn or finds nothing left)."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    await _upload_pictures(client, key, range(300, 330))
+    pool = await create_pool(clean_db, max_size=3)
+    try:
+        async with pool.acquire() as conn:
+            recent = await conn.fetchval("select count(*) from feature_postings_recent")
+            assert recent > 30 * 50  # ~2 keys a feature, ~100 features a picture
+            queries_ = [analyse(encode(picture((320, 240), seed), "JPEG"), max_pixels=10**8,
+                                query=True).features for seed in (305, 317, 999)]
+            keys_of = [ft.keys(q.descriptors) for q in queries_ if q is not None]
+            before = [await _candidates(conn, k, 2) for k in keys_of]
+            for k, found in zip(keys_of, before, strict=True):
+                assert found == await _brute_force(conn, set(k), 2)
+                assert found  # some pictures share keys: the comparison is not vacuous
+        moved = await asyncio.gather(copies.merge(pool, load_queries()),
+                                     copies.merge(pool, load_queries()))
+        assert sum(moved) == recent
+        await _upload_pictures(client, key, range(330, 340))  # and some new ones, unmerged
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(
+                "select sum(df) from feature_postings") == recent
+            assert await conn.fetchval(
+                "select count(*) from feature_postings where df <> cardinality(seqs)") == 0
+            for k in keys_of:
+                assert await _candidates(conn, k, 2) == await _brute_force(conn, set(k), 2)
+    finally:
+        await pool.close()
+
+
+async def test_a_deleted_image_is_never_a_candidate(client: Client, clean_db: str) -> None:
+    key = (await sign_up(client, "archivist"))["api_key"]
+    ids = await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})
+    pool = await create_pool(clean_db, max_size=2)
+    try:
+        await copies.merge(pool, load_queries())  # its postings now in the merged arrays
+    finally:
+        await pool.close()
+    c = ce.copy("crop", "coffee", 0)
+    assert len((await search_image(client, c.data, key))["results"]) == 1
+    resp = await client.delete(f"/images/{ids['coffee']}", headers=bearer(key))
+    assert resp.status == 204
+    assert (await search_image(client, c.data, key))["results"] == []
+
+
+# --- the features themselves --------------------------------------------------------------------
+
+
+def test_stored_features_are_spread_over_the_picture_and_fit_the_budget() -> None:
+    facts = analyse(ce.stored_bytes("astronaut"), max_pixels=10**8)
+    assert facts.features is not None
+    f = facts.features
+    assert 100 <= len(f) <= ft.STORED_COUNT and max(f.size) <= ft.STORED_SIDE
+    points, descriptors = f.packed()
+    assert len(points) + len(descriptors) <= ft.STORED_COUNT * 36
+    again = ft.Features.unpacked(points, descriptors, f.size)
+    assert np.abs(again.points - f.points).max() <= 0.25 and again == ft.Features(
+        again.points, f.descriptors, f.size)
+    # Every quarter of the picture keeps a share: a crop of any half still has features.
+    w, h = f.size
+    for qx, qy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        x, y = f.points[:, 0] * 2 // w, f.points[:, 1] * 2 // h
+        assert ((x == qx) & (y == qy)).sum() >= len(f) // 12, (qx, qy)
+
+
+def test_keys_are_the_sampled_bits_of_each_table() -> None:
+    rng = np.random.default_rng(5)
+    desc = rng.integers(0, 256, (3, 32), dtype=np.uint8)
+    found = ft.keys(desc)
+    bits = np.unpackbits(desc, axis=1)
+    expected = set()
+    for table, positions in enumerate(ft.KEY_BIT_POSITIONS):
+        for row in bits:
+            value = int("".join(str(b) for b in row[list(positions)]), 2)
+            expected.add((table << ft.KEY_BITS) | value)
+    assert found == sorted(expected) and all(0 <= k < 2**31 for k in found)
+    assert len({b for p in ft.KEY_BIT_POSITIONS for b in p}) == ft.KEY_BITS * ft.KEY_TABLES
+
+
+def test_other_views_of_the_scene_are_not_verified() -> None:
+    """The hard negatives (other windows of the photo, overlapping the stored one by less
+    than a third) never pass the geometry against the stored picture's copy."""
+    query = analyse(ce.stored_bytes("chelsea"), max_pixels=10**8, query=True).features
+    assert query is not None
+    for _, data in ce.hard_negatives("chelsea"):
+        stored = analyse(data, max_pixels=10**8).features
+        assert stored is not None
+        assert ft.verify(stored, query) is None
+    itself = analyse(ce.stored_bytes("chelsea"), max_pixels=10**8).features
+    assert itself is not None
+    found = ft.verify(itself, query)
+    assert found is not None and found.inliers >= 2 * ft.MIN_INLIERS
+
+
+def test_a_picture_without_texture_has_no_features_and_no_row() -> None:
+    flat = Image.new("RGB", (400, 300), (120, 130, 140))
+    facts = analyse(encode(flat, "PNG"), max_pixels=10**8)
+    assert facts.features is not None and len(facts.features) == 0
+    rng = random.Random(3)
+    assert ft.keys(np.zeros((0, 32), np.uint8)) == [] and rng  # nothing to index
