@@ -198,14 +198,25 @@ async def test_candidates_equal_brute_force_across_a_merge(client: Client, clean
         moved = await asyncio.gather(copies.merge(pool, load_queries()),
                                      copies.merge(pool, load_queries()))
         assert sum(moved) == recent
-        await _upload_pictures(client, key, range(330, 340))  # and some new ones, unmerged
         async with pool.acquire() as conn:
-            assert await conn.fetchval(
-                "select sum(df) from feature_postings") == recent
+            assert await conn.fetchval("select sum(df) from feature_postings") == recent
+        # New pictures, some of them copies of merged ones (keys that have arrays already):
+        # unmerged, then merged into the existing arrays.
+        await _upload_pictures(client, key, range(300, 310))
+        await _upload_pictures(client, key, range(330, 340))
+        for merge_now in (False, True):
+            if merge_now:
+                assert await copies.merge(pool, load_queries()) > 0
+            async with pool.acquire() as conn:
+                for k in keys_of:
+                    assert await _candidates(conn, k, 2) == await _brute_force(conn, set(k), 2)
+        async with pool.acquire() as conn:
+            total = await conn.fetchval("select count(*) from feature_postings_recent")
+            assert total == 0
             assert await conn.fetchval(
                 "select count(*) from feature_postings where df <> cardinality(seqs)") == 0
-            for k in keys_of:
-                assert await _candidates(conn, k, 2) == await _brute_force(conn, set(k), 2)
+            assert await conn.fetchval(
+                "select count(*) from feature_postings where cardinality(seqs) > 1") > 0
     finally:
         await pool.close()
 
@@ -274,9 +285,86 @@ def test_other_views_of_the_scene_are_not_verified() -> None:
     assert found is not None and found.inliers >= 2 * ft.MIN_INLIERS
 
 
+def _correspondences(stored_points: np.ndarray, size: tuple[int, int],
+                     matrix: np.ndarray, query_size: tuple[int, int],
+                     clutter: int = 300) -> tuple[ft.Features, ft.Features]:
+    """A stored picture's features and a query holding those of them that `matrix` (2x3)
+    puts inside the query's frame, exactly, among random clutter: only the geometry decides."""
+    rng = np.random.default_rng(9)
+    desc = rng.integers(0, 256, (len(stored_points), 32), dtype=np.uint8)
+    stored = ft.Features(stored_points.astype(np.float32), desc, size)
+    moved = stored_points @ matrix[:, :2].T + matrix[:, 2]
+    inside = ((moved >= 0) & (moved < np.array(query_size))).all(axis=1)
+    noise = rng.uniform(0, 1, (clutter, 2)) * np.array(query_size)
+    query = ft.Features(
+        np.vstack([moved[inside], noise]).astype(np.float32),
+        np.vstack([desc[inside], rng.integers(0, 256, (clutter, 32), dtype=np.uint8)]),
+        query_size)
+    return stored, query
+
+
+def _grid(x0: float, y0: float, x1: float, y1: float, n: int = 10) -> np.ndarray:
+    xs, ys = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    jitter = np.random.default_rng(4).uniform(-2, 2, (n * n, 2))
+    return np.column_stack([xs.ravel(), ys.ravel()]) + jitter
+
+
+def test_the_geometry_accepts_a_copy_and_a_big_crop() -> None:
+    size = (600, 400)
+    points = _grid(10, 10, 590, 390)
+    scaled = np.array([[1.5, 0, 40], [0, 1.5, 30]])  # inset, larger, in a bigger query
+    stored, query = _correspondences(points, size, scaled, (1000, 700))
+    found = ft.verify(stored, query)
+    assert found is not None and found.inliers == 100
+    assert np.allclose(found.corners, [(40, 30), (940, 30), (940, 630), (40, 630)], atol=1)
+    crop = np.array([[2.0, 0, -400], [0, 2.0, -100]])  # 60% x 75% of it, enlarged
+    stored, query = _correspondences(points, size, crop, (720, 600))
+    found = ft.verify(stored, query)
+    assert found is not None and found.corners[0] == pytest.approx((-400, -100), abs=1)
+
+
+def test_a_clump_of_shared_detail_is_not_a_copy() -> None:
+    """A logo or a watermark that two pictures share: many exact matches, all in one small
+    place of the stored picture (spread < MIN_SPREAD of it)."""
+    size = (600, 400)
+    clump = _grid(450, 300, 590, 390)  # 5% of the picture
+    stored, query = _correspondences(clump, size, np.array([[1.0, 0, 0], [0, 1.0, 0]]), size)
+    assert ft.verify(stored, query) is None
+
+
+def test_a_sliver_of_the_scene_is_not_a_copy() -> None:
+    """A query showing a quarter-wide strip of the stored picture (another view of the scene
+    overlapping it by less than a third): the matches are many and spread along the strip,
+    but most of the stored picture would lie outside the query."""
+    size = (600, 400)
+    points = _grid(10, 10, 590, 390, n=14)
+    strip = np.array([[2.0, 0, 0], [0, 2.0, 0]])  # the left 150 px, doubled
+    stored, query = _correspondences(points, size, strip, (300, 800))
+    assert ft.verify(stored, query) is None
+    half = np.array([[1.0, 0, 0], [0, 1.0, 0]])  # the left half: a crop that is a copy
+    stored, query = _correspondences(points, size, half, (330, 400))
+    assert ft.verify(stored, query) is not None
+    # The share inside the frame, with corners on the frame's edges (where OpenCV's convex
+    # intersection once gave 38% of the right area).
+    picture = np.array([[-4.9e-14, -7.4e-14], [1200, 3.5e-15], [1200, 800], [1.6e-13, 800]])
+    assert ft._area_inside(picture, (300, 800)) == pytest.approx(240_000)
+
+
 def test_a_picture_without_texture_has_no_features_and_no_row() -> None:
     flat = Image.new("RGB", (400, 300), (120, 130, 140))
     facts = analyse(encode(flat, "PNG"), max_pixels=10**8)
     assert facts.features is not None and len(facts.features) == 0
     rng = random.Random(3)
     assert ft.keys(np.zeros((0, 32), np.uint8)) == [] and rng  # nothing to index
+
+
+def test_the_same_query_gets_the_same_answer() -> None:
+    """RANSAC samples at random: seeded, a query verified again (another request, another
+    process) gets the same inliers and corners, so pages and near-duplicate lists agree."""
+    stored = analyse(ce.stored_bytes("hubble_deep_field"), max_pixels=10**8).features
+    query = analyse(ce.copy("combined", "hubble_deep_field", 0).data, max_pixels=10**8,
+                    query=True).features
+    assert stored is not None and query is not None
+    answers = {(v.inliers, v.corners) if (v := ft.verify(stored, query)) else None
+               for _ in range(12)}
+    assert len(answers) == 1 and None not in answers

@@ -186,9 +186,32 @@ def _sane_quad(h: np.ndarray, affine: np.ndarray, stored: tuple[int, int],
     flat = corners @ affine.T
     if not _convex(flat) or _area(flat) <= 0:
         return None
-    frame = np.array([[0, 0], [query[0], 0], [query[0], query[1]], [0, query[1]]], np.float32)
-    inside, _ = cv2.intersectConvexConvex(flat.astype(np.float32), frame)
+    inside = _area_inside(flat, query)
     return quad if inside >= MIN_VISIBLE * _area(flat) else None
+
+
+def _area_inside(polygon: np.ndarray, size: tuple[int, int]) -> float:
+    """The area of a convex polygon inside the frame [0, w] x [0, h]: Sutherland-Hodgman
+    clipping (OpenCV's intersectConvexConvex misjudges corners that lie on the frame)."""
+    points = [tuple(p) for p in polygon]
+    for axis, limit, keep_below in ((0, 0.0, False), (0, float(size[0]), True),
+                                    (1, 0.0, False), (1, float(size[1]), True)):
+        def inside(p: tuple[float, ...]) -> bool:
+            return p[axis] <= limit if keep_below else p[axis] >= limit  # noqa: B023
+
+        clipped: list[tuple[float, ...]] = []
+        for i, current in enumerate(points):
+            previous = points[i - 1]
+            if inside(current) != inside(previous):
+                t = (limit - previous[axis]) / (current[axis] - previous[axis])
+                clipped.append(tuple(a + t * (b - a) for a, b in zip(previous, current,
+                                                                      strict=True)))
+            if inside(current):
+                clipped.append(current)
+        points = clipped
+        if not points:
+            return 0.0
+    return _area(np.array(points, dtype=np.float64))
 
 
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -204,6 +227,7 @@ def verify(stored: Features, query: Features) -> Verified | None:
         return None
     src = stored.points[[m.queryIdx for m in good]]
     dst = query.points[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(len(good))  # RANSAC's samples: the same query always gets the same answer
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_PX, maxIters=2000,
                                  confidence=0.995)
     if h is None:
