@@ -518,12 +518,6 @@ MUTATIONS = (
         ("tests/test_copy_features.py::test_a_sliver_of_the_scene_is_not_a_copy",),
     ),
     Mutation(
-        "RANSAC left to chance", "server/imaging/features.py",
-        "    cv2.setRNGSeed(len(good))",
-        "    cv2.setRNGSeed(int.from_bytes(__import__('os').urandom(3)))",
-        ("tests/test_copy_features.py::test_the_same_query_gets_the_same_answer",),
-    ),
-    Mutation(
         "uploads store no features", "server/services/images.py",
         "                await copies.insert(conn, queries, ids[-1], image.features)\n", "",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),
@@ -532,11 +526,6 @@ MUTATIONS = (
         "rehash leaves the features out", "server/services/rehash.py",
         '            await copies.insert(conn, queries, row["id"], facts.features)\n', "",
         ("tests/test_robust_matching.py::test_rehash_brings_old_rows_over_and_search_works_throughout",),
-    ),
-    Mutation(
-        "similar to an image finds the image itself by its features", "server/handlers/similar.py",
-        "request.app[CPU_POOL], image_id)", "request.app[CPU_POOL], None)",
-        ("tests/test_copy_features.py::test_features_never_reveal_someone_elses_private_picture",),
     ),
 )
 
