@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -60,7 +62,10 @@ def main() -> None:
     true: list[tuple[ce.Copy, int]] = []  # (copy, inliers of a sane match or 0)
     false: dict[str, list[tuple[int, str]]] = defaultdict(list)
     q_ms = v_ms = 0.0
+    dump: list[tuple[object, ...]] = []
     coverage_true: list[float] = []
+    spread_true: list[float] = []
+    ncc_true: list[tuple[float, str]] = []
     for c in queries:
         split = "dev" if c.photo in ce.DEVELOPMENT else "held"
         t = time.process_time()
@@ -71,16 +76,27 @@ def main() -> None:
         for k, f in enumerate(feats):
             found = ft.verify(f, qf)
             inliers = found.inliers if found else 0
+            if found and os.environ.get("DUMP"):
+                dump.append((split, c.family, ce.holds(c, stored[k][0]), found.inliers,
+                             found.spread, found.ncc, found.coverage,
+                             f"{c.family}/{c.photo}#{c.instance}", stored[k][0]))
             if k in answers:
                 true.append((replace(c, notes={"split": split == "dev"}), inliers))
                 if found:
                     coverage_true.append(found.coverage)
-            elif inliers:
+                    spread_true.append(found.spread)
+                    ncc_true.append((found.ncc, c.family))
+            elif found and not ce.holds(c, stored[k][0]):
                 false[split].append((inliers, f"{c.family}/{c.photo}#{c.instance} vs "
                                               f"{stored[k][1]}:{stored[k][0]} "
-                                              f"cov {found.coverage:.2f}"))
+                                              f"cov {found.coverage:.2f} "
+                                              f"spread {found.spread:.2f} "
+                                              f"ncc {found.ncc:.2f}"))
         v_ms += (time.process_time() - t) * 1000
     ft.MIN_INLIERS = strict
+    if os.environ.get("DUMP"):
+        with open(os.environ["DUMP"], "w") as out:
+            json.dump(dump, out)
     threshold = max((n for n, _ in false["dev"]), default=0) + 1
     print(f"query features {q_ms / len(queries):.1f} ms CPU each; verification "
           f"{v_ms / len(queries) / len(feats):.2f} ms a pair")
@@ -89,6 +105,17 @@ def main() -> None:
         print(f"- most inliers of a non-match ({split}): {worst}")
     print("true coverage percentiles 1/5/10/50:",
           np.percentile(coverage_true, [1, 5, 10, 50]).round(2))
+    print("true spread percentiles 1/5/10/50:",
+          np.percentile(spread_true, [1, 5, 10, 50]).round(2))
+    print("true ncc percentiles 1/5/10/50:",
+          np.percentile([n for n, _ in ncc_true], [1, 5, 10, 50]).round(2))
+    print("lowest true ncc:", sorted(ncc_true)[:12])
+    for split in ("dev", "held"):
+        print(split, "false nccs:", sorted(round(float(x.split("ncc ")[1]), 2)
+                                           for _, x in false[split] if _ >= 20))
+    for split in ("dev", "held"):
+        print(split, "false spreads:", sorted(round(float(x.split("spread ")[1].split()[0]), 2)
+                                                for _, x in false[split] if _ >= 20))
     held_false = sum(1 for n, _ in false["held"] if n >= threshold)
     print(f"\nthreshold (zero development false matches): {threshold} (service: {strict}); "
           f"held-out false matches at it: {held_false}; at the service's: "

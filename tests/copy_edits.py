@@ -217,11 +217,22 @@ def _start(name: str) -> Scene:
     return Scene(stored_picture(name), [name], [np.eye(3)])
 
 
-def _others(rng: random.Random, n: int) -> list[Image.Image]:
-    """Pictures that are not stored ones (faces, synthetic), for thumbnails around a copy."""
+def _others(rng: random.Random, n: int, notes: dict[str, float] | None = None
+            ) -> list[Image.Image]:
+    """Pictures that are not stored ones (faces, synthetic), for thumbnails around a copy.
+    The faces used are noted ("face N"): the distractor stream stores the same faces, and a
+    copy holding one does hold that stored picture (see `holds`)."""
     pool = faces()
-    return [rng.choice(pool) if rng.random() < 0.5 else
-            scenes.synthetic_picture((160, 120), rng) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            index = rng.choice(range(len(pool)))  # the same draw as rng.choice(pool)
+            out.append(pool[index])
+            if notes is not None:
+                notes[f"face {index}"] = 1.0
+        else:
+            out.append(scenes.synthetic_picture((160, 120), rng))
+    return out
 
 
 # --- picture edits (keep the size or crop) ---------------------------------------------------
@@ -345,13 +356,13 @@ def _colour(s: Scene, rng: random.Random, i: int) -> Scene:
 # --- placements ---------------------------------------------------------------------------------
 
 def _screenshot(s: Scene, rng: random.Random, i: int) -> Scene:
-    image, matrix = scenes.screenshot(s.image, rng, _others(rng, 6))
+    image, matrix = scenes.screenshot(s.image, rng, _others(rng, 6, s.notes))
     assert matrix is not None
     return s.then(image, matrix)
 
 
 def _post(s: Scene, rng: random.Random, i: int) -> Scene:
-    image, matrix = scenes.post(s.image, rng, _others(rng, 4))
+    image, matrix = scenes.post(s.image, rng, _others(rng, 4, s.notes))
     assert matrix is not None
     return s.then(image, matrix)
 
@@ -572,6 +583,24 @@ def distractor(index: int, seed: int = SEED) -> Distractor:
             scenes.paste_scaled(im, sub, (x, y, x + max(1, round(sub.width * sc)),
                                           y + max(1, round(sub.height * sc))))
     return Distractor(kind, source, jpeg(im, rng.choice((75, 85, 95))))
+
+
+def distractor_face(index: int) -> int | None:
+    """Which face of faces() the stream's distractor `index` is, unmirrored; else None."""
+    if DISTRACTOR_KINDS[index % len(DISTRACTOR_KINDS)] != "face":
+        return None
+    if index // (len(DISTRACTOR_KINDS) * 200) % 2:
+        return None  # mirrored: another picture
+    return index // len(DISTRACTOR_KINDS) % 200
+
+
+def holds(c: Copy, key: str) -> bool:
+    """Whether copy `c` holds the stored picture `key` (of stored_set): one of its answers,
+    or a face of the stream that the copy shows among other pictures."""
+    if key in c.answers:
+        return True
+    face = distractor_face(int(key[1:])) if key[:1] == "d" and key[1:].isdigit() else None
+    return face is not None and f"face {face}" in c.notes
 
 
 def distractors(count: int = DISTRACTORS, start: int = 0, seed: int = SEED

@@ -201,7 +201,7 @@ class Queries(Protocol):
     async def delete_features(self, conn: Connection, *, image_id: UUID) -> str: ...
     async def insert_features(
         self, conn: Connection, *, image_id: UUID, version: int, width: int, height: int,
-        points: bytes, descriptors: bytes, keys: list[int],
+        points: bytes, descriptors: bytes, thumb: bytes, keys: list[int],
     ) -> str: ...
     def feature_candidates(
         self, conn: Connection, *, keys: list[int], max_df: int, min_votes: int, limit: int,

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from ..cpu import run_cpu
@@ -53,7 +53,7 @@ async def insert(conn: Connection, queries: Queries, image_id: UUID,
     points, descriptors = features.packed()
     await queries.insert_features(
         conn, image_id=image_id, version=FEATURES_VERSION, width=features.size[0],
-        height=features.size[1], points=points, descriptors=descriptors,
+        height=features.size[1], points=points, descriptors=descriptors, thumb=features.thumb,
         keys=keys(features.descriptors))
 
 
@@ -62,12 +62,11 @@ def _verify_all(query: Features, rows: Sequence[Record],
     found = []
     for row in rows:
         stored = Features.unpacked(row["points"], row["descriptors"],
-                                   (row["width"], row["height"]))
+                                   (row["width"], row["height"]), row["thumb"])
         verified = verify(stored, query)
         if verified is not None:
             corners = tuple((x * scale[0], y * scale[1]) for x, y in verified.corners)
-            found.append((row, Verified(verified.inliers, verified.share, verified.coverage,
-                                        corners)))  # type: ignore[arg-type]
+            found.append((row, replace(verified, corners=corners)))  # type: ignore[arg-type]
     return found
 
 
@@ -97,7 +96,8 @@ async def stored(conn: Connection, queries: Queries, viewer_id: UUID | None,
     row = await queries.features_of(conn, viewer_id=viewer_id, image_id=image_id)
     if row is None:
         return None
-    return Features.unpacked(row["points"], row["descriptors"], (row["width"], row["height"]))
+    return Features.unpacked(row["points"], row["descriptors"], (row["width"], row["height"]),
+                             row["thumb"])
 
 
 # --- merging the inverted file ---------------------------------------------------------------

@@ -11,7 +11,9 @@ create table image_features (
     height      smallint not null,
     points      bytea not null,      -- n x (x, y) uint16 little-endian, in half pixels
     descriptors bytea not null,      -- n x 32 bytes (ORB)
-    constraint features_paired check (length(descriptors) = 8 * length(points))
+    thumb       bytea not null,      -- 16 x 16 gray levels of the working image
+    constraint features_paired check (length(descriptors) = 8 * length(points)),
+    constraint features_thumb_16x16 check (length(thumb) = 256)
 );
 -- Descriptors do not compress: skip pglz, keep them out of line only when large.
 alter table image_features alter column points set storage external,

@@ -6,11 +6,11 @@
 -- Before new features replace older ones: the old number's postings then match no row.
 delete from image_features where image_id = :image_id;
 
--- name: insert_features(image_id, version, width, height, points, descriptors, keys)!
+-- name: insert_features(image_id, version, width, height, points, descriptors, thumb, keys)!
 -- An image's features under a new number, and its postings, in the caller's transaction.
 with features as (
-    insert into image_features (image_id, version, width, height, points, descriptors)
-    values (:image_id, :version, :width, :height, :points, :descriptors)
+    insert into image_features (image_id, version, width, height, points, descriptors, thumb)
+    values (:image_id, :version, :width, :height, :points, :descriptors, :thumb)
     returning seq
 )
 insert into feature_postings_recent (key, seq)
@@ -33,7 +33,7 @@ votes as (
     group by seq
     having count(*) >= :min_votes
 )
-select f.image_id, i.phash, v.votes, f.width, f.height, f.points, f.descriptors
+select f.image_id, i.phash, v.votes, f.width, f.height, f.points, f.descriptors, f.thumb
 from votes v
 join image_features f on f.seq = v.seq
 join images i on i.id = f.image_id
@@ -44,7 +44,7 @@ limit :limit;
 
 -- name: features_of(viewer_id, image_id)^
 -- A stored image's own features (for "similar to this one"), if the viewer may see it.
-select f.width, f.height, f.points, f.descriptors
+select f.width, f.height, f.points, f.descriptors, f.thumb
 from image_features f
 join images i on i.id = f.image_id
 where f.image_id = :image_id and (i.visibility = 'public' or i.owner_id = :viewer_id);
