@@ -518,6 +518,19 @@ MUTATIONS = (
         ("tests/test_copy_features.py::test_a_sliver_of_the_scene_is_not_a_copy",),
     ),
     Mutation(
+        "the pixels never refuse a match", "server/imaging/features.py",
+        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (alike is None\n"
+        "                                                                  or alike < MIN_NCC):",
+        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (alike is None\n"
+        "                                                                  and alike == 2):",
+        ("tests/test_copy_features.py::test_where_the_inliers_cover_little_the_pixels_decide",),
+    ),
+    Mutation(
+        "the pixels compared without the homography's scale", "server/imaging/features.py",
+        "    grid_to_query = h @ grid_to_stored\n", "    grid_to_query = h.copy()\n",
+        ("tests/test_copy_features.py::test_where_the_inliers_cover_little_the_pixels_decide",),
+    ),
+    Mutation(
         "uploads store no features", "server/services/images.py",
         "                await copies.insert(conn, queries, ids[-1], image.features)\n", "",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),

@@ -363,3 +363,19 @@ def test_a_picture_without_texture_has_no_features_and_no_row() -> None:
     rng = random.Random(3)
     assert ft.keys(np.zeros((0, 32), np.uint8)) == [] and rng  # nothing to index
 
+
+
+def test_where_the_inliers_cover_little_the_pixels_decide() -> None:
+    """Inliers over a small part of the stored picture: another view of the scene (a
+    distractor of the stream, matched by a framed copy with 38 inliers) is refused because
+    the framed query does not look like the rest of it; a crop (the query shows only part of
+    the picture, where the matches cluster) is accepted because it does."""
+    view = analyse(ce.distractor(491).data, max_pixels=10**8).features
+    framed = analyse(ce.copy("frame", "immunohistochemistry", 1).data, max_pixels=10**8,
+                     query=True).features
+    camera = analyse(ce.stored_bytes("camera"), max_pixels=10**8).features
+    crop = analyse(ce.copy("crop", "camera", 0).data, max_pixels=10**8, query=True).features
+    assert view is not None and framed is not None and camera is not None and crop is not None
+    assert ft.verify(view, framed) is None
+    found = ft.verify(camera, crop)
+    assert found is not None and found.spread < ft.SURE_SPREAD and found.ncc >= ft.MIN_NCC
