@@ -12,7 +12,8 @@ through the upload pipeline's analysis (`server.imaging.analyse`) and into the s
 tables (rows, region signals, local features, merged postings). Every copy of every photo
 (the legacy edits once, each family's first `--instances`) is then analysed as a query is
 and answered by `services.matching.page`, the code behind `POST /search/image`
-(match=robust, as an anonymous viewer: everything stored is public). A copy is found when
+(match=robust, as an anonymous viewer: everything stored is public; orientations=all for the
+turned and mirrored legacy edits, as the README says to ask). A copy is found when
 every picture it holds is among the answers; "first" when the first answer is one of them;
 a false match is any other answer (a face of the stream that a post or a screenshot shows
 among its other pictures is held by it, and not counted: `copy_edits.holds`). The tables of
@@ -41,6 +42,7 @@ from server.services.cursors import Cursors
 from server.services.images import NewImage, insert_signals
 from server.services.similar import SimilarFilters
 from tests import copy_edits as ce
+from tests.photo_edits import EDITS
 
 MAX_PIXELS = 10**8
 
@@ -50,9 +52,14 @@ def stored_facts(item: tuple[str, str, bytes]) -> tuple[str, str, ImageFacts]:
     return key, kind, analyse(data, max_pixels=MAX_PIXELS)
 
 
+def orientations(c: ce.Copy) -> bool:
+    """Whether the README asks for orientations=all for this copy (turned or mirrored)."""
+    return c.family.startswith("edit:") and EDITS[c.family[5:]][2]
+
+
 def query_facts(c: ce.Copy) -> tuple[ce.Copy, ImageFacts, float]:
     started = time.process_time()
-    facts = analyse(c.data, max_pixels=MAX_PIXELS, query=True)
+    facts = analyse(c.data, max_pixels=MAX_PIXELS, query=True, variants=orientations(c))
     return c, facts, (time.process_time() - started) * 1000
 
 
@@ -116,12 +123,13 @@ async def run(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(os.cpu_count() or 2) as pool, ThreadPoolExecutor(1) as verify:
         for c, facts, analysis_ms in pool.map(query_facts, copies_, chunksize=4):
             local = None if facts.features is None else matching.LocalQuery(
-                facts.features, (facts.width, facts.height), verify)
+                facts.features, (facts.width, facts.height), verify,
+                mirrored=facts.mirrored_features)
             started = time.perf_counter()
             found, _ = await matching.page(
                 conn, queries, cursors, list(facts.query_variants), viewer_id=None,
-                filters=SimilarFilters(), cursor=None, limit=100, whole=[facts.phash],
-                local=local)
+                filters=SimilarFilters(), cursor=None, limit=100,
+                whole=[facts.phash, *facts.variant_phashes], local=local)
             wall_ms.append((time.perf_counter() - started) * 1000)
             cpu_ms.append(analysis_ms)
             answers = [names[row["id"]] for row, _ in found]

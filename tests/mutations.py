@@ -531,6 +531,12 @@ MUTATIONS = (
         ("tests/test_copy_features.py::test_where_the_inliers_cover_little_the_pixels_decide",),
     ),
     Mutation(
+        "mirrored matches' corners left mirrored", "server/services/matching.py",
+        "            corners = tuple((width - x, y) for x, y in f.corners)",
+        "            corners = f.corners",
+        ("tests/test_copy_features.py::test_a_mirror_image_is_found_only_when_asked_for",),
+    ),
+    Mutation(
         "uploads store no features", "server/services/images.py",
         "                await copies.insert(conn, queries, ids[-1], image.features)\n", "",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),

@@ -95,12 +95,27 @@ async def test_a_crop_is_found_by_features_with_the_picture_beyond_the_query(
     assert abs(min(ys)) < 0.03 * height and abs(max(ys) - height) < 0.03 * height
 
 
-async def test_a_mirror_image_is_not_a_copy_to_the_features(client: Client) -> None:
+async def test_a_mirror_image_is_found_only_when_asked_for(client: Client) -> None:
+    """Mirrored, a picture is another picture to ORB; with orientations=all the query's
+    features are mirrored too, and the corners say where the picture lies in the query as
+    posted (its left edge on the right)."""
     key = (await sign_up(client, "archivist"))["api_key"]
-    await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})
+    [stored] = (await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})).values()
     mirrored = ce.stored_picture("coffee").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     crop = mirrored.crop((0, 0, mirrored.width * 3 // 4, mirrored.height))
     assert (await search_image(client, encode(crop, "JPEG"), key))["results"] == []
+    body = await search_image(client, encode(crop, "JPEG"), key, orientations="all")
+    [result] = body["results"]
+    matched = result["matched_by"]
+    assert (result["id"], matched["variant"]) == (stored, "local features, mirrored")
+    width, height = crop.size
+    top_left, top_right, _, bottom_left = matched["corners"]
+    # The picture's own top-left corner is at the query's top right (beyond the crop, which
+    # kept the picture's right three quarters, mirrored to the left).
+    assert top_left[0] == pytest.approx(mirrored.width, abs=0.03 * width)
+    assert top_right[0] == pytest.approx(0, abs=0.03 * width)
+    assert top_left[1] == pytest.approx(0, abs=0.03 * height)
+    assert bottom_left[1] == pytest.approx(height, abs=0.03 * height)
 
 
 # --- visibility on every path that uses the features -------------------------------------------

@@ -115,7 +115,8 @@ async def search_by_image(request: web.Request) -> web.Response:
             results = await _exact(conn, request, hashes, args, filters)
         elif filters is not None:
             local = None if facts.features is None else matching.LocalQuery(
-                facts.features, (facts.width, facts.height), app[CPU_POOL])
+                facts.features, (facts.width, facts.height), app[CPU_POOL],
+                mirrored=facts.mirrored_features)
             results = await _robust(conn, request, list(facts.query_variants), hashes, args,
                                     filters, local)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,

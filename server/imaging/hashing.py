@@ -98,6 +98,9 @@ class ImageFacts:
     thumbnail: Thumbnail | None = None
     # Local features: an upload's to store, or a query's (copy detection), when asked for.
     features: Features | None = None
+    # A query's features mirrored, when the rotations and flips are asked for (ORB's
+    # features find turned copies by themselves, not mirrored ones).
+    mirrored_features: Features | None = None
 
 
 # --- imagehash values as 64-bit ints ---------------------------------------------------------
@@ -214,9 +217,11 @@ def _analyse_open(
         query_variants = query_signals(work.gray, variants)
         if work.detail is not None:
             query_variants += picture_variants(work.detail, (width, height))
-    local: Features | None = None
+    local = mirrored = None
     if features and work.detail is not None:
         local = (query_features if query else stored_features)(work.detail)
+        if query and variants:
+            mirrored = query_features(work.detail.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
     return ImageFacts(
         format=fmt,
         content_type=ACCEPTED[fmt],
@@ -233,6 +238,7 @@ def _analyse_open(
         query_variants=tuple(query_variants),
         thumbnail=small,
         features=local,
+        mirrored_features=mirrored,
     )
 
 

@@ -143,6 +143,7 @@ class LocalQuery:
     size: tuple[int, int]  # the query's upright pixels (corners are given in them)
     cpu: Executor  # verification runs in the CPU pool
     exclude_id: UUID | None = None  # "similar to this one": not the image itself
+    mirrored: Features | None = None  # the query's features mirrored, when asked for
 
     def digest(self) -> tuple[str]:
         """What a cursor's scope holds of the features: their digest."""
@@ -155,7 +156,15 @@ async def by_features(conn: Connection, queries: Queries, local: LocalQuery | No
         return []
     found = await copies.find(conn, queries, local.cpu, local.features, viewer_id,
                               size=local.size, exclude_id=local.exclude_id)
-    return [from_features(f, query_phash) for f in found]
+    matches = [from_features(f, query_phash) for f in found]
+    if local.mirrored is not None:
+        width = local.size[0]
+        for f in await copies.find(conn, queries, local.cpu, local.mirrored, viewer_id,
+                                   size=local.size, exclude_id=local.exclude_id):
+            corners = tuple((width - x, y) for x, y in f.corners)
+            matches.append(replace(from_features(f, query_phash), variant="local features, "
+                                   "mirrored", corners=corners))  # type: ignore[arg-type]
+    return union([], matches)
 
 
 async def page(
