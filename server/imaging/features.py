@@ -105,27 +105,32 @@ def _spread(points: np.ndarray, responses: np.ndarray, size: tuple[int, int],
     w, h = size
     cells = (np.minimum(points[:, 0] * GRID // max(w, 1), GRID - 1) * GRID
              + np.minimum(points[:, 1] * GRID // max(h, 1), GRID - 1)).astype(int)
-    order = np.argsort(-responses, kind="stable")
+    # Rank of each feature within its cell (0 = the cell's strongest), without a loop.
+    order = np.lexsort((-responses, cells))
+    sorted_cells = cells[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     rank = np.empty(len(order), dtype=int)
-    seen: dict[int, int] = {}
-    for i in order:
-        rank[i] = seen.get(int(cells[i]), 0)
-        seen[int(cells[i])] = rank[i] + 1
+    rank[order] = np.arange(len(order)) - first
     chosen = np.lexsort((-responses, rank))[:keep]
     return np.asarray(chosen)
 
 
 def detect(pixels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(points, descriptors) of up to `count` ORB features of a gray array, spread."""
+    """(points, descriptors) of up to `count` ORB features of a gray array, spread: keypoints
+    first (DETECT_FACTOR times more), descriptors only for the ones kept."""
     orb = cv2.ORB_create(nfeatures=count * DETECT_FACTOR,  # type: ignore[attr-defined]
                          fastThreshold=10, edgeThreshold=15)
-    keypoints, descriptors = orb.detectAndCompute(pixels, None)
-    if descriptors is None or not keypoints:
+    keypoints = orb.detect(pixels, None)
+    if not keypoints:
         return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     points = np.array([k.pt for k in keypoints], dtype=np.float32)
     responses = np.array([k.response for k in keypoints], dtype=np.float32)
     chosen = _spread(points, responses, (pixels.shape[1], pixels.shape[0]), count)
-    return points[chosen], descriptors[chosen]
+    kept, descriptors = orb.compute(pixels, [keypoints[i] for i in chosen])
+    if descriptors is None or not kept:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.array([k.pt for k in kept], dtype=np.float32), descriptors
 
 
 def stored_features(gray: Image.Image) -> Features:

@@ -24,6 +24,7 @@ the trade-off on real photographs).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -87,13 +88,16 @@ def _bits(flags: np.ndarray) -> int:
     return to_signed(int.from_bytes(np.packbits(flags.ravel()).tobytes(), "big"))
 
 
+@functools.lru_cache(maxsize=4096)
 def _area_matrix(lo: float, hi: float, n: int, size: int) -> np.ndarray:
-    """(n, size) weights averaging the pixels of [lo, hi) (pixel units) into n equal bins."""
+    """(n, size) weights averaging the pixels of [lo, hi) (pixel units) into n equal bins.
+    Cached: queries of the same size ask for the same boxes (read-only, never written)."""
     edges = lo + (hi - lo) * np.arange(n + 1) / n
     j = np.arange(size)
     overlap = (np.minimum(edges[1:, None], j[None, :] + 1)
                - np.maximum(edges[:-1, None], j[None, :])).clip(min=0)
     weights: np.ndarray = overlap / overlap.sum(axis=1, keepdims=True).clip(min=1e-12)
+    weights.flags.writeable = False
     return weights
 
 
