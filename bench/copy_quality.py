@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -36,7 +37,7 @@ import asyncpg
 from server.db.migrations import migrate
 from server.db.pool import init_connection
 from server.db.queries import load_queries
-from server.imaging import HASH_VERSION, ImageFacts, analyse
+from server.imaging import HASH_VERSION, ImageFacts, analyse, features
 from server.services import copies, matching
 from server.services.cursors import Cursors
 from server.services.images import NewImage, insert_signals
@@ -107,11 +108,22 @@ async def load(conn: asyncpg.Connection, distractors: int) -> dict[uuid.UUID, st
     return names
 
 
+async def reused(conn: asyncpg.Connection) -> dict[uuid.UUID, str]:
+    """What load() answers, from the tables an earlier run filled."""
+    names = {r["id"]: r["title"] for r in await conn.fetch("select id, title from images")}
+    kinds = {"stored": ce.PHOTOS}
+    for key in names.values():
+        KINDS[key] = ("stored" if key in kinds["stored"] else "hard" if "/hard" in key
+                      else ce.distractor_kind(int(key[1:])))
+    return names
+
+
 async def run(args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(os.environ["DATABASE_URL"])
     await init_connection(conn)
     await migrate(conn)
-    names = await load(conn, args.distractors)
+    names = await reused(conn) if args.reuse else await load(conn, args.distractors)
+    dump: list[tuple[object, ...]] = []
     queries = load_queries()
     cursors = Cursors(b"bench" * 8)
     rows: dict[str, dict[str, Outcome]] = defaultdict(lambda: defaultdict(Outcome))
@@ -131,6 +143,14 @@ async def run(args: argparse.Namespace) -> None:
                 filters=SimilarFilters(), cursor=None, limit=100,
                 whole=[facts.phash, *facts.variant_phashes], local=local)
             wall_ms.append((time.perf_counter() - started) * 1000)
+            if args.dump and local is not None:
+                for f in await copies.find(conn, queries, verify, local.features, None,
+                                           size=local.size):
+                    e = f.evidence
+                    dump.append(("dev" if c.photo in ce.DEVELOPMENT else "held", c.family,
+                                 ce.holds(c, names[f.image_id]), e.inliers, e.spread, e.ncc,
+                                 e.agree, f"{c.family}/{c.photo}#{c.instance}",
+                                 names[f.image_id]))
             cpu_ms.append(analysis_ms)
             answers = [names[row["id"]] for row, _ in found]
             how = {names[row["id"]]: m for row, m in found}
@@ -149,6 +169,9 @@ async def run(args: argparse.Namespace) -> None:
             if not set(c.answers) <= set(answers):
                 misses.append(f"{c.family}/{c.photo}#{c.instance}")
     await conn.close()
+    if args.dump:
+        with open(args.dump, "w") as out:
+            json.dump(dump, out)
     print(f"\n{len(copies_)} queries; analysis {sorted(cpu_ms)[len(cpu_ms) // 2]:.1f} ms CPU "
           f"p50; matching (PostgreSQL + verification) {sorted(wall_ms)[len(wall_ms) // 2]:.1f}"
           f" ms p50\n")
@@ -177,7 +200,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--distractors", type=int, default=ce.DISTRACTORS)
     parser.add_argument("--instances", type=int, default=2)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the tables an earlier run filled (same --distractors)")
+    parser.add_argument("--dump", help="write every match by features, with what its "
+                        "verification measured, to this JSON file (rules relaxed to the "
+                        "inlier and spread floors, to study them)")
+    args = parser.parse_args()
+    if args.dump:
+        features.SURE_SPREAD = 0.0
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -585,6 +585,10 @@ def distractor(index: int, seed: int = SEED) -> Distractor:
     return Distractor(kind, source, jpeg(im, rng.choice((75, 85, 95))))
 
 
+def distractor_kind(index: int) -> str:
+    return DISTRACTOR_KINDS[index % len(DISTRACTOR_KINDS)]
+
+
 def distractor_face(index: int) -> int | None:
     """Which face of faces() the stream's distractor `index` is, unmirrored; else None."""
     if DISTRACTOR_KINDS[index % len(DISTRACTOR_KINDS)] != "face":

@@ -46,12 +46,13 @@ RANSAC_PX = 5.0  # at the query's working scale
 MIN_MATCHES = 6
 MIN_INLIERS = 20  # with the rules below: no development non-match (bench/copy_features.py)
 MIN_SPREAD = 0.1  # the inliers' hull, as a share of the stored picture's area
-SURE_SPREAD = 0.15  # below this spread the pixels must agree too (MIN_NCC)
+SURE_SPREAD = 0.2  # below this spread the pixels must agree too (MIN_NCC)
 MIN_VISIBLE = 0.45  # of the stored picture inside the query, projected by an affine fit
 MAX_DEPTH_RATIO = 2.5  # homogeneous depth between the projected corners: bounded perspective
 THUMB = 16  # the stored thumbnail's side (cells)
-MIN_NCC = 0.8  # the stored thumbnail against the query warped onto it, where it shows
+MIN_NCC = 0.85  # the stored thumbnail against the query warped onto it, where it shows
 MIN_CELLS = 48  # thumbnail cells inside the query for the photometric check to apply
+AGREE_LEVELS = 16.0  # gray levels (of 255) within which a cell agrees with the fit
 
 cv2.setNumThreads(1)
 
@@ -172,6 +173,7 @@ class Verified:
     coverage: float  # inliers / the stored features that the homography puts inside the query
     spread: float  # the inliers' convex hull, as a share of the stored picture
     ncc: float  # the stored thumbnail against the query warped onto it (1: alike)
+    agree: float  # the share of its cells that agree with the query (Photometry)
     corners: Corners  # the stored picture's corners in the query's working pixels
 
 
@@ -267,27 +269,36 @@ def verify(stored: Features, query: Features) -> Verified | None:
         return None
     # Other views of a scene share a strip of it: few places of the picture (spread under
     # SURE_SPREAD) and pixels that disagree where the rest of the picture should be.
-    alike = _alike(stored, query, h)
-    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (alike is None
-                                                                  or alike < MIN_NCC):
+    seen = _photometry(stored, query, h, src[keep])
+    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (seen is None
+                                                                  or seen.ncc < MIN_NCC):
         return None
     corners = tuple((float(x), float(y)) for x, y in quad)
     projected = cv2.perspectiveTransform(stored.points.reshape(-1, 1, 2), h).reshape(-1, 2)
     inside = int(((projected >= 0) & (projected < np.array(query.size))).all(axis=1).sum())
     return Verified(inliers, inliers / len(stored), inliers / max(inside, 1),
-                    hull / (stored.size[0] * stored.size[1]), 1.0 if alike is None else alike,
-                    corners)  # type: ignore[arg-type]
+                    hull / (stored.size[0] * stored.size[1]), 1.0 if seen is None else seen.ncc,
+                    1.0 if seen is None else seen.agree, corners)  # type: ignore[arg-type]
 
 
 _SUPERSAMPLE = 4
 
 
-def _alike(stored: Features, query: Features, h: np.ndarray) -> float | None:
-    """NCC between the stored thumbnail and the query warped onto the stored picture by the
+@dataclass(frozen=True, slots=True)
+class Photometry:
+    ncc: float  # of the stored thumbnail and the warped query, over the cells inside it
+    agree: float  # the share of those cells that agree after a gain and offset fit
+
+
+def _photometry(stored: Features, query: Features, h: np.ndarray,
+                inliers: np.ndarray) -> Photometry | None:
+    """The stored thumbnail against the query warped onto the stored picture by the
     homography, over the cells that lie inside the query: a copy shows the picture there,
     another view of the scene shows its shared part and then something else (a border,
-    bars, the rest of its own scene). None when there is nothing to compare (no pixels: a
-    stored image as the query; too little of the picture inside the query)."""
+    bars, the rest of its own scene). The gain and offset are fitted on the cells that hold
+    inliers (the part surely shared); a cell agrees when it is within AGREE_LEVELS of the
+    fit. None when there is nothing to compare (no pixels: a stored image as the query; too
+    little of the picture inside the query)."""
     if not stored.thumb or query.pixels is None:
         return None
     side = THUMB * _SUPERSAMPLE
@@ -313,8 +324,21 @@ def _alike(stored: Features, query: Features, h: np.ndarray) -> float | None:
     valid = (cells >= 0).all(axis=(1, 3)).ravel()
     if valid.sum() < MIN_CELLS:
         return None
-    x = cells.mean(axis=(1, 3)).ravel()[valid]
-    y = np.frombuffer(stored.thumb, dtype=np.uint8).astype(np.float64)[valid]
-    x, y = x - x.mean(), y - y.mean()
-    denominator = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum()) / denominator if denominator > 1e-6 else None
+    x_all = cells.mean(axis=(1, 3)).ravel()
+    y_all = np.frombuffer(stored.thumb, dtype=np.uint8).astype(np.float64)
+    x, y = x_all[valid], y_all[valid]
+    xc, yc = x - x.mean(), y - y.mean()
+    denominator = float(np.sqrt((xc * xc).sum() * (yc * yc).sum()))
+    if denominator <= 1e-6:
+        return None
+    held = np.zeros(THUMB * THUMB, dtype=bool)
+    cx = np.clip((inliers[:, 0] * THUMB / w).astype(int), 0, THUMB - 1)
+    cy = np.clip((inliers[:, 1] * THUMB / hh).astype(int), 0, THUMB - 1)
+    held[cy * THUMB + cx] = True
+    fit = held & valid
+    if fit.sum() < 6:
+        fit = valid
+    gain, offset = np.polyfit(x_all[fit], y_all[fit], 1)
+    residual = np.abs(y - (gain * x + offset))
+    return Photometry(float((xc * yc).sum()) / denominator,
+                      float((residual <= AGREE_LEVELS).mean()))

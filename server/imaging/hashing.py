@@ -24,6 +24,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from server.imaging.decoding import (
     DECODE_ERRORS,
+    Working,
     exif_orientation,
     flatten,
     normalise_mode,
@@ -36,7 +37,7 @@ from server.imaging.features import (
     query_features,
     stored_features,
 )
-from server.imaging.regions import EDGE_SIDE, proposals, scaled
+from server.imaging.regions import EDGE_SIDE, Proposal, proposals, quad_area, scaled
 from server.imaging.signals import Signal, picture_signals, query_signals, stored_signals
 from server.imaging.sniff import (
     ACCEPTED,
@@ -214,9 +215,10 @@ def _analyse_open(
         width, height = height, width
     query_variants: list[Signal] = []
     if query:
-        query_variants = query_signals(work.gray, variants)
+        found = proposals(work.detail) if work.detail is not None else []
+        query_variants = query_signals(work.gray, variants, corners=not _a_page(found, work))
         if work.detail is not None:
-            query_variants += picture_variants(work.detail, (width, height))
+            query_variants += picture_variants(found, work.detail, (width, height))
     local = mirrored = None
     if features and work.detail is not None:
         local = (query_features if query else stored_features)(work.detail)
@@ -248,11 +250,26 @@ def _detail_side(query: bool, features: bool) -> int | None:
     return EDGE_SIDE if query else None
 
 
-def picture_variants(detail: Image.Image, size: tuple[int, int]) -> list[Signal]:
+PAGE_PICTURE_SHARE = 0.5  # a picture region smaller than this: the query is a page or a post
+
+
+def _a_page(found: list[Proposal], work: Working) -> bool:
+    """Whether the query is a page, a post or a screenshot holding a picture: a picture
+    region covers less than PAGE_PICTURE_SHARE of it. Its corners are then the app's bars
+    and text, which other pages of the same app share: they are not probed as crops of a
+    stored picture (the picture itself is, through its region)."""
+    if work.detail is None:
+        return False
+    area = work.detail.width * work.detail.height
+    return any(quad_area(p.corners) < PAGE_PICTURE_SHARE * area for p in found)
+
+
+def picture_variants(found: list[Proposal], detail: Image.Image,
+                     size: tuple[int, int]) -> list[Signal]:
     """The variants of the pictures found in a query's detail image, their corners in the
     query's own (upright) pixels, `size`."""
     sx, sy = size[0] / detail.width, size[1] / detail.height
-    return [signal for n, found in enumerate(proposals(detail), start=1)
+    return [signal for n, found in enumerate(found, start=1)
             for signal in picture_signals(found.picture, f"picture in the query (region {n})",
                                           scaled(found.corners, sx, sy))]
 

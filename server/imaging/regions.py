@@ -107,6 +107,13 @@ def rectified(gray: np.ndarray, quad: np.ndarray) -> Image.Image:
     return Image.fromarray(cv2.warpPerspective(gray, warp, (w, h), flags=cv2.INTER_AREA))
 
 
+def quad_area(corners: Corners) -> float:
+    """The area of four corners in order (the shoelace formula)."""
+    x = np.array([p[0] for p in corners])
+    y = np.array([p[1] for p in corners])
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
 def proposals(gray: Image.Image) -> list[Proposal]:
     """The picture-like regions of a query (mode L, upright), largest first, each with its
     corners in the image's pixels and its rectified picture."""

@@ -215,8 +215,10 @@ def stored_signals(gray: Image.Image) -> list[Signal]:
             + _signals(_array(base), [(_corner(base.size, c, side), c, "") for c in CORNERS]))
 
 
-def query_signals(gray: Image.Image, orientations: bool = False) -> list[Signal]:
-    """A query image's variants, each labelled with the edit it assumes."""
+def query_signals(gray: Image.Image, orientations: bool = False,
+                  corners: bool = True) -> list[Signal]:
+    """A query image's variants, each labelled with the edit it assumes; `corners=False`
+    leaves out the corner squares (a page's corners are its app's, not a picture's)."""
     base, trimmed, was_trimmed = _base(gray)
     items: list[tuple[Box, str, str]] = [((0, 0, 1, 1), "whole", "whole")]
     items += [(_centre(min(1.0, CENTRE / s)), "centre", f"centre crop {s:g}")
@@ -228,7 +230,7 @@ def query_signals(gray: Image.Image, orientations: bool = False) -> list[Signal]
     items = [((0, 0, 1, 1), "whole", "whole, borders kept")] if was_trimmed else []
     side = RHO * min(base.size)
     items += [(_corner(base.size, c, side / s), c, f"{c} corner, crop {s:g}")
-              for c in CORNERS for s in CORNER_SCALES]
+              for c in CORNERS for s in CORNER_SCALES if corners]
     out += _signals(_array(base), items)
     for degrees in ROTATIONS:
         turned = _array(trimmed.rotate(degrees, resample=Image.Resampling.BILINEAR))

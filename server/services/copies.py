@@ -41,6 +41,7 @@ class FeatureMatch:
     inliers: int
     score: float  # the share of the stored picture's features verified
     corners: Corners  # where the stored picture lies in the query, query pixels
+    evidence: Verified  # what the verification measured (benches read it)
 
 
 async def insert(conn: Connection, queries: Queries, image_id: UUID,
@@ -87,7 +88,7 @@ async def find(
     scale = (size[0] / query.size[0], size[1] / query.size[1])
     verified = await run_cpu(cpu, _verify_all, query, rows, scale)
     return [FeatureMatch(row["image_id"], row["phash"], v.inliers, round(v.share, 4),
-                         v.corners) for row, v in verified]
+                         v.corners, v) for row, v in verified]
 
 
 async def stored(conn: Connection, queries: Queries, viewer_id: UUID | None,

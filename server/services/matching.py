@@ -115,7 +115,10 @@ async def find(
         match = Match(row["image_id"], score, row["distance"], variant.region, variant.label,
                       variant.corners)
         known = best.get(match.image_id)
-        if known is None or (match.score, -match.distance) > (known.score, -known.distance):
+        # A match through the query as it is beats one through a guessed edit (which must
+        # then be confirmed: `confirmed`), whatever their scores.
+        if known is None or ((not guessed(match), match.score, -match.distance)
+                             > (not guessed(known), known.score, -known.distance)):
             best[match.image_id] = match
     return sorted(best.values(), key=lambda m: (-m.score, m.image_id))
 
@@ -133,6 +136,28 @@ async def unsignalled(
                                  max_distance=max_distance, filters=SimilarFilters(), limit=1000)
     return [Match(r["id"], 1 - r["distance"] / 64, r["distance"], "whole", "whole")
             for r in rows if r["hash_version"] < SIGNALS_VERSION]
+
+
+GUESSES = ("centre crop 0", "letterbox ", "pillarbox ", "rotated ")
+
+
+def guessed(match: Match) -> bool:
+    """A match only through a guessed edit of the whole query (a crop, bars, a tilt), and
+    not by local features: such guesses find other views of a plain scene too."""
+    return match.inliers is None and (match.variant.startswith(GUESSES)
+                                      or " corner, crop " in match.variant)
+
+
+async def confirmed(conn: Connection, queries: Queries, matches: list[Match],
+                    local: LocalQuery | None) -> list[Match]:
+    """The matches, less the guessed ones of images that have local features: for those the
+    features (which find crops, tilts and borders by themselves) must agree. Images not yet
+    given features (before `rehash`) keep the guesses."""
+    guesses = [m.image_id for m in matches if guessed(m)]
+    if local is None or not guesses:
+        return matches
+    featured = {r["image_id"] async for r in queries.having_features(conn, ids=guesses)}
+    return [m for m in matches if not guessed(m) or m.image_id not in featured]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +207,7 @@ async def page(
     matches += await unsignalled(conn, queries, whole, viewer_id=viewer_id,
                                  max_distance=max_distance)
     featured = await by_features(conn, queries, local, viewer_id, whole[0] if whole else 0)
-    matches = union(matches, featured)
+    matches = await confirmed(conn, queries, union(matches, featured), local)
     if cursor:
         after_score, after_id = cursors.decode(cursor, scope, float, UUID)
         matches = [m for m in matches if (-m.score, m.image_id) > (-after_score, after_id)]  # type: ignore[operator]
