@@ -36,7 +36,7 @@ FOUND = {
     "crop": (("coffee", 0), ("camera", 1)),
     "overlay": (("hubble_deep_field", 1), ("chelsea", 0)),
     "colour": (("astronaut", 0), ("moon", 0)),
-    "combined": (("coins", 0), ("camera", 1)),
+    "combined": (("coins", 1), ("immunohistochemistry", 0)),
 }
 CORNER_TOLERANCE = 0.03  # of the query's diagonal
 
@@ -394,3 +394,19 @@ def test_where_the_inliers_cover_little_the_pixels_decide() -> None:
     assert ft.verify(view, framed) is None
     found = ft.verify(camera, crop)
     assert found is not None and found.spread < ft.SURE_SPREAD and found.ncc >= ft.MIN_NCC
+
+
+async def test_a_slow_candidate_query_is_cut_off_and_the_search_still_answers(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past CANDIDATES_TIMEOUT PostgreSQL cancels the features' query: the search answers
+    with what the region signals find (here: nothing for a crop), not a 500, and says so in
+    the log."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})
+    c = ce.copy("crop", "coffee", 0)
+    assert len((await search_image(client, c.data, key))["results"]) == 1
+    monkeypatch.setattr(copies, "CANDIDATES_TIMEOUT", 0.0)  # 1 ms, the smallest
+    monkeypatch.setattr(copies, "MIN_VOTES", 0)  # every posting counted: longer than 1 ms
+    assert (await search_image(client, c.data, key))["results"] == []
+    assert "feature candidates took over" in caplog.text

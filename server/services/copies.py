@@ -17,8 +17,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from uuid import UUID
 
+import asyncpg
+
 from ..cpu import run_cpu
-from ..db.pool import Connection, Pool
+from ..db.pool import Connection, Pool, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..imaging.features import FEATURES_VERSION, Features, Verified, keys, verify
 from ..imaging.regions import Corners
@@ -27,7 +29,12 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = 24  # verified per query: ~0.7 ms each
 MIN_VOTES = 3  # shared keys below this are chance (bench/copy_features.py)
-MAX_DF = 20_000  # keys held by more images than this say nothing and cost the most
+MAX_DF = 2_000  # keys held by more images than this cost the most and blur the votes
+# The candidates' query may not hold a search up: past this PostgreSQL cancels it and the
+# search answers with the region signals' matches alone (logged). At a million images the
+# query takes longer than this (docs/benchmarks.md): features then find only what they
+# find in smaller libraries.
+CANDIDATES_TIMEOUT = 0.25
 MERGE_BATCH = 50_000  # recent postings folded per transaction
 MERGE_AT = 20_000  # recent postings that start a merge
 MERGE_EVERY = 30.0  # seconds between checks, per process
@@ -80,9 +87,15 @@ async def find(
     scaled up)."""
     if len(query) == 0:
         return []
-    rows = [r async for r in queries.feature_candidates(
-        conn, keys=keys(query.descriptors), max_df=MAX_DF, min_votes=MIN_VOTES,
-        limit=CANDIDATES, viewer_id=viewer_id, exclude_id=exclude_id)]
+    try:
+        async with plan_cache_mode(conn, "auto", timeout=CANDIDATES_TIMEOUT):
+            rows = [r async for r in queries.feature_candidates(
+                conn, keys=keys(query.descriptors), max_df=MAX_DF, min_votes=MIN_VOTES,
+                limit=CANDIDATES, viewer_id=viewer_id, exclude_id=exclude_id)]
+    except asyncpg.QueryCanceledError:
+        log.warning("feature candidates took over %.0f ms: answered without them",
+                    CANDIDATES_TIMEOUT * 1000)
+        return []
     if not rows:
         return []
     scale = (size[0] / query.size[0], size[1] / query.size[1])

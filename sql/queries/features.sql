@@ -19,7 +19,9 @@ select k, f.seq from features f, unnest(:keys::int4[]) as k;
 -- name: feature_candidates(keys, max_df, min_votes, limit, viewer_id, exclude_id)
 -- The stored pictures sharing at least :min_votes of the query's keys, most first, with
 -- their features for verification; only images the viewer may see. Keys whose postings are
--- longer than :max_df (features that half the library has) are skipped unread.
+-- longer than :max_df (features that much of the library has) are skipped unread. The
+-- votes are ranked before any join: at a million images a quarter of the library may reach
+-- :min_votes, and only the best few (4 x :limit, room for the visibility filter) are read.
 with postings as (
     select s.seq
     from feature_postings p cross join lateral unnest(p.seqs) as s(seq)
@@ -32,6 +34,8 @@ votes as (
     from postings
     group by seq
     having count(*) >= :min_votes
+    order by votes desc, seq
+    limit 4 * :limit
 )
 select f.image_id, i.phash, v.votes, f.width, f.height, f.points, f.descriptors, f.thumb
 from votes v
