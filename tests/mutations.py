@@ -519,10 +519,10 @@ MUTATIONS = (
     ),
     Mutation(
         "the pixels never refuse a match", "server/imaging/features.py",
-        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (alike is None\n"
-        "                                                                  or alike < MIN_NCC):",
-        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (alike is None\n"
-        "                                                                  and alike == 2):",
+        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (seen is None\n"
+        "                                                                  or seen.ncc < MIN_NCC):",
+        "    if hull < SURE_SPREAD * stored.size[0] * stored.size[1] and (seen is None\n"
+        "                                                                  and seen == 2):",
         ("tests/test_copy_features.py::test_where_the_inliers_cover_little_the_pixels_decide",),
     ),
     Mutation(
@@ -535,6 +535,23 @@ MUTATIONS = (
         "            corners = tuple((width - x, y) for x, y in f.corners)",
         "            corners = f.corners",
         ("tests/test_copy_features.py::test_a_mirror_image_is_found_only_when_asked_for",),
+    ),
+    Mutation(
+        "a slow candidate query fails the search", "server/services/copies.py",
+        "    except asyncpg.QueryCanceledError:", "    except ZeroDivisionError:",
+        ("tests/test_copy_features.py::"
+         "test_a_slow_candidate_query_is_cut_off_and_the_search_still_answers",),
+    ),
+    Mutation(
+        "guessed edits stand alone beside features", "server/services/matching.py",
+        "    return [m for m in matches if not guessed(m) or m.image_id not in featured]",
+        "    return matches",
+        ("tests/test_copy_features.py::test_a_guess_is_not_enough_where_features_disagree",),
+    ),
+    Mutation(
+        "a page's corners probed as crops", "server/imaging/hashing.py",
+        "corners=not _a_page(found, work))", "corners=True)",
+        ("tests/test_copy_features.py::test_a_page_is_not_matched_by_its_corners",),
     ),
     Mutation(
         "uploads store no features", "server/services/images.py",

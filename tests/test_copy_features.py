@@ -11,6 +11,7 @@ import io
 import random
 from uuid import UUID
 
+import asyncpg
 import numpy as np
 import pytest
 from aiohttp import FormData, web
@@ -410,3 +411,38 @@ async def test_a_slow_candidate_query_is_cut_off_and_the_search_still_answers(
     monkeypatch.setattr(copies, "MIN_VOTES", 0)  # every posting counted: longer than 1 ms
     assert (await search_image(client, c.data, key))["results"] == []
     assert "feature candidates took over" in caplog.text
+
+
+async def test_a_guess_is_not_enough_where_features_disagree(
+    client: Client, clean_db: str
+) -> None:
+    """A resized copy of a plain photo (the clock) also matched another view of its scene
+    through a guessed edit (its centre "rotated -2.5° and cropped"): where the stored images
+    have local features, a guess must be confirmed by them. An image not yet given features
+    (before `rehash`) keeps the guesses."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    ids = await upload_all(client, key, {"clock": ce.stored_bytes("clock"),
+                                         "view": ce.distractor(7372).data}, "public")
+    query = ce.copy("edit:resize", "clock", 0).data
+    body = await search_image(client, query, key)
+    assert [r["id"] for r in body["results"]] == [ids["clock"]]
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute("delete from image_features where image_id = $1", ids["view"])
+    finally:
+        await conn.close()
+    body = await search_image(client, query, key)
+    guessed = {r["id"]: r["matched_by"]["variant"] for r in body["results"]}
+    assert guessed.get(ids["view"], "").startswith("rotated"), guessed
+
+
+async def test_a_page_is_not_matched_by_its_corners(client: Client) -> None:
+    """Two posts of the same app share their bars and buttons, so their corners look alike:
+    a post as the query is matched by the picture it holds, never by its corners."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    files = {"chelsea": ce.stored_bytes("chelsea")}
+    files |= {f"post {n}": ce.distractor(n).data for n in (635, 1495)}
+    ids = await upload_all(client, key, files, "public")
+    by_id = {image_id: title for title, image_id in ids.items()}
+    body = await search_image(client, ce.copy("post", "chelsea", 1).data, key)
+    assert not [by_id[r["id"]] for r in body["results"] if r["id"] != ids["chelsea"]]
