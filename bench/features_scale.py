@@ -66,7 +66,8 @@ from server.imaging.features import (
 )
 from server.services import copies
 
-FEATURE_COLUMNS = ["seq", "image_id", "version", "width", "height", "points", "descriptors"]
+FEATURE_COLUMNS = ["seq", "image_id", "version", "width", "height", "points", "descriptors",
+                   "thumb"]
 CHUNK = 10_000  # synthetic images generated (and COPY'd) at a time
 FLIP = 0.04  # share of descriptor bits flipped (a re-detection differs by ~10-40 bits)
 MASKS = 65_536
@@ -142,6 +143,7 @@ async def load(conn: asyncpg.Connection, total: int, real: list[Real]) -> dict[s
                           axis=2).astype("<u2")
         sizes = [SYNTH_SIZE] * n
         storage = [f"s/{start + i}" for i in range(n)]
+        thumbs = [rng.integers(0, 256, 256, dtype=np.uint8).tobytes() for _ in range(n)]
         for i in range(n):
             r = real_at.get(start + i)
             if r is None:
@@ -152,6 +154,7 @@ async def load(conn: asyncpg.Connection, total: int, real: list[Real]) -> dict[s
             halves[i, :c] = np.frombuffer(pts, dtype="<u2").reshape(-1, 2)
             desc[i, :c] = r.features.descriptors
             sizes[i] = r.features.size
+            thumbs[i] = r.features.thumb
             storage[i] = r.key
         ids = [uuid.uuid4() for _ in range(n)]
         await conn.copy_records_to_table("images", columns=IMAGE_COLUMNS, records=[
@@ -159,7 +162,7 @@ async def load(conn: asyncpg.Connection, total: int, real: list[Real]) -> dict[s
              "public") for i in range(n)])
         await conn.copy_records_to_table("image_features", columns=FEATURE_COLUMNS, records=[
             (start + i + 1, ids[i], FEATURES_VERSION, sizes[i][0], sizes[i][1],
-             halves[i, :counts[i]].tobytes(), desc[i, :counts[i]].tobytes())
+             halves[i, :counts[i]].tobytes(), desc[i, :counts[i]].tobytes(), thumbs[i])
             for i in range(n)])
         valid = np.arange(STORED_COUNT)[None, :] < counts[:, None]
         k = chunk_keys(desc.reshape(-1, 32)).reshape(n, STORED_COUNT, -1)
