@@ -11,8 +11,9 @@ edit of tests/photo_edits.py (caption bands, logos, crops of up to 20%, borders,
 5°, re-encodings, colour changes, rotations and mirrors), none of them stored. A query's
 result counts as false when it is not its original, except for regions cut from its own
 photo (those are the same picture). The service's side runs its own code end to end:
-analyse() for stored and query images, signals in PostgreSQL (the tables of that database
-are emptied and filled), matching.find() for the answers. The anchors are imagehash's phash,
+analyse() for stored and query images, signals and local features in PostgreSQL (the
+tables of that database are emptied and filled), matching.page() for the answers (what
+POST /search/image runs). The anchors are imagehash's phash,
 dhash and whash (Hamming distance <= 10) and crop_resistant_hash (a segment within 16 bits),
 each on the whole decoded picture, with the 8 orientations for the edits that need them.
 """
@@ -38,8 +39,10 @@ from server.db.migrations import migrate
 from server.db.pool import init_connection
 from server.db.queries import load_queries
 from server.imaging import ImageFacts, analyse
-from server.services import matching
+from server.services import copies, matching
+from server.services.cursors import Cursors
 from server.services.images import insert_signals
+from server.services.similar import SimilarFilters
 from tests.photo_edits import EDITS, distractors, edited, load_photos, original_bytes
 
 RADIUS = 10
@@ -65,7 +68,9 @@ async def load(conn: asyncpg.Connection, stored: list[ImageFacts]) -> list[uuid.
     queries = load_queries()
     for image_id, f in zip(ids, stored, strict=True):
         await insert_signals(conn, queries, image_id, f.signals)
+        await copies.insert(conn, queries, image_id, f.features)
     await conn.execute("analyze image_signals")
+    await conn.execute("analyze image_features")
     return ids
 
 
@@ -102,9 +107,18 @@ async def robust(names: list[str], sources: list[str], stored: list[ImageFacts],
     counts: Counts = {}
     false, candidates, times = 0, 0, []
     signals_by: dict[str, int] = defaultdict(int)
+    cursors = Cursors(b"quality" * 8)
+    verify = ThreadPoolExecutor(1)
     for edit, photo, query in queries:
         started = time.perf_counter()
-        found = await matching.find(conn, named, query.query_variants, None)
+        local = None if query.features is None else matching.LocalQuery(
+            query.features, (query.width, query.height), verify,
+            mirrored=query.mirrored_features)
+        page, _ = await matching.page(
+            conn, named, cursors, list(query.query_variants), viewer_id=None,
+            filters=SimilarFilters(), cursor=None, limit=100,
+            whole=[query.phash, *query.variant_phashes], local=local)
+        found = [m for _, m in page]
         times.append((time.perf_counter() - started) * 1000)
         answers = [(index[m.image_id], m) for m in found]
         answers = [(k, m) for k, m in answers if k == photo or sources[k] != names[photo]]
@@ -115,9 +129,11 @@ async def robust(names: list[str], sources: list[str], stored: list[ImageFacts],
         if hit:
             signals_by[hit[0].region] += 1
     await conn.close()
+    verify.shutdown()
     table(f"robust matching (the service, match=robust), {len(stored)} stored images",
           counts, false)
-    print(f"matched by region: {dict(signals_by)}; probes + verification p50 "
+    print(f"matched by region: {dict(signals_by)}; matching (signals, features, "
+          f"verification) p50 "
           f"{float(np.median(times)):.1f} ms over {len(queries)} queries")
 
 
