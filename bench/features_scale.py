@@ -73,7 +73,7 @@ FLIP = 0.04  # share of descriptor bits flipped (a re-detection differs by ~10-4
 MASKS = 65_536
 SYNTH_SIZE = (640, 480)
 RECENT_IMAGES = 72  # their ~18k postings wait in feature_postings_recent (< MERGE_AT)
-MAX_DFS = (500, copies.MAX_DF, 5_000)
+MAX_DFS = (copies.MAX_DF, 2_000, 5_000)
 
 
 @dataclass

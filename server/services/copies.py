@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = 24  # verified per query: ~0.7 ms each
 MIN_VOTES = 3  # shared keys below this are chance (bench/copy_features.py)
-MAX_DF = 2_000  # keys held by more images than this cost the most and blur the votes
+MAX_DF = 500  # keys held by more images cost the most (bench/features_scale.py at 1M)
 # The candidates' query may not hold a search up: past this PostgreSQL cancels it and the
 # search answers with the region signals' matches alone (logged). At a million images the
 # query takes longer than this (docs/benchmarks.md): features then find only what they
