@@ -554,6 +554,11 @@ MUTATIONS = (
         ("tests/test_copy_features.py::test_a_page_is_not_matched_by_its_corners",),
     ),
     Mutation(
+        "tiny pictures handed to ORB", "server/imaging/features.py",
+        "    if min(pixels.shape) < MIN_SIDE:", "    if min(pixels.shape) < 0:",
+        ("tests/test_copy_features.py::test_tiny_and_thin_pictures_have_no_features_and_no_error",),
+    ),
+    Mutation(
         "uploads store no features", "server/services/images.py",
         "                await copies.insert(conn, queries, ids[-1], image.features)\n", "",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),

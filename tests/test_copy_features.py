@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import random
 from uuid import UUID
 
 import asyncpg
@@ -376,8 +375,20 @@ def test_a_picture_without_texture_has_no_features_and_no_row() -> None:
     flat = Image.new("RGB", (400, 300), (120, 130, 140))
     facts = analyse(encode(flat, "PNG"), max_pixels=10**8)
     assert facts.features is not None and len(facts.features) == 0
-    rng = random.Random(3)
-    assert ft.keys(np.zeros((0, 32), np.uint8)) == [] and rng  # nothing to index
+    assert ft.keys(np.zeros((0, 32), np.uint8)) == []  # nothing to index
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (1, 1000), (5000, 2), (6000, 20), (15, 15)])
+@pytest.mark.parametrize("query", [False, True])
+def test_tiny_and_thin_pictures_have_no_features_and_no_error(
+    size: tuple[int, int], query: bool
+) -> None:
+    """OpenCV's ORB asserts on images too small for its pyramid (a 1x1 PNG once made an
+    upload answer 500): such pictures simply have no features."""
+    noise = np.random.default_rng(1).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    facts = analyse(encode(Image.fromarray(noise), "PNG"), max_pixels=10**8, query=query,
+                    variants=query)
+    assert facts.features is not None and len(facts.features) == 0
 
 
 

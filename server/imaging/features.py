@@ -32,6 +32,7 @@ STORED_COUNT = 128
 QUERY_SIDE = 960  # a 1080p JPEG decodes at half scale (DCT scaling) to exactly this
 QUERY_COUNT = 1500
 GRID = 4  # cells per side that the kept features are spread over
+MIN_SIDE = 16  # pictures thinner than this (in working pixels) have no features
 DETECT_FACTOR = 3  # detect this many times the features kept, then spread them
 
 KEY_BITS = 24
@@ -120,6 +121,8 @@ def _spread(points: np.ndarray, responses: np.ndarray, size: tuple[int, int],
 def detect(pixels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(points, descriptors) of up to `count` ORB features of a gray array, spread: keypoints
     first (DETECT_FACTOR times more), descriptors only for the ones kept."""
+    if min(pixels.shape) < MIN_SIDE:  # ORB's image pyramid needs room (and finds nothing)
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     orb = cv2.ORB_create(nfeatures=count * DETECT_FACTOR,  # type: ignore[attr-defined]
                          fastThreshold=10, edgeThreshold=15)
     keypoints = orb.detect(pixels, None)
