@@ -544,8 +544,8 @@ MUTATIONS = (
     ),
     Mutation(
         "guessed edits stand alone beside features", "server/services/matching.py",
-        "    return [m for m in matches if not guessed(m) or m.image_id not in featured]",
-        "    return matches",
+        "            if not guessed(m) or m.image_id not in featured or m.image_id in agree]",
+        "            if True]",
         ("tests/test_copy_features.py::test_a_guess_is_not_enough_where_features_disagree",),
     ),
     Mutation(
@@ -557,6 +557,16 @@ MUTATIONS = (
         "tiny pictures handed to ORB", "server/imaging/features.py",
         "    if min(pixels.shape) < MIN_SIDE:", "    if min(pixels.shape) < 0:",
         ("tests/test_copy_features.py::test_tiny_and_thin_pictures_have_no_features_and_no_error",),
+    ),
+    Mutation(
+        "a guess confirmed by any count of inliers", "server/imaging/features.py",
+        "CONFIRM_INLIERS = 8", "CONFIRM_INLIERS = 0",
+        ("tests/test_copy_features.py::test_a_guess_is_not_enough_where_features_disagree",),
+    ),
+    Mutation(
+        "guesses never confirmed by the features", "server/imaging/features.py",
+        "CONFIRM_INLIERS = 8", "CONFIRM_INLIERS = 10**6",
+        ("tests/test_robust_matching.py::test_edited_photos_find_their_original_first",),
     ),
     Mutation(
         "uploads store no features", "server/services/images.py",

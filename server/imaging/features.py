@@ -46,6 +46,7 @@ RATIO = 0.8  # Lowe's ratio test on Hamming distances
 RANSAC_PX = 5.0  # at the query's working scale
 MIN_MATCHES = 6
 MIN_INLIERS = 20  # with the rules below: no development non-match (bench/copy_features.py)
+CONFIRM_INLIERS = 8  # enough to confirm a match the region signals found through a guess
 MIN_SPREAD = 0.1  # the inliers' hull, as a share of the stored picture's area
 SURE_SPREAD = 0.2  # below this spread the pixels must agree too (MIN_NCC)
 MIN_VISIBLE = 0.45  # of the stored picture inside the query, projected by an affine fit
@@ -243,13 +244,16 @@ def _area_inside(polygon: np.ndarray, size: tuple[int, int]) -> float:
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 
 
-def verify(stored: Features, query: Features) -> Verified | None:
-    """A stored picture found in the query by geometry, or None."""
+def verify(stored: Features, query: Features, min_inliers: int | None = None
+           ) -> Verified | None:
+    """A stored picture found in the query by geometry, or None. `min_inliers` lowers the
+    count for a confirmation (CONFIRM_INLIERS); every other rule holds."""
+    least = MIN_INLIERS if min_inliers is None else min_inliers
     if len(stored) < MIN_MATCHES or len(query) < 2:
         return None
     pairs = _MATCHER.knnMatch(stored.descriptors, query.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
-    if len(good) < max(MIN_MATCHES, MIN_INLIERS):
+    if len(good) < max(MIN_MATCHES, least):
         return None
     src = stored.points[[m.queryIdx for m in good]]
     dst = query.points[[m.trainIdx for m in good]]
@@ -260,7 +264,7 @@ def verify(stored: Features, query: Features) -> Verified | None:
         return None
     keep = mask.ravel().astype(bool)
     inliers = int(keep.sum())
-    if inliers < MIN_INLIERS:
+    if inliers < least:
         return None
     hull = cv2.contourArea(cv2.convexHull(src[keep]))
     if hull < MIN_SPREAD * stored.size[0] * stored.size[1]:  # a strip or a clump

@@ -22,7 +22,14 @@ import asyncpg
 from ..cpu import run_cpu
 from ..db.pool import Connection, Pool, plan_cache_mode
 from ..db.queries import Queries, Record
-from ..imaging.features import FEATURES_VERSION, Features, Verified, keys, verify
+from ..imaging.features import (
+    CONFIRM_INLIERS,
+    FEATURES_VERSION,
+    Features,
+    Verified,
+    keys,
+    verify,
+)
 from ..imaging.regions import Corners
 
 log = logging.getLogger(__name__)
@@ -65,13 +72,13 @@ async def insert(conn: Connection, queries: Queries, image_id: UUID,
         keys=keys(features.descriptors))
 
 
-def _verify_all(query: Features, rows: Sequence[Record],
-                scale: tuple[float, float]) -> list[tuple[Record, Verified]]:
+def _verify_all(query: Features, rows: Sequence[Record], scale: tuple[float, float],
+                min_inliers: int | None = None) -> list[tuple[Record, Verified]]:
     found = []
     for row in rows:
         stored = Features.unpacked(row["points"], row["descriptors"],
                                    (row["width"], row["height"]), row["thumb"])
-        verified = verify(stored, query)
+        verified = verify(stored, query, min_inliers)
         if verified is not None:
             corners = tuple((x * scale[0], y * scale[1]) for x, y in verified.corners)
             found.append((row, replace(verified, corners=corners)))  # type: ignore[arg-type]
@@ -102,6 +109,17 @@ async def find(
     verified = await run_cpu(cpu, _verify_all, query, rows, scale)
     return [FeatureMatch(row["image_id"], row["phash"], v.inliers, round(v.share, 4),
                          v.corners, v) for row, v in verified]
+
+
+async def confirm(conn: Connection, queries: Queries, cpu: Executor, query: Features,
+                  ids: Sequence[UUID]) -> tuple[set[UUID], set[UUID]]:
+    """Of images the region signals found through a guessed edit: (those that have
+    features, those whose features confirm the match with CONFIRM_INLIERS or more)."""
+    rows = [r async for r in queries.features_by_ids(conn, ids=list(ids))]
+    if not rows or len(query) == 0:
+        return {r["image_id"] for r in rows}, set()
+    verified = await run_cpu(cpu, _verify_all, query, rows, (1.0, 1.0), CONFIRM_INLIERS)
+    return {r["image_id"] for r in rows}, {row["image_id"] for row, _ in verified}
 
 
 async def stored(conn: Connection, queries: Queries, viewer_id: UUID | None,

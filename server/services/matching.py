@@ -150,14 +150,16 @@ def guessed(match: Match) -> bool:
 
 async def confirmed(conn: Connection, queries: Queries, matches: list[Match],
                     local: LocalQuery | None) -> list[Match]:
-    """The matches, less the guessed ones of images that have local features: for those the
-    features (which find crops, tilts and borders by themselves) must agree. Images not yet
-    given features (before `rehash`) keep the guesses."""
+    """The matches, less the guessed ones that the local features do not confirm: an image
+    with features found only through a guess stays if its features agree with the query
+    (CONFIRM_INLIERS verified keypoints, every geometric rule). Images not yet given
+    features (before `rehash`) keep the guesses."""
     guesses = [m.image_id for m in matches if guessed(m)]
     if local is None or not guesses:
         return matches
-    featured = {r["image_id"] async for r in queries.having_features(conn, ids=guesses)}
-    return [m for m in matches if not guessed(m) or m.image_id not in featured]
+    featured, agree = await copies.confirm(conn, queries, local.cpu, local.features, guesses)
+    return [m for m in matches
+            if not guessed(m) or m.image_id not in featured or m.image_id in agree]
 
 
 @dataclass(frozen=True, slots=True)

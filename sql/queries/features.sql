@@ -53,9 +53,11 @@ from image_features f
 join images i on i.id = f.image_id
 where f.image_id = :image_id and (i.visibility = 'public' or i.owner_id = :viewer_id);
 
--- name: having_features(ids)
--- Which of these images have local features.
-select image_id from image_features where image_id = any(:ids::uuid[]);
+-- name: features_by_ids(ids)
+-- The features of these images (already found visible by the caller), for confirmation.
+select image_id, width, height, points, descriptors, thumb
+from image_features
+where image_id = any(:ids::uuid[]);
 
 -- name: merge_postings(limit)$
 -- Fold up to :limit of the oldest recent postings into the merged arrays, in one
