@@ -346,11 +346,24 @@ def test_the_geometry_accepts_a_copy_and_a_big_crop() -> None:
 
 def test_a_clump_of_shared_detail_is_not_a_copy() -> None:
     """A logo or a watermark that two pictures share: many exact matches, all in one small
-    place of the stored picture (spread < MIN_SPREAD of it)."""
+    place of the stored picture (spread < MIN_SPREAD of it), refused even where the pixels
+    would agree."""
     size = (600, 400)
     clump = _grid(450, 300, 590, 390)  # 5% of the picture
     stored, query = _correspondences(clump, size, np.array([[1.0, 0, 0], [0, 1.0, 0]]), size)
+    smooth = np.random.default_rng(2).integers(0, 256, (4, 6), dtype=np.uint8)
+    pixels = np.asarray(Image.fromarray(smooth).resize(size, Image.Resampling.BICUBIC))
+    thumb = Image.fromarray(pixels).resize((ft.THUMB, ft.THUMB), Image.Resampling.BOX)
+    stored = ft.Features(stored.points, stored.descriptors, size, thumb.tobytes())
+    query = ft.Features(query.points, query.descriptors, size, pixels=pixels)
     assert ft.verify(stored, query) is None
+    ft_spread = ft.MIN_SPREAD
+    try:  # the control: without the floor the pixels would let it through
+        ft.MIN_SPREAD = 0.0
+        found = ft.verify(stored, query)
+        assert found is not None and found.ncc >= ft.MIN_NCC
+    finally:
+        ft.MIN_SPREAD = ft_spread
 
 
 def test_a_sliver_of_the_scene_is_not_a_copy() -> None:
