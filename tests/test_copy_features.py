@@ -25,7 +25,7 @@ from server.services import copies
 from tests import copy_edits as ce
 from tests.conftest import bearer, sign_up
 from tests.images import encode, picture
-from tests.test_copy_search import corner_error, stored_with_negatives, upload_all
+from tests.test_copy_search import corner_error, search_each_copy, upload_all
 from tests.test_similar import search_image
 
 Client = TestClient[web.Request, web.Application]
@@ -45,15 +45,7 @@ CORNER_TOLERANCE = 0.03  # of the query's diagonal
 async def test_local_features_find_what_the_region_signals_cannot(
     client: Client, family: str
 ) -> None:
-    key = (await sign_up(client, "archivist"))["api_key"]
-    copies_ = [ce.copy(family, name, instance) for name, instance in FOUND[family]]
-    names = tuple(dict.fromkeys(name for c in copies_ for name in c.answers))
-    ids = await upload_all(client, key, stored_with_negatives(names))
-    by_id = {image_id: title for title, image_id in ids.items()}
-    for c in copies_:
-        body = await search_image(client, c.data, key)
-        results = {by_id[r["id"]]: r for r in body["results"]}
-        assert set(results) == set(c.answers), (c.photo, c.instance, list(results))
+    for c, results in await search_each_copy(client, family, FOUND[family]):
         for name in c.answers:
             matched = results[name]["matched_by"]
             assert matched["inliers"] >= ft.MIN_INLIERS, matched

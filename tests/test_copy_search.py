@@ -56,6 +56,26 @@ def stored_with_negatives(names: tuple[str, ...]) -> dict[str, bytes]:
     return files
 
 
+async def search_each_copy(
+    client: Client, family: str, found: tuple[tuple[str, int], ...]
+) -> list[tuple[ce.Copy, dict[str, Any]]]:
+    """Stores the pictures the copies hold with their hard negatives, searches with each
+    copy, and checks that exactly the pictures it holds come back: (copy, results by
+    picture name)."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    copies = [ce.copy(family, name, instance) for name, instance in found]
+    names = tuple(dict.fromkeys(name for c in copies for name in c.answers))
+    ids = await upload_all(client, key, stored_with_negatives(names))
+    by_id = {image_id: title for title, image_id in ids.items()}
+    out = []
+    for c in copies:
+        body = await search_image(client, c.data, key)
+        results = {by_id[r["id"]]: r for r in body["results"]}
+        assert set(results) == set(c.answers), (c.photo, c.instance, list(results))
+        out.append((c, results))
+    return out
+
+
 def corner_error(found: list[list[float]], truth: np.ndarray, size: tuple[int, int]) -> float:
     """The largest corner distance, as a fraction of the query's diagonal."""
     distances = np.linalg.norm(np.array(found) - np.asarray(truth), axis=1)
@@ -66,15 +86,7 @@ def corner_error(found: list[list[float]], truth: np.ndarray, size: tuple[int, i
 async def test_a_copy_finds_each_stored_picture_it_holds_and_where(
     client: Client, family: str
 ) -> None:
-    key = (await sign_up(client, "archivist"))["api_key"]
-    copies = [ce.copy(family, name, instance) for name, instance in FOUND[family]]
-    names = tuple(dict.fromkeys(name for c in copies for name in c.answers))
-    ids = await upload_all(client, key, stored_with_negatives(names))
-    by_id = {image_id: title for title, image_id in ids.items()}
-    for c in copies:
-        body = await search_image(client, c.data, key)
-        results = {by_id[r["id"]]: r for r in body["results"]}
-        assert set(results) == set(c.answers), (c.photo, c.instance, list(results))
+    for c, results in await search_each_copy(client, family, FOUND[family]):
         size = Image.open(io.BytesIO(c.data)).size
         assert c.corners is not None
         for name, truth in zip(c.answers, c.corners, strict=True):
