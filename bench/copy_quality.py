@@ -111,9 +111,8 @@ async def load(conn: asyncpg.Connection, distractors: int) -> dict[uuid.UUID, st
 async def reused(conn: asyncpg.Connection) -> dict[uuid.UUID, str]:
     """What load() answers, from the tables an earlier run filled."""
     names = {r["id"]: r["title"] for r in await conn.fetch("select id, title from images")}
-    kinds = {"stored": ce.PHOTOS}
     for key in names.values():
-        KINDS[key] = ("stored" if key in kinds["stored"] else "hard" if "/hard" in key
+        KINDS[key] = ("stored" if key in ce.PHOTOS else "hard" if "/hard" in key
                       else ce.distractor_kind(int(key[1:])))
     return names
 

@@ -38,9 +38,8 @@ CANDIDATES = 24  # verified per query: ~0.7 ms each
 MIN_VOTES = 3  # shared keys below this are chance (bench/copy_features.py)
 MAX_DF = 500  # keys held by more images cost the most (bench/features_scale.py at 1M)
 # The candidates' query may not hold a search up: past this PostgreSQL cancels it and the
-# search answers with the region signals' matches alone (logged). At a million images the
-# query takes longer than this (docs/benchmarks.md): features then find only what they
-# find in smaller libraries.
+# search answers with the region signals' matches alone (logged). At a million images it
+# takes ~60 ms here (docs/benchmarks.md); the bound is for larger libraries and busy hosts.
 CANDIDATES_TIMEOUT = 0.25
 MERGE_BATCH = 50_000  # recent postings folded per transaction
 MERGE_AT = 20_000  # recent postings that start a merge
