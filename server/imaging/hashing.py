@@ -24,7 +24,6 @@ from PIL import Image, ImageFile, ImageOps
 
 from server.imaging.decoding import (
     DECODE_ERRORS,
-    Working,
     exif_orientation,
     flatten,
     normalise_mode,
@@ -216,7 +215,8 @@ def _analyse_open(
     query_variants: list[Signal] = []
     if query:
         found = proposals(work.detail) if work.detail is not None else []
-        query_variants = query_signals(work.gray, variants, corners=not _a_page(found, work))
+        query_variants = query_signals(work.gray, variants,
+                                       corners=not _a_page(found, work.detail))
         if work.detail is not None:
             query_variants += picture_variants(found, work.detail, (width, height))
     local = mirrored = None
@@ -253,14 +253,14 @@ def _detail_side(query: bool, features: bool) -> int | None:
 PAGE_PICTURE_SHARE = 0.5  # a picture region smaller than this: the query is a page or a post
 
 
-def _a_page(found: list[Proposal], work: Working) -> bool:
+def _a_page(found: list[Proposal], detail: Image.Image | None) -> bool:
     """Whether the query is a page, a post or a screenshot holding a picture: a picture
     region covers less than PAGE_PICTURE_SHARE of it. Its corners are then the app's bars
     and text, which other pages of the same app share: they are not probed as crops of a
     stored picture (the picture itself is, through its region)."""
-    if work.detail is None:
+    if detail is None:
         return False
-    area = work.detail.width * work.detail.height
+    area = detail.width * detail.height
     return any(quad_area(p.corners) < PAGE_PICTURE_SHARE * area for p in found)
 
 

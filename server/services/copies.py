@@ -51,10 +51,20 @@ _MERGE_LOCK = 0x1D_FEA7  # advisory lock: one merger at a time across processes
 class FeatureMatch:
     image_id: UUID
     phash: int  # the stored whole picture's, for the answer's distance
-    inliers: int
-    score: float  # the share of the stored picture's features verified
-    corners: Corners  # where the stored picture lies in the query, query pixels
-    evidence: Verified  # what the verification measured (benches read it)
+    evidence: Verified  # what the verification measured; corners in the query's pixels
+
+    @property
+    def inliers(self) -> int:
+        return self.evidence.inliers
+
+    @property
+    def score(self) -> float:
+        """The share of the stored picture's features verified."""
+        return round(self.evidence.share, 4)
+
+    @property
+    def corners(self) -> Corners:
+        return self.evidence.corners
 
 
 async def insert(conn: Connection, queries: Queries, image_id: UUID,
@@ -106,8 +116,7 @@ async def find(
         return []
     scale = (size[0] / query.size[0], size[1] / query.size[1])
     verified = await run_cpu(cpu, _verify_all, query, rows, scale)
-    return [FeatureMatch(row["image_id"], row["phash"], v.inliers, round(v.share, 4),
-                         v.corners, v) for row, v in verified]
+    return [FeatureMatch(row["image_id"], row["phash"], v) for row, v in verified]
 
 
 async def confirm(conn: Connection, queries: Queries, cpu: Executor, query: Features,
