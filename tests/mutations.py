@@ -463,9 +463,34 @@ MUTATIONS = (
     ),
     Mutation(
         "recent postings not read by the query", "sql/queries/features.sql",
-        "    union all\n    select r.seq from feature_postings_recent r",
-        "    union all\n    select r.seq from feature_postings_recent r where false and",
+        "     from feature_postings_recent r\n     where r.key",
+        "     from feature_postings_recent r\n     where false and r.key",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),
+    ),
+    Mutation(
+        "votes counted from the length words of the merged arrays", "server/services/copies.py",
+        '.reshape(-1, 2)[:, 1]', '.reshape(-1, 2)[:, 0]',
+        ("tests/test_copy_features.py::"
+         "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
+    ),
+    Mutation(
+        "keys held too widely read anyway", "sql/queries/features.sql",
+        "where p.key = any(:keys::int4[]) and p.df <= :max_df",
+        "where p.key = any(:keys::int4[])",
+        ("tests/test_copy_features.py::"
+         "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
+    ),
+    Mutation(
+        "the votes' limit keeps the fewest", "server/services/copies.py",
+        "np.lexsort((seqs, -votes))[:limit]", "np.lexsort((seqs, votes))[:limit]",
+        ("tests/test_copy_features.py::"
+         "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
+    ),
+    Mutation(
+        "only the first half of the candidates verified", "server/services/copies.py",
+        "for part in (rows[:half], rows[half:]) if part))",
+        "for part in (rows[:half],) if part))",
+        ("tests/test_copy_features.py::test_every_candidate_is_verified_not_only_the_best_voted",),
     ),
     Mutation(
         "merge drops the postings' df", "sql/queries/features.sql",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import asyncpg
@@ -184,9 +185,9 @@ async def _brute_force(conn: Connection, query_keys: set[int],
 
 async def _candidates(conn: Connection, query_keys: list[int],
                       min_votes: int) -> list[tuple[UUID, int]]:
-    rows = [r async for r in load_queries().feature_candidates(
-        conn, keys=query_keys, max_df=10**9, min_votes=min_votes, limit=10_000,
-        viewer_id=None, exclude_id=None)]
+    with ThreadPoolExecutor(1) as cpu:
+        rows = await copies.candidates(conn, load_queries(), cpu, query_keys, None,
+                                       max_df=10**9, min_votes=min_votes, limit=10_000)
     return [(r["image_id"], r["votes"]) for r in rows]
 
 
@@ -232,6 +233,67 @@ async def test_candidates_equal_brute_force_across_a_merge(client: Client, clean
                 "select count(*) from feature_postings where cardinality(seqs) > 1") > 0
     finally:
         await pool.close()
+
+
+async def test_votes_count_both_postings_tables_and_skip_keys_held_too_widely(
+    clean_db: str,
+) -> None:
+    """The postings come back in two binary layouts (merged arrays with their length words,
+    recent seqs bare) and are counted as one; a merged key held by more than max_df images
+    is not read; ties rank by number, the limit keeps the most voted."""
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute("insert into feature_postings (key, df, seqs) values "
+                           "(1, 3, '{5,6,7}'), (2, 2, '{5,6}'), (3, 1, '{900000}')")
+        await conn.execute("insert into feature_postings_recent (key, seq) values "
+                           "(1, 8), (2, 5), (4, 6)")
+        queries = load_queries()
+
+        async def votes(max_df: int, min_votes: int = 1,
+                        limit: int = 10) -> tuple[list[int], list[int]]:
+            row = await queries.feature_postings_of(conn, keys=[1, 2, 3, 4], max_df=max_df)
+            return copies.top_votes(row["merged"], row["recent"], min_votes, limit)
+
+        assert await votes(3) == ([5, 6, 7, 8, 900000], [3, 3, 1, 1, 1])
+        assert await votes(2) == ([5, 6, 8, 900000], [2, 2, 1, 1])  # key 1's array unread
+        assert await votes(3, min_votes=2) == ([5, 6], [3, 3])
+        assert await votes(3, limit=1) == ([5], [3])
+        assert await votes(0) == ([5, 6, 8], [1, 1, 1])  # the recent table alone
+        row = await queries.feature_postings_of(conn, keys=[99], max_df=10)
+        assert copies.top_votes(row["merged"], row["recent"], 1, 10) == ([], [])
+    finally:
+        await conn.close()
+
+
+async def test_every_candidate_is_verified_not_only_the_best_voted(
+    client: Client, clean_db: str
+) -> None:
+    """Four stored pictures side by side in one query: the features alone (no region
+    signals) find and place each of them, whichever half of the candidates it ranks in."""
+    names = ("astronaut", "coffee", "rocket", "coins")
+    key = (await sign_up(client, "archivist"))["api_key"]
+    ids = await upload_all(client, key, {n: ce.stored_bytes(n) for n in names})
+    sheet = Image.new("RGB", (960, 720), "white")
+    centres = []
+    for i, name in enumerate(names):  # each fit to its quarter, keeping its shape
+        tile = ce.stored_picture(name).convert("RGB")
+        scale = min(470 / tile.width, 350 / tile.height)
+        tile = tile.resize((round(tile.width * scale), round(tile.height * scale)))
+        x, y = 480 * (i % 2) + (480 - tile.width) // 2, 360 * (i // 2) + (360 - tile.height) // 2
+        sheet.paste(tile, (x, y))
+        centres.append((x + tile.width / 2, y + tile.height / 2))
+    query = analyse(encode(sheet, "JPEG"), max_pixels=10**8, query=True).features
+    assert query is not None
+    conn = await asyncpg.connect(clean_db)
+    try:
+        with ThreadPoolExecutor(2) as cpu:
+            found = await copies.find(conn, load_queries(), cpu, query, None, size=(960, 720))
+    finally:
+        await conn.close()
+    where = {str(f.image_id): np.array(f.corners).mean(axis=0) for f in found}
+    assert set(where) == {ids[n] for n in names}
+    for name, centre in zip(names, centres, strict=True):
+        assert np.abs(where[ids[name]] - centre).max() < 20, (name, where[ids[name]], centre)
 
 
 async def test_a_deleted_image_is_never_a_candidate(client: Client, clean_db: str) -> None:

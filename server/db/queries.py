@@ -203,8 +203,11 @@ class Queries(Protocol):
         self, conn: Connection, *, image_id: UUID, version: int, width: int, height: int,
         points: bytes, descriptors: bytes, thumb: bytes, keys: list[int],
     ) -> str: ...
+    async def feature_postings_of(
+        self, conn: Connection, *, keys: list[int], max_df: int
+    ) -> Record: ...
     def feature_candidates(
-        self, conn: Connection, *, keys: list[int], max_df: int, min_votes: int, limit: int,
+        self, conn: Connection, *, seqs: list[int], votes: list[int], limit: int,
         viewer_id: UUID | None, exclude_id: UUID | None,
     ) -> AsyncIterator[Record]: ...
     async def features_of(
