@@ -1,5 +1,6 @@
 """Copy detection by local features at a million images: the service's candidates
-(`copies.candidates`: the postings' SQL and the votes counted in numpy) with their latency,
+(`copies.candidates`: the postings' SQL, the votes of the whole query and of its picture
+regions counted in numpy, the best looked up) with their latency,
 postings read and recall per copy family for several max_df; `POST /search/image` end to
 end over HTTP; and the bytes per image of the feature tables.
 
@@ -26,7 +27,8 @@ services/copies.MERGE_AT, so the server's merger leaves them there).
 
 Queries: one instance of every copy family of tests/copy_edits.py for every photo,
 analysed as the service analyses a query (`analyse(..., query=True)`). Recall: whether each
-true answer is among the candidates (limit copies.CANDIDATES). Warm: the second of two passes.
+true answer is among the candidates (copies.CANDIDATES, and REGION_CANDIDATES per picture
+region). Warm: the second of two passes.
 Over HTTP, each copy is placed in a 1920x1080 JPEG (q90), as a shared screenshot would be.
 """
 
@@ -236,9 +238,11 @@ async def candidates(conn: asyncpg.Connection, queries: Queries, q: Query,
     """The service's candidates (copies.candidates: the postings' SQL, the votes counted in
     numpy, the best looked up) and the milliseconds they took."""
     started = time.perf_counter()
-    rows = await copies.candidates(conn, queries, CPU, keys(q.features.descriptors), None,
-                                   max_df=max_df)
-    return [r["image_id"] for r in rows], (time.perf_counter() - started) * 1000
+    f = q.features
+    found = await copies.candidates(conn, queries, CPU, keys(f.descriptors), None,
+                                    regions=[keys(f.descriptors[m]) for m in f.regions],
+                                    max_df=max_df)
+    return [c.image_id for c in found], (time.perf_counter() - started) * 1000
 
 
 async def postings_read(conn: asyncpg.Connection, q: Query, max_df: int) -> int:

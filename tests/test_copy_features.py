@@ -186,9 +186,9 @@ async def _brute_force(conn: Connection, query_keys: set[int],
 async def _candidates(conn: Connection, query_keys: list[int],
                       min_votes: int) -> list[tuple[UUID, int]]:
     with ThreadPoolExecutor(1) as cpu:
-        rows = await copies.candidates(conn, load_queries(), cpu, query_keys, None,
-                                       max_df=10**9, min_votes=min_votes, limit=10_000)
-    return [(r["image_id"], r["votes"]) for r in rows]
+        found = await copies.candidates(conn, load_queries(), cpu, query_keys, None,
+                                        max_df=10**9, min_votes=min_votes, limit=10_000)
+    return [(c.image_id, c.votes) for c in found]
 
 
 async def test_candidates_equal_brute_force_across_a_merge(client: Client, clean_db: str) -> None:
@@ -249,18 +249,23 @@ async def test_votes_count_both_postings_tables_and_skip_keys_held_too_widely(
                            "(1, 8), (2, 5), (4, 6)")
         queries = load_queries()
 
-        async def votes(max_df: int, min_votes: int = 1,
-                        limit: int = 10) -> tuple[list[int], list[int]]:
+        async def votes(max_df: int, min_votes: int = 1, limit: int = 10,
+                        region: tuple[int, ...] = ()) -> tuple[list[int], list[int]]:
             row = await queries.feature_postings_of(conn, keys=[1, 2, 3, 4], max_df=max_df)
-            return copies.top_votes(row["merged"], row["recent"], min_votes, limit)
+            postings = copies.Postings.of(row)
+            seqs = postings.holding(region) if region else postings.seqs
+            return copies.top_votes(seqs, min_votes, limit)
 
         assert await votes(3) == ([5, 6, 7, 8, 900000], [3, 3, 1, 1, 1])
         assert await votes(2) == ([5, 6, 8, 900000], [2, 2, 1, 1])  # key 1's array unread
         assert await votes(3, min_votes=2) == ([5, 6], [3, 3])
         assert await votes(3, limit=1) == ([5], [3])
         assert await votes(0) == ([5, 6, 8], [1, 1, 1])  # the recent table alone
+        # A region's keys alone: the postings of keys 2 and 4, merged and recent.
+        assert await votes(3, region=(2, 4)) == ([5, 6], [2, 2])
+        assert await votes(3, region=(1, 3)) == ([5, 6, 7, 8, 900000], [1, 1, 1, 1, 1])
         row = await queries.feature_postings_of(conn, keys=[99], max_df=10)
-        assert copies.top_votes(row["merged"], row["recent"], 1, 10) == ([], [])
+        assert copies.top_votes(copies.Postings.of(row).seqs, 1, 10) == ([], [])
     finally:
         await conn.close()
 

@@ -206,10 +206,11 @@ class Queries(Protocol):
     async def feature_postings_of(
         self, conn: Connection, *, keys: list[int], max_df: int
     ) -> Record: ...
-    def feature_candidates(
-        self, conn: Connection, *, seqs: list[int], votes: list[int], limit: int,
-        viewer_id: UUID | None, exclude_id: UUID | None,
+    def visible_features(
+        self, conn: Connection, *, seqs: list[int], viewer_id: UUID | None,
+        exclude_id: UUID | None,
     ) -> AsyncIterator[Record]: ...
+    def features_by_seqs(self, conn: Connection, *, seqs: list[int]) -> AsyncIterator[Record]: ...
     async def features_of(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
     ) -> Record | None: ...

@@ -16,7 +16,8 @@ Pure functions (OpenCV with one thread): callers run them in the CPU pool.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -68,6 +69,11 @@ class Features:
     size: tuple[int, int]  # working (w, h)
     thumb: bytes = b""  # stored side: THUMB x THUMB gray levels of the working image
     pixels: np.ndarray | None = None  # query side: the working gray image itself
+    # Query side: which features lie inside each picture region of the query (a post's or a
+    # collage's pictures), as boolean masks: each region's features also vote on their own,
+    # so that a picture is not outvoted by the page around it (the app's bars and text,
+    # which other posts in the library share).
+    regions: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.points)
@@ -152,6 +158,28 @@ def query_features(gray: Image.Image) -> Features:
     pixels = np.asarray(small, dtype=np.uint8)
     points, descriptors = detect(pixels, QUERY_COUNT)
     return Features(points, descriptors, small.size, pixels=pixels)
+
+
+MAX_REGIONS = 3  # picture regions of a query that vote on their own, largest first
+MIN_REGION_FEATURES = 30  # fewer features than this in a region: it says too little
+
+
+def in_regions(features: Features, quads: Sequence[Corners]) -> Features:
+    """The query's features with the masks of those inside each picture region (convex
+    quads in the features' working pixels, largest first); regions holding fewer than
+    MIN_REGION_FEATURES, or all of them, are left out."""
+    masks: list[np.ndarray] = []
+    for quad in quads:
+        corners = np.asarray(quad, dtype=np.float64)
+        edges = np.roll(corners, -1, axis=0) - corners
+        rel = features.points[:, None, :].astype(np.float64) - corners[None, :, :]
+        cross = edges[None, :, 0] * rel[:, :, 1] - edges[None, :, 1] * rel[:, :, 0]
+        inside = np.asarray((cross >= 0).all(axis=1) | (cross <= 0).all(axis=1))  # any winding
+        if MIN_REGION_FEATURES <= inside.sum() < len(features):
+            masks.append(inside)
+        if len(masks) == MAX_REGIONS:
+            break
+    return replace(features, regions=tuple(masks))
 
 
 def keys(descriptors: np.ndarray) -> list[int]:

@@ -33,6 +33,7 @@ from server.imaging.features import (
     QUERY_SIDE,
     STORED_SIDE,
     Features,
+    in_regions,
     query_features,
     stored_features,
 )
@@ -213,6 +214,7 @@ def _analyse_open(
     if orientation >= 5:  # 5-8 swap the axes
         width, height = height, width
     query_variants: list[Signal] = []
+    found: list[Proposal] = []  # a query's picture regions, in the detail image's pixels
     if query:
         found = proposals(work.detail) if work.detail is not None else []
         query_variants = query_signals(work.gray, variants,
@@ -222,6 +224,9 @@ def _analyse_open(
     local = mirrored = None
     if features and work.detail is not None:
         local = (query_features if query else stored_features)(work.detail)
+        if query:
+            sx, sy = local.size[0] / work.detail.width, local.size[1] / work.detail.height
+            local = in_regions(local, [scaled(p.corners, sx, sy) for p in found])
         if query and variants:
             mirrored = query_features(work.detail.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
     return ImageFacts(

@@ -36,11 +36,13 @@ from ..imaging.regions import Corners
 log = logging.getLogger(__name__)
 
 CANDIDATES = 24  # verified per query: ~0.9 ms each
+REGION_CANDIDATES = 6  # verified per picture region of the query (at most 3), beyond those
 MIN_VOTES = 3  # shared keys below this are chance (bench/copy_features.py)
 MAX_DF = 1_000  # keys held by more images cost the most (bench/features_scale.py at 1M)
 # The candidates' query may not hold a search up: past this PostgreSQL cancels it and the
-# search answers with the region signals' matches alone (logged). At a million images it
-# takes ~60 ms here (docs/benchmarks.md); the bound is for larger libraries and busy hosts.
+# search answers with the region signals' matches alone (logged). At a million images the
+# postings' query takes ~30 ms here (docs/benchmarks.md); the bound is for larger libraries
+# and busy hosts.
 CANDIDATES_TIMEOUT = 0.25
 MERGE_BATCH = 50_000  # recent postings folded per transaction
 MERGE_AT = 20_000  # recent postings that start a merge
@@ -82,64 +84,115 @@ async def insert(conn: Connection, queries: Queries, image_id: UUID,
         keys=keys(features.descriptors))
 
 
-def _verify_all(query: Features, rows: Sequence[Record], scale: tuple[float, float],
-                min_inliers: int | None = None) -> list[tuple[Record, Verified]]:
-    found = []
-    for row in rows:
-        stored = Features.unpacked(row["points"], row["descriptors"],
-                                   (row["width"], row["height"]), row["thumb"])
-        verified = verify(stored, query, min_inliers)
-        if verified is not None:
-            corners = tuple((x * scale[0], y * scale[1]) for x, y in verified.corners)
-            found.append((row, replace(verified, corners=corners)))  # type: ignore[arg-type]
-    return found
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    image_id: UUID
+    phash: int
+    votes: int  # the query's keys it holds (of the region's keys, when a region found it)
+    stored: Features
 
 
-def top_votes(merged: bytes | None, recent: bytes | None, min_votes: int,
-              limit: int) -> tuple[list[int], list[int]]:
-    """The feature numbers holding at least `min_votes` of the postings, the `limit` with
-    most votes (ties by number): (numbers, votes). `merged` holds array_send's elements (a
-    length word, then the seq), `recent` bare seqs; both 4-byte big-endian. Counted by a
-    sort and its runs: ~2 ms for 300k postings."""
-    parts = []
-    if merged:
-        parts.append(np.frombuffer(merged, ">i4").reshape(-1, 2)[:, 1])
-    if recent:
-        parts.append(np.frombuffer(recent, ">i4"))
-    if not parts:
+@dataclass(frozen=True, slots=True)
+class Postings:
+    """The postings of a query's keys, as PostgreSQL sent them (feature_postings_of)."""
+
+    seqs: np.ndarray  # int32: the feature number of each posting, merged then recent
+    merged_keys: np.ndarray  # the merged arrays' keys, in the order their postings come
+    lengths: np.ndarray  # the postings of each of those keys
+    recent_keys: np.ndarray  # the key of each recent posting
+
+    @classmethod
+    def of(cls, row: Record) -> Postings:
+        """Decoded from big-endian binary: the merged elements come as (length word, seq)
+        pairs (array_send), the recent postings as (key, seq) pairs."""
+        merged = np.frombuffer(row["merged"] or b"", ">i4").reshape(-1, 2)[:, 1]
+        recent = np.frombuffer(row["recent"] or b"", ">i4").reshape(-1, 2)
+        return cls(np.concatenate([merged, recent[:, 1]]).astype(np.int32),
+                   np.asarray(row["keys"] or [], np.int32),
+                   np.asarray(row["lengths"] or [], np.int64), recent[:, 0].astype(np.int32))
+
+    def holding(self, keys: Sequence[int]) -> np.ndarray:
+        """The feature numbers of the postings of these keys only."""
+        wanted = np.asarray(keys, np.int32)
+        mask = np.concatenate([np.repeat(np.isin(self.merged_keys, wanted), self.lengths),
+                               np.isin(self.recent_keys, wanted)])
+        return np.asarray(self.seqs[mask])
+
+
+def top_votes(seqs: np.ndarray, min_votes: int, limit: int) -> tuple[list[int], list[int]]:
+    """The feature numbers holding at least `min_votes` of these postings, the `limit` with
+    most votes (ties by number): (numbers, votes). Counted by a sort and its runs: ~2 ms
+    for 300k postings."""
+    if len(seqs) == 0:
         return [], []
-    postings = np.sort(np.concatenate(parts).astype(np.int32))
+    postings = np.sort(seqs)
     starts = np.flatnonzero(np.r_[True, postings[1:] != postings[:-1]])
     votes = np.diff(np.r_[starts, len(postings)])
     kept = votes >= min_votes
-    seqs, votes = postings[starts[kept]], votes[kept]
-    best = np.lexsort((seqs, -votes))[:limit]
-    return seqs[best].tolist(), votes[best].tolist()
+    found, votes = postings[starts[kept]], votes[kept]
+    best = np.lexsort((found, -votes))[:limit]
+    return found[best].tolist(), votes[best].tolist()
+
+
+def _rankings(row: Record, regions: Sequence[Sequence[int]], min_votes: int,
+              limits: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+    """The best voted of the whole query, then of each region's keys alone."""
+    postings = Postings.of(row)
+    groups = [postings.seqs, *(postings.holding(keys) for keys in regions)]
+    return [top_votes(seqs, min_votes, limit)
+            for seqs, limit in zip(groups, limits, strict=True)]
 
 
 async def candidates(
     conn: Connection, queries: Queries, cpu: Executor, query_keys: list[int],
-    viewer_id: UUID | None, *, exclude_id: UUID | None = None, max_df: int = MAX_DF,
-    min_votes: int = MIN_VOTES, limit: int = CANDIDATES,
-) -> list[Record]:
+    viewer_id: UUID | None, *, regions: Sequence[Sequence[int]] = (),
+    exclude_id: UUID | None = None, max_df: int = MAX_DF, min_votes: int = MIN_VOTES,
+    limit: int = CANDIDATES, region_limit: int = REGION_CANDIDATES,
+) -> list[Candidate]:
     """The stored pictures the viewer may see sharing the most keys with the query (at least
-    `min_votes`), most first, with their features; [] when the postings' query takes over
-    CANDIDATES_TIMEOUT (logged). The votes are ranked before any join: at a million images
-    a quarter of the library may reach min_votes, and only the best few (4 x limit, room
-    for the visibility filter) are looked up."""
+    `min_votes`): the `limit` best of the whole query, and the `region_limit` best of each
+    region's keys (a subset of the query's) beyond them; most votes first. [] when the
+    postings' query takes over CANDIDATES_TIMEOUT (logged).
+
+    The votes are ranked before any join: at a million images a quarter of the library may
+    reach min_votes, and only the best few (4 x the limit: room for the visibility filter)
+    are looked up."""
     try:
         async with plan_cache_mode(conn, "auto", timeout=CANDIDATES_TIMEOUT):
-            postings = await queries.feature_postings_of(conn, keys=query_keys, max_df=max_df)
+            row = await queries.feature_postings_of(conn, keys=query_keys, max_df=max_df)
     except asyncpg.QueryCanceledError:
         log.warning("feature candidates took over %.0f ms: answered without them",
                     CANDIDATES_TIMEOUT * 1000)
         return []
-    seqs, votes = await run_cpu(cpu, top_votes, postings["merged"], postings["recent"],
-                                min_votes, 4 * limit)
-    if not seqs:
+    quotas = [limit] + [region_limit] * len(regions)
+    ranked = await run_cpu(cpu, _rankings, row, regions, min_votes, [4 * q for q in quotas])
+    wanted = sorted({seq for seqs, _ in ranked for seq in seqs})
+    if not wanted:
         return []
-    return [r async for r in queries.feature_candidates(
-        conn, seqs=seqs, votes=votes, limit=limit, viewer_id=viewer_id, exclude_id=exclude_id)]
+    visible = {r["seq"]: r async for r in queries.visible_features(
+        conn, seqs=wanted, viewer_id=viewer_id, exclude_id=exclude_id)}
+    chosen: dict[int, int] = {}  # seq: votes (the whole query's where it has them)
+    for (seqs, votes), quota in zip(ranked, quotas, strict=True):
+        shown = [(seq, v) for seq, v in zip(seqs, votes, strict=True) if seq in visible]
+        for seq, v in shown[:quota]:
+            chosen.setdefault(seq, v)
+    found = [Candidate(visible[r["seq"]]["image_id"], visible[r["seq"]]["phash"],
+                       chosen[r["seq"]], Features.unpacked(
+                           r["points"], r["descriptors"], (r["width"], r["height"]), r["thumb"]))
+             async for r in queries.features_by_seqs(conn, seqs=list(chosen))]
+    return sorted(found, key=lambda c: (-c.votes, c.image_id))
+
+
+def _verify_all(query: Features, stored: Sequence[Features], scale: tuple[float, float],
+                min_inliers: int | None = None) -> list[Verified | None]:
+    found: list[Verified | None] = []
+    for features in stored:
+        verified = verify(features, query, min_inliers)
+        if verified is not None:
+            corners = tuple((x * scale[0], y * scale[1]) for x, y in verified.corners)
+            verified = replace(verified, corners=corners)  # type: ignore[arg-type]
+        found.append(verified)
+    return found
 
 
 async def find(
@@ -148,20 +201,26 @@ async def find(
 ) -> list[FeatureMatch]:
     """The stored pictures the viewer may see that the query holds (or that hold it), by
     geometry; corners in the pixels of a query of `size` (its features' working size
-    scaled up)."""
+    scaled up). The query's picture regions (a post's or a collage's pictures) find
+    candidates of their own: the page around a picture (an app's bars and text, shared by
+    other posts of the library) would outvote it."""
     if len(query) == 0:
         return []
-    rows = await candidates(conn, queries, cpu, keys(query.descriptors), viewer_id,
-                            exclude_id=exclude_id)
-    if not rows:
+    regions = [keys(query.descriptors[mask]) for mask in query.regions]
+    found = await candidates(conn, queries, cpu, keys(query.descriptors), viewer_id,
+                             regions=regions, exclude_id=exclude_id)
+    if not found:
         return []
     scale = (size[0] / query.size[0], size[1] / query.size[1])
     # OpenCV lets go of the GIL: two halves in two of the pool's threads answer in ~60% of
     # the time (13 against 21 ms for 24 candidates here).
-    half = (len(rows) + 1) // 2
-    parts = await asyncio.gather(*(run_cpu(cpu, _verify_all, query, part, scale)
-                                   for part in (rows[:half], rows[half:]) if part))
-    return [FeatureMatch(row["image_id"], row["phash"], v) for part in parts for row, v in part]
+    half = (len(found) + 1) // 2
+    parts = await asyncio.gather(*(run_cpu(cpu, _verify_all, query, [c.stored for c in part],
+                                           scale)
+                                   for part in (found[:half], found[half:]) if part))
+    verified = [v for part in parts for v in part]
+    return [FeatureMatch(c.image_id, c.phash, v)
+            for c, v in zip(found, verified, strict=True) if v is not None]
 
 
 async def confirm(conn: Connection, queries: Queries, cpu: Executor, query: Features,
@@ -171,8 +230,11 @@ async def confirm(conn: Connection, queries: Queries, cpu: Executor, query: Feat
     rows = [r async for r in queries.features_by_ids(conn, ids=list(ids))]
     if not rows or len(query) == 0:
         return {r["image_id"] for r in rows}, set()
-    verified = await run_cpu(cpu, _verify_all, query, rows, (1.0, 1.0), CONFIRM_INLIERS)
-    return {r["image_id"] for r in rows}, {row["image_id"] for row, _ in verified}
+    stored = [Features.unpacked(r["points"], r["descriptors"], (r["width"], r["height"]),
+                                r["thumb"]) for r in rows]
+    verified = await run_cpu(cpu, _verify_all, query, stored, (1.0, 1.0), CONFIRM_INLIERS)
+    return ({r["image_id"] for r in rows},
+            {r["image_id"] for r, v in zip(rows, verified, strict=True) if v is not None})
 
 
 async def stored(conn: Connection, queries: Queries, viewer_id: UUID | None,

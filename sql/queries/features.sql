@@ -17,31 +17,40 @@ insert into feature_postings_recent (key, seq)
 select k, f.seq from features f, unnest(:keys::int4[]) as k;
 
 -- name: feature_postings_of(keys, max_df)^
--- The postings of the query's keys, for vote counting in the CPU pool (copies.top_votes):
--- `merged` is the merged arrays' elements in binary (array_send without its header: a
--- 4-byte length then the 4-byte seq, big-endian), `recent` the recent table's seqs (4 bytes
--- each). Keys whose postings are longer than :max_df (features that much of the library
--- has) are skipped unread. Counting here with unnest and a hash aggregate cost ~60 ms at a
--- million images; shipping ~1 MB and counting in numpy costs a fraction of that.
-select
-    (select string_agg(substr(array_send(p.seqs), 21), ''::bytea)
-     from feature_postings p
-     where p.key = any(:keys::int4[]) and p.df <= :max_df) as merged,
-    (select string_agg(int4send(r.seq), ''::bytea)
-     from feature_postings_recent r
-     where r.key = any(:keys::int4[])) as recent;
+-- The postings of the query's keys, for vote counting in the CPU pool (copies.Postings):
+-- the merged arrays' keys and lengths, in key order, and their elements in that order in
+-- binary (array_send without its header: a 4-byte length, then the 4-byte seq); the recent
+-- table's (key, seq) pairs (4 bytes each). All big-endian. Keys whose postings are longer
+-- than :max_df (features that much of the library has) are skipped unread. Counting here
+-- with unnest and a hash aggregate cost 62 ms at a million images; shipping the postings
+-- and counting them in numpy costs ~2 ms more than reading them.
+select m.keys, m.lengths, m.merged, r.recent
+from (
+    select array_agg(p.key order by p.key) as keys,
+           array_agg(cardinality(p.seqs) order by p.key) as lengths,
+           string_agg(substr(array_send(p.seqs), 21), ''::bytea order by p.key) as merged
+    from feature_postings p
+    where p.key = any(:keys::int4[]) and p.df <= :max_df
+) m, (
+    select string_agg(int4send(r.key) || int4send(r.seq), ''::bytea) as recent
+    from feature_postings_recent r
+    where r.key = any(:keys::int4[])
+) r;
 
--- name: feature_candidates(seqs, votes, limit, viewer_id, exclude_id)
--- The stored pictures of these feature numbers (ranked by their votes, most first) that
--- the viewer may see, with their features for verification.
-select f.image_id, i.phash, v.votes, f.width, f.height, f.points, f.descriptors, f.thumb
-from unnest(:seqs::int4[], :votes::int4[]) as v(seq, votes)
-join image_features f on f.seq = v.seq
+-- name: visible_features(seqs, viewer_id, exclude_id)
+-- Of these feature numbers (the best voted), those of images the viewer may see.
+select f.seq, f.image_id, i.phash
+from image_features f
 join images i on i.id = f.image_id
-where (i.visibility = 'public' or i.owner_id = :viewer_id)
-  and (:exclude_id::uuid is null or i.id <> :exclude_id)
-order by v.votes desc, f.image_id
-limit :limit;
+where f.seq = any(:seqs::int4[])
+  and (i.visibility = 'public' or i.owner_id = :viewer_id)
+  and (:exclude_id::uuid is null or i.id <> :exclude_id);
+
+-- name: features_by_seqs(seqs)
+-- The features to verify (of candidates found visible just before).
+select seq, width, height, points, descriptors, thumb
+from image_features
+where seq = any(:seqs::int4[]);
 
 -- name: features_of(viewer_id, image_id)^
 -- A stored image's own features (for "similar to this one"), if the viewer may see it.
