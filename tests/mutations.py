@@ -482,15 +482,47 @@ MUTATIONS = (
     ),
     Mutation(
         "the votes' limit keeps the fewest", "server/services/copies.py",
-        "np.lexsort((seqs, -votes))[:limit]", "np.lexsort((seqs, votes))[:limit]",
+        "np.lexsort((found, -votes))[:limit]", "np.lexsort((found, votes))[:limit]",
         ("tests/test_copy_features.py::"
          "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
     ),
     Mutation(
         "only the first half of the candidates verified", "server/services/copies.py",
-        "for part in (rows[:half], rows[half:]) if part))",
-        "for part in (rows[:half],) if part))",
+        "for part in (found[:half], found[half:]) if part))",
+        "for part in (found[:half],) if part))",
         ("tests/test_copy_features.py::test_every_candidate_is_verified_not_only_the_best_voted",),
+    ),
+    Mutation(
+        "a query's picture regions never vote on their own", "server/services/copies.py",
+        "    regions = [keys(query.descriptors[mask]) for mask in query.regions]\n",
+        "    regions: list[list[int]] = []\n",
+        ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
+    ),
+    Mutation(
+        "region candidates dropped when the whole query's fill the list",
+        "server/services/copies.py",
+        "        for seq, v in shown[:quota]:\n            chosen.setdefault(seq, v)\n",
+        "        for seq, v in shown[:quota]:\n            if len(chosen) < quotas[0]:\n"
+        "                chosen.setdefault(seq, v)\n",
+        ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
+    ),
+    Mutation(
+        "a query's features not told their picture regions", "server/imaging/hashing.py",
+        "            local = in_regions(local, [scaled(p.corners, sx, sy) for p in found])\n",
+        "            local = in_regions(local, [])\n",
+        ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
+    ),
+    Mutation(
+        "region masks assume one winding", "server/imaging/features.py",
+        "(cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)", "(cross >= 0).all(axis=1)",
+        ("tests/test_copy_features.py::"
+         "test_region_masks_hold_the_features_inside_each_picture_region",),
+    ),
+    Mutation(
+        "a region's votes counted from every key", "server/services/copies.py",
+        "    groups = [postings.seqs, *(postings.holding(keys) for keys in regions)]",
+        "    groups = [postings.seqs, *(postings.seqs for keys in regions)]",
+        ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
     ),
     Mutation(
         "merge drops the postings' df", "sql/queries/features.sql",

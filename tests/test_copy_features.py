@@ -301,6 +301,61 @@ async def test_every_candidate_is_verified_not_only_the_best_voted(
         assert np.abs(where[ids[name]] - centre).max() < 20, (name, where[ids[name]], centre)
 
 
+async def test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app(
+    client: Client, clean_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Posts of the same app share its bars, icons and text layout: by the whole query's
+    votes they outrank the picture the query holds (here: not among the best two). The
+    picture's region votes on its own and brings it in."""
+    key = (await sign_up(client, "archivist"))["api_key"]
+    ids = await upload_all(client, key, {"astronaut": ce.stored_bytes("astronaut")})
+    await upload_all(client, key, {f"d{i}": ce.distractor(i).data
+                                   for i in (2945, 9585, 2915, 4025, 1195, 9945)})
+    query = analyse(ce.copy("post", "astronaut", 0).data, max_pixels=10**8,
+                    query=True).features
+    assert query is not None and query.regions
+    regions = [ft.keys(query.descriptors[m]) for m in query.regions]
+    conn = await asyncpg.connect(clean_db)
+    try:
+        with ThreadPoolExecutor(1) as cpu:
+            async def best(with_regions: bool) -> list[str]:
+                found = await copies.candidates(
+                    conn, load_queries(), cpu, ft.keys(query.descriptors), None,
+                    regions=regions if with_regions else (), limit=2, region_limit=1)
+                return [str(c.image_id) for c in found]
+
+            assert ids["astronaut"] not in await best(with_regions=False)
+            with_regions = await best(with_regions=True)
+            assert ids["astronaut"] in with_regions and len(with_regions) == 3
+            # The search itself, with as few candidates: the picture is found.
+            monkeypatch.setattr(copies, "CANDIDATES", 2)
+            monkeypatch.setattr(copies, "REGION_CANDIDATES", 1)
+            found = await copies.find(conn, load_queries(), cpu, query, None, size=query.size)
+    finally:
+        await conn.close()
+    assert [str(f.image_id) for f in found] == [ids["astronaut"]]
+
+
+def test_region_masks_hold_the_features_inside_each_picture_region() -> None:
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 400, (500, 2)).astype(np.float32)
+    f = ft.Features(points, np.zeros((500, 32), np.uint8), (400, 400))
+    square = ((100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0))
+    tilted = ((200.0, 0.0), (400.0, 200.0), (200.0, 400.0), (0.0, 200.0))
+    tiny = ((0.0, 0.0), (20.0, 0.0), (20.0, 20.0), (0.0, 20.0))
+    whole = ((-1.0, -1.0), (401.0, -1.0), (401.0, 401.0), (-1.0, 401.0))
+    found = ft.in_regions(f, [whole, square, tiny, tilted[::-1], square, square])
+    x, y = points[:, 0], points[:, 1]
+    in_square = (x >= 100) & (x <= 300) & (y >= 100) & (y <= 300)
+    in_tilted = np.abs(x - 200) + np.abs(y - 200) <= 200
+    # The whole query and a region with too few features say nothing of their own; either
+    # winding counts; at most MAX_REGIONS.
+    assert len(found.regions) == ft.MAX_REGIONS
+    assert [m.tolist() for m in found.regions] == [in_square.tolist(), in_tilted.tolist(),
+                                                   in_square.tolist()]
+    assert found == f and ft.in_regions(f, []).regions == ()
+
+
 async def test_a_deleted_image_is_never_a_candidate(client: Client, clean_db: str) -> None:
     key = (await sign_up(client, "archivist"))["api_key"]
     ids = await upload_all(client, key, {"coffee": ce.stored_bytes("coffee")})

@@ -147,11 +147,12 @@ async def candidates(
     conn: Connection, queries: Queries, cpu: Executor, query_keys: list[int],
     viewer_id: UUID | None, *, regions: Sequence[Sequence[int]] = (),
     exclude_id: UUID | None = None, max_df: int = MAX_DF, min_votes: int = MIN_VOTES,
-    limit: int = CANDIDATES, region_limit: int = REGION_CANDIDATES,
+    limit: int | None = None, region_limit: int | None = None,
 ) -> list[Candidate]:
     """The stored pictures the viewer may see sharing the most keys with the query (at least
-    `min_votes`): the `limit` best of the whole query, and the `region_limit` best of each
-    region's keys (a subset of the query's) beyond them; most votes first. [] when the
+    `min_votes`): the `limit` (CANDIDATES) best of the whole query, and the `region_limit`
+    (REGION_CANDIDATES) best of each region's keys (a subset of the query's) beyond them;
+    most votes first. [] when the
     postings' query takes over CANDIDATES_TIMEOUT (logged).
 
     The votes are ranked before any join: at a million images a quarter of the library may
@@ -164,7 +165,8 @@ async def candidates(
         log.warning("feature candidates took over %.0f ms: answered without them",
                     CANDIDATES_TIMEOUT * 1000)
         return []
-    quotas = [limit] + [region_limit] * len(regions)
+    quotas = ([CANDIDATES if limit is None else limit]
+              + [REGION_CANDIDATES if region_limit is None else region_limit] * len(regions))
     ranked = await run_cpu(cpu, _rankings, row, regions, min_votes, [4 * q for q in quotas])
     wanted = sorted({seq for seqs, _ in ranked for seq in seqs})
     if not wanted:
