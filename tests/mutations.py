@@ -513,6 +513,12 @@ MUTATIONS = (
         ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
     ),
     Mutation(
+        "most of the query taken as a picture region", "server/imaging/features.py",
+        "MAX_REGION_SHARE = 0.6", "MAX_REGION_SHARE = 1.0",
+        ("tests/test_copy_features.py::"
+         "test_region_masks_hold_the_features_inside_each_picture_region",),
+    ),
+    Mutation(
         "region masks assume one winding", "server/imaging/features.py",
         "(cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)", "(cross >= 0).all(axis=1)",
         ("tests/test_copy_features.py::"

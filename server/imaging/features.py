@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .regions import Corners
+from .regions import Corners, quad_area
 
 # Bump with anything that changes stored features (the backfill recomputes older ones).
 FEATURES_VERSION = 1
@@ -162,14 +162,18 @@ def query_features(gray: Image.Image) -> Features:
 
 MAX_REGIONS = 3  # picture regions of a query that vote on their own, largest first
 MIN_REGION_FEATURES = 30  # fewer features than this in a region: it says too little
+# A region this large is most of the query: the whole query's votes already speak for it.
+MAX_REGION_SHARE = 0.6
 
 
 def in_regions(features: Features, quads: Sequence[Corners]) -> Features:
     """The query's features with the masks of those inside each picture region (convex
-    quads in the features' working pixels, largest first); regions holding fewer than
-    MIN_REGION_FEATURES, or all of them, are left out."""
+    quads in the features' working pixels, largest first); regions over MAX_REGION_SHARE
+    of the query, or holding fewer than MIN_REGION_FEATURES, are left out."""
     masks: list[np.ndarray] = []
     for quad in quads:
+        if quad_area(quad) > MAX_REGION_SHARE * features.size[0] * features.size[1]:
+            continue
         corners = np.asarray(quad, dtype=np.float64)
         edges = np.roll(corners, -1, axis=0) - corners
         rel = features.points[:, None, :].astype(np.float64) - corners[None, :, :]
