@@ -35,7 +35,33 @@ class ApiError(Exception):
     def __str__(self) -> str:
         # The message may come from a hostile server: no terminal escapes reach the screen.
         text = printable(self.message, 500)
-        return f"{text} ({self.status} {printable(self.code, 60)})" if self.status else text
+        if not self.status:
+            return text
+        said = "; ".join(printable(line, 200) for line in described_details(self.details)[:10])
+        return f"{text} ({self.status} {printable(self.code, 60)})" + (f": {said}" if said else "")
+
+
+# Where webargs says a field came from: not part of the field's name for a person.
+_LOCATIONS = {"json", "query", "querystring", "form", "files", "headers", "match_info",
+              "cookies", "path"}
+
+
+def described_details(details: Any, field: str = "") -> list[str]:
+    """An error's details as lines a person reads: "password: Shorter than minimum length
+    10." from {"json": {"password": ["Shorter than minimum length 10."]}}."""
+    if isinstance(details, dict):
+        lines = []
+        for key, value in details.items():
+            name = str(key)
+            inner = field if name in _LOCATIONS or name == "_schema" else (
+                f"{field}.{name}" if field else name)
+            lines += described_details(value, inner)
+        return lines
+    if isinstance(details, list):
+        return [line for item in details for line in described_details(item, field)]
+    if details is None or details == "":
+        return []
+    return [f"{field}: {details}" if field else str(details)]
 
 
 def _retry_after(headers: Any, attempt: int) -> float:
@@ -47,10 +73,12 @@ def _retry_after(headers: Any, attempt: int) -> float:
 
 class Api:
     def __init__(self, url: str, key: str | None = None, *, attempts: int = 5,
-                 timeout: float = 600) -> None:
+                 timeout: float = 600, notice: Callable[[str], None] | None = None) -> None:
         self.url = url.rstrip("/")
         self.key = key
         self.attempts = attempts
+        # Told once when the service does not answer and the attempts go on (a person waits).
+        self._notice = notice
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
         self._session: aiohttp.ClientSession | None = None
 
@@ -125,10 +153,28 @@ class Api:
                                                     f"{exc.__class__.__name__}") from None
             except BROKEN as exc:
                 if last:
-                    raise ApiError(0, "unreachable",
-                                   f"{self.url}: {exc.__class__.__name__}: {exc}") from None
+                    raise ApiError(0, "unreachable", unreachable(self.url, exc)) from None
+                if self._notice is not None:
+                    self._notice(f"{self.url} does not answer ({_reason(exc)}); trying again "
+                                 f"for a few seconds")
+                    self._notice = None
                 await asyncio.sleep(_retry_after(None, attempt))
         raise AssertionError("unreachable")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error.strerror or exc.__class__.__name__
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return exc.__class__.__name__
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """What to tell a person when the service cannot be reached at all."""
+    return (f"cannot reach the service at {url} ({_reason(exc)}). Is it running? Start one "
+            f"with `make run` (or `imagerepo serve`) in the project's folder, or point "
+            f"IMAGEREPO_URL (or --url) at where it runs.")
 
 
 async def _json(resp: aiohttp.ClientResponse) -> Any:

@@ -72,12 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     similar.add_argument("--limit", type=int, default=20)
     similar.add_argument("--open", action="store_true",
                          help="open the best match in the desktop's image viewer")
+    similar.add_argument("--orientations", choices=("none", "all"), default="none",
+                         help="`all` also finds copies turned by 90, 180 or 270 degrees or "
+                              "mirrored (default: none; turns by a few degrees are always "
+                              "found)")
 
     ls = commands.add_parser("ls", parents=[common],
                              help="list images you can see, newest first")
     ls.add_argument("--owner", help="`me` or a username")
     ls.add_argument("--tag")
     ls.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    ls.add_argument("--all", action="store_true", help="every one, however many")
 
     rm = commands.add_parser("rm", parents=[common], help="delete your images")
     rm.add_argument("ids", nargs="+", type=_id_argument, metavar="ID")
@@ -114,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"imagerepo: {exc}", file=sys.stderr)
         return 1
+    except EOFError:
+        print("imagerepo: standard input ended before what was asked for was given",
+              file=sys.stderr)
+        return 2
+    except Exception as exc:  # no command ends in a traceback (IMAGEREPO_DEBUG=1 shows it)
+        if os.environ.get("IMAGEREPO_DEBUG"):
+            raise
+        print(f"imagerepo: unexpected error: {exc.__class__.__name__}: "
+              f"{printable(str(exc), 300)} (IMAGEREPO_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -125,15 +140,32 @@ async def _run(args: argparse.Namespace) -> int:
         print("imagerepo: no API key: run `imagerepo login` (or set IMAGEREPO_KEY)",
               file=sys.stderr)
         return 2
-    async with Api(url, config.key) as api:
+    async with Api(url, config.key, notice=_notice) as api:
         command = {"upload": _upload, "search": _search, "similar": _similar, "ls": _ls,
                    "rm": _rm, "get": _get}[args.command]
         return await command(api, args)
 
 
+def _notice(text: str) -> None:
+    print(f"imagerepo: {text}", file=sys.stderr)
+
+
+def _username(args: argparse.Namespace) -> str:
+    if args.username:
+        return str(args.username)
+    if not sys.stdin.isatty():
+        raise SystemExit("imagerepo: give --username (standard input is not a terminal)")
+    return input("Username: ").strip()
+
+
 def _password(args: argparse.Namespace, confirm: bool) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+    """From standard input when asked to, or when it is not a terminal (`echo pw |
+    imagerepo signup ...`: one line, no confirmation); else typed twice, unseen."""
+    if args.password_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("imagerepo: no password on standard input")
+        return line.rstrip("\r\n")
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Again: ") != password:
         raise SystemExit("imagerepo: the passwords differ")
@@ -142,14 +174,14 @@ def _password(args: argparse.Namespace, confirm: bool) -> str:
 
 async def _account(args: argparse.Namespace, url: str) -> int:
     if args.command == "login" and args.key:
-        async with Api(url, args.key) as api:
+        async with Api(url, args.key, notice=_notice) as api:
             me = await api.call("GET", "/users/me")
         path = settings.save(url, args.key)
-        print(f"logged in to {url} as {me['username']}; key kept in {path}")
+        print(f"logged in to {url} as {printable(me['username'], 80)}; key kept in {path}")
         return 0
-    username = args.username or input("Username: ").strip()
+    username = _username(args)
     password = _password(args, confirm=args.command == "signup")
-    async with Api(url) as api:
+    async with Api(url, notice=_notice) as api:
         if args.command == "signup":
             body = await api.call("POST", "/users",
                                   json={"username": username, "password": password})
@@ -157,9 +189,12 @@ async def _account(args: argparse.Namespace, url: str) -> int:
             basic = base64.b64encode(f"{username}:{password}".encode()).decode()
             body = await api.call("POST", "/keys", json={"name": "imagerepo cli"},
                                   headers={"Authorization": f"Basic {basic}"})
+        # The account's own spelling (names are matched without regard to case).
+        api.key = body["api_key"]
+        me = await api.call("GET", "/users/me")
     path = settings.save(url, body["api_key"])
     verb = "signed up" if args.command == "signup" else "logged in"
-    print(f"{verb} to {url} as {username}; key kept in {path}")
+    print(f"{verb} to {url} as {printable(me['username'], 80)}; key kept in {path}")
     return 0
 
 
@@ -184,19 +219,49 @@ async def _upload(api: Api, args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _image_rows(images: Sequence[dict[str, Any]], extra: str | None = None) -> list[list[Any]]:
+Extra = tuple[str, Callable[[dict[str, Any]], object]]  # a column's header and its value
+
+
+def _image_rows(images: Sequence[dict[str, Any]],
+                extra: Sequence[Extra] = ()) -> list[list[Any]]:
     return [[i["id"], i["owner"], i["visibility"][:3], f"{i['width']}x{i['height']}",
-             human_bytes(i["size_bytes"]), *([i[extra]] if extra else []), i["title"]]
+             human_bytes(i["size_bytes"]), *(value(i) for _, value in extra), i["title"]]
             for i in images]
 
 
 def _print_images(args: argparse.Namespace, body: Any, images: Sequence[dict[str, Any]],
-                  extra: str | None = None) -> None:
+                  extra: Sequence[Extra] = ()) -> None:
     if args.json:
         print(json.dumps(body))
         return
-    headers = ["id", "owner", "vis", "size", "bytes", *([extra] if extra else []), "title"]
+    if not images:
+        print("nothing found")
+        return
+    headers = ["id", "owner", "vis", "size", "bytes", *(name for name, _ in extra), "title"]
     table(_image_rows(images, extra), headers, sys.stdout)
+
+
+def how_matched(result: dict[str, Any]) -> str:
+    """A search-by-image answer's `matched_by`, in a few words."""
+    by = result.get("matched_by") or {}
+    if by.get("signal") == "features":
+        how = f"features, {by.get('inliers', '?')} points"
+    elif by.get("signal") == "region":
+        how = f"part: {by.get('region', '?')}"
+    else:
+        how = "whole picture"
+    variant = str(by.get("variant") or "").removeprefix("whole, ")
+    if variant and variant not in ("whole", "local features"):
+        how += f" ({variant})"
+    if by.get("query_part") == "region" and by.get("signal") != "features":
+        how += ", inside the query"
+    return how
+
+
+SIMILAR_COLUMNS: tuple[Extra, ...] = (
+    ("score", lambda r: f"{float(r.get('score', 0)):.2f}"),
+    ("matched by", how_matched),
+)
 
 
 async def _search(api: Api, args: argparse.Namespace) -> int:
@@ -215,12 +280,13 @@ async def _similar(api: Api, args: argparse.Namespace) -> int:
         data.add_field("file", args.photo.open("rb"), filename=args.photo.name,
                        content_type="application/octet-stream")
         data.add_field("limit", str(args.limit))
+        data.add_field("orientations", args.orientations)
         if args.max_distance is not None:
             data.add_field("max_distance", str(args.max_distance))
         return data
 
     body = await api.call("POST", "/search/image", form=form)
-    _print_images(args, body, body["results"], extra="distance")
+    _print_images(args, body, body["results"], SIMILAR_COLUMNS)
     if args.open and body["results"]:
         return await _open(api, body["results"][0])
     return 0
@@ -251,16 +317,22 @@ async def _open(api: Api, best: Any) -> int:
 
 async def _ls(api: Api, args: argparse.Namespace) -> int:
     images: list[dict[str, Any]] = []
-    params = {"limit": str(min(100, args.limit))}
+    wanted = None if args.all else max(1, args.limit)
+    params = {"limit": "100" if wanted is None else str(min(100, wanted))}
     params.update({k: v for k, v in (("owner", args.owner), ("tag", args.tag)) if v})
-    while len(images) < args.limit:
+    more = False
+    while True:
         page = await api.call("GET", "/images", params=params)
         images += page["images"]
-        if not page["next_cursor"]:
+        more = bool(page["next_cursor"]) or (wanted is not None and len(images) > wanted)
+        if not page["next_cursor"] or (wanted is not None and len(images) >= wanted):
             break
         params["cursor"] = page["next_cursor"]
-    images = images[:args.limit]
-    _print_images(args, {"images": images}, images)
+    images = images[:wanted]
+    _print_images(args, {"images": images, "more": more}, images)
+    if more and not args.json:
+        print(f"imagerepo: the first {len(images)} shown; more with `--limit N` or `--all`",
+              file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,10 @@ from typing import TextIO
 
 TTY_INTERVAL = 0.2
 LOG_INTERVAL = 5.0
+# An ETA from the first few requests is noise (one slow first answer said 31 minutes for a
+# 30-second job): none until this much time has passed and this share is done.
+ETA_AFTER_SECONDS = 3.0
+ETA_AFTER_SHARE = 0.05
 
 
 def human_bytes(count: float) -> str:
@@ -42,12 +46,16 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     _last: float = 0.0
     _width: int = 0
+    _shown: tuple[int, int] | None = None  # (files, bytes) of the last line written
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.bytes_done / elapsed
-        left = (self.bytes - self.bytes_done) / rate if rate > 0 else float("inf")
         share = self.bytes_done / self.bytes if self.bytes else 1.0
+        settled = elapsed >= ETA_AFTER_SECONDS and share >= ETA_AFTER_SHARE
+        left = (self.bytes - self.bytes_done) / rate if rate > 0 and settled else float("inf")
+        if self.bytes_done >= self.bytes:
+            left = 0.0
         bar = "#" * round(share * 24) + "-" * (24 - round(share * 24))
         return (f"[{bar}] {self.files_done}/{self.files} files, "
                 f"{human_bytes(self.bytes_done)}/{human_bytes(self.bytes)}, "
@@ -71,11 +79,15 @@ class Progress:
             self._width = len(text)
         else:
             self.out.write(text + "\n")
+        self._shown = (self.files_done, self.bytes_done)
         self.out.flush()
 
     def finish(self) -> None:
-        self.show(force=True)
-        if self.out.isatty():
+        """The last state, once (a log already holding it gets no copy), and the line ended
+        so that what follows starts on its own."""
+        if self._shown != (self.files_done, self.bytes_done):
+            self.show(force=True)
+        if self.out.isatty() and self._shown is not None:
             self.out.write("\n")
             self.out.flush()
 

@@ -48,13 +48,18 @@ class Problem:
     reason: str
 
 
-def walk(paths: Iterable[Path], recursive: bool) -> Iterator[Path]:
+def walk(paths: Iterable[Path], recursive: bool,
+         skipped: list[Path] | None = None) -> Iterator[Path]:
     """Every file named, and the files in the folders named (their subfolders too when
-    recursive), in a stable order; hidden files and folders are left out of folders."""
+    recursive), in a stable order; hidden files and folders are left out of folders. The
+    subfolders not entered (not recursive) are added to `skipped`."""
     for path in paths:
         if path.is_dir():
             for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+                visible = sorted(d for d in dirs if not d.startswith("."))
+                if not recursive and skipped is not None:
+                    skipped += [Path(root, d) for d in visible]
+                dirs[:] = visible if recursive else []
                 for name in sorted(names):
                     if not name.startswith("."):
                         yield Path(root, name)

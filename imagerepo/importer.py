@@ -10,9 +10,11 @@ whose answer was lost replays that answer instead of storing the files twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,35 +40,50 @@ class Item:
     sha256: str
 
 
+LISTED = 20  # of each kind of file named in the text summary (--json lists all)
+
+
 @dataclass
 class Summary:
     uploaded: int = 0
     uploaded_bytes: int = 0
     already_there: int = 0
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)
-    not_images: int = 0
+    not_images: list[str] = field(default_factory=list)
+    skipped_folders: list[str] = field(default_factory=list)  # not entered: no --recursive
     failed: list[dict[str, str]] = field(default_factory=list)
     interrupted: bool = False
 
     def json(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "uploaded_bytes": self.uploaded_bytes,
-                "already_there": self.already_there, "not_images": self.not_images,
+                "already_there": self.already_there, "not_images": len(self.not_images),
+                "not_image_paths": self.not_images, "skipped_folders": self.skipped_folders,
                 "near_duplicates": self.near_duplicates, "failed": self.failed,
                 "interrupted": self.interrupted}
 
     def text(self) -> str:
         lines = [f"uploaded {self.uploaded} ({human_bytes(self.uploaded_bytes)}); "
                  f"already there {self.already_there}; near-duplicates "
-                 f"{len(self.near_duplicates)}; not images {self.not_images}; "
+                 f"{len(self.near_duplicates)}; not images {len(self.not_images)}; "
                  f"failed {len(self.failed)}" + ("; interrupted" if self.interrupted else "")]
-        for near in self.near_duplicates[:20]:
-            lines.append(f"  near-duplicate: {near['path']} looks like image {near['of']} "
-                         f"(distance {near['distance']})")
-        if len(self.near_duplicates) > 20:
-            lines.append(f"  ... and {len(self.near_duplicates) - 20} more (--json lists all)")
-        for failure in self.failed:
-            lines.append(f"  failed: {failure['path']}: {failure['reason']}")
+        lines += _listed([f"near-duplicate: {near['path']} looks like image {near['of']} "
+                          f"(distance {near['distance']})" for near in self.near_duplicates])
+        lines += _listed([f"not an image: {path}" for path in self.not_images])
+        lines += _listed([f"failed: {failure['path']}: {failure['reason']}"
+                          for failure in self.failed])
+        if self.skipped_folders:
+            count = len(self.skipped_folders)
+            lines.append(f"  skipped {count} subfolder{'s' * (count != 1)} (--recursive "
+                         f"takes them):")
+            lines += _listed([str(path) for path in self.skipped_folders], indent="    ")
+        if self.interrupted:
+            lines.append("  the same command again uploads what is missing")
         return "\n".join(lines)
+
+
+def _listed(lines: Sequence[str], indent: str = "  ") -> list[str]:
+    more = [f"{indent}... and {len(lines) - LISTED} more (--json lists all)"]
+    return [indent + line for line in lines[:LISTED]] + (more if len(lines) > LISTED else [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,41 +143,58 @@ class Importer:
         self.quiet = quiet
 
     async def run(self, paths: Sequence[Path], recursive: bool) -> Summary:
-        try:
-            items = await self._scan(paths, recursive)
-            todo = await self._missing(items)
-            progress = Progress(len(todo), sum(i.size for i in todo), out=self.progress_out)
-            work = batches(todo)
-            queue: asyncio.Queue[list[Item]] = asyncio.Queue()
-            for batch in work:
-                queue.put_nowait(batch)
+        """Upload what the service lacks. The first Ctrl-C stops starting requests and lets
+        those in flight finish (the service completes them anyway, so the summary counts
+        them); a second one stops at once."""
+        stopping = asyncio.Event()
+        progress: Progress | None = None
+        with _first_interrupt(stopping, self._say):
+            try:
+                items = await self._scan(paths, recursive)
+                todo = await self._missing(items)
+                progress = Progress(len(todo), sum(i.size for i in todo),
+                                    out=self.progress_out)
+                queue: asyncio.Queue[list[Item]] = asyncio.Queue()
+                for batch in batches(todo):
+                    queue.put_nowait(batch)
 
-            async def worker() -> None:
-                while not queue.empty():
-                    batch = queue.get_nowait()
-                    await self._send(batch)
-                    if not self.quiet:
-                        progress.advance(len(batch), sum(i.size for i in batch))
+                async def worker() -> None:
+                    while not queue.empty() and not stopping.is_set():
+                        batch = queue.get_nowait()
+                        await self._send(batch)
+                        if not self.quiet and progress is not None:
+                            progress.advance(len(batch), sum(i.size for i in batch))
 
-            await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
-            if not self.quiet and todo:
-                progress.finish()
-        except asyncio.CancelledError:
-            self.summary.interrupted = True
+                await asyncio.gather(*(worker()
+                                       for _ in range(max(1, self.options.concurrency))))
+            except asyncio.CancelledError:
+                stopping.set()
+            finally:
+                if not self.quiet and progress is not None and progress.files:
+                    progress.finish()  # the summary starts on a line of its own
+        self.summary.interrupted = stopping.is_set()
         return self.summary
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            self.progress_out.write(("\n" if self.progress_out.isatty() else "") + text + "\n")
+            self.progress_out.flush()
 
     async def _scan(self, paths: Sequence[Path], recursive: bool) -> list[Item]:
         """Images among the files (by their bytes), with their digests; the same bytes twice
         count once (the second as already there)."""
         loop = asyncio.get_running_loop()
-        candidates = list(walk(paths, recursive))
+        skipped: list[Path] = []
+        candidates = list(walk(paths, recursive, skipped))
+        self.summary.skipped_folders = [str(path) for path in skipped]
         with ThreadPoolExecutor(4) as pool:
             examined = await asyncio.gather(*(loop.run_in_executor(pool, examine, p)
                                               for p in candidates))
             found = [e for e in examined if isinstance(e, Found)]
             for problem in (e for e in examined if isinstance(e, Problem)):
                 self.summary.failed.append({"path": str(problem.path), "reason": problem.reason})
-            self.summary.not_images += sum(1 for e in examined if e is None)
+            self.summary.not_images = [str(path) for path, e in zip(candidates, examined,
+                                                                    strict=True) if e is None]
             digests = await asyncio.gather(*(loop.run_in_executor(pool, _digest, f)
                                              for f in found))
         items: dict[str, Item] = {}
@@ -207,6 +241,35 @@ class Importer:
                 self.summary.near_duplicates.append(
                     {"path": str(item.path), "id": image["id"], "of": near["id"],
                      "distance": near["distance"]})
+
+
+@contextlib.contextmanager
+def _first_interrupt(stopping: asyncio.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """While in the block, the first SIGINT sets `stopping` (and says so); the next one
+    cancels the running task as asyncio.run's own handler would. Where signal handlers
+    cannot be set (Windows, a thread), Ctrl-C keeps asyncio.run's behaviour."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def interrupted() -> None:
+        if stopping.is_set() and task is not None:
+            task.cancel()
+            return
+        stopping.set()
+        say("imagerepo: stopping once the requests in flight are answered (Ctrl-C again to "
+            "stop now)")
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    except (NotImplementedError, RuntimeError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)  # asyncio.run's own, again
 
 
 def _digest(found: Found) -> str | Problem:

@@ -637,6 +637,73 @@ MUTATIONS = (
         '            await copies.insert(conn, queries, row["id"], facts.features)\n', "",
         ("tests/test_robust_matching.py::test_rehash_brings_old_rows_over_and_search_works_throughout",),
     ),
+    # Issue 23: the command line.
+    Mutation(
+        "a piped password needs --password-stdin", "imagerepo/cli.py",
+        "    if args.password_stdin or not sys.stdin.isatty():\n",
+        "    if args.password_stdin:\n",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "the API's field details left out of errors", "imagerepo/api.py",
+        ''' + (f": {said}" if said else "")\n''', "\n",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "the typed name echoed, not the account's", "imagerepo/cli.py",
+        "    print(f\"{verb} to {url} as {printable(me['username'], 80)}; key kept in {path}\")",
+        "    print(f\"{verb} to {url} as {username}; key kept in {path}\")",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "empty results print a bare header", "imagerepo/cli.py",
+        '''    if not images:\n        print("nothing found")\n        return\n''', "",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "subfolders skipped in silence", "imagerepo/files.py",
+        "                    skipped += [Path(root, d) for d in visible]\n",
+        "                    pass\n",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "files that are not images only counted", "imagerepo/importer.py",
+        '''        lines += _listed([f"not an image: {path}" for path in self.not_images])\n''', "",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "ls stops at its limit without a word", "imagerepo/cli.py",
+        "    if more and not args.json:", "    if False:",
+        ("tests/test_client_cli.py::test_a_newcomers_first_commands_get_plain_answers",),
+    ),
+    Mutation(
+        "similar never asks for turned or mirrored copies", "imagerepo/cli.py",
+        '''        data.add_field("orientations", args.orientations)\n''', "",
+        ("tests/test_client_cli.py::test_similar_says_how_each_result_matched_and_finds_mirrored_copies_on_request",),
+    ),
+    Mutation(
+        "Ctrl-C cuts the requests in flight off", "imagerepo/importer.py",
+        "                    while not queue.empty() and not stopping.is_set():",
+        "                    while not queue.empty():",
+        ("tests/test_client_cli.py::test_import_a_folder_interrupted_and_resumed",),
+    ),
+    Mutation(
+        "a log repeats the last progress line", "imagerepo/display.py",
+        "        if self._shown != (self.files_done, self.bytes_done):\n",
+        "        if True:\n",
+        ("tests/test_client_cli.py::test_progress_in_a_log_gives_no_wild_eta_and_no_repeated_last_line",),
+    ),
+    Mutation(
+        "an ETA from the first answer", "imagerepo/display.py",
+        "        settled = elapsed >= ETA_AFTER_SECONDS and share >= ETA_AFTER_SHARE\n",
+        "        settled = True\n",
+        ("tests/test_client_cli.py::test_progress_in_a_log_gives_no_wild_eta_and_no_repeated_last_line",),
+    ),
+    Mutation(
+        "an unreachable server reported as an exception", "imagerepo/api.py",
+        "unreachable(self.url, exc)) from None", "f'{exc}') from None",
+        ("tests/test_client_cli.py::test_a_server_that_is_not_there_is_named_with_what_to_do",),
+    ),
 )
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from imagerepo import display
+from tests import copy_edits as ce
 from tests.images import make_animated_gif, make_image
 from tests.test_cli import serve_own_database
 
@@ -159,8 +161,12 @@ def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) ->
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout and "Traceback" not in stderr
+    assert "stopping once the requests in flight are answered" in stderr
     first = len(all_images(server, key))
     assert 40 <= first < expected["images"]
+    # The requests in flight were answered before the summary: it counts what the service
+    # holds, on a line of its own.
+    assert stdout.startswith(f"uploaded {first} ("), (stdout, first)
 
     # The same command again: only what is missing, every image exactly once.
     result = run(tmp_path, server, "upload", "--recursive", str(photos), "--json")
@@ -200,6 +206,107 @@ def test_a_bad_file_in_a_batch_fails_alone(server: str, tmp_path: Path) -> None:
     assert summary["uploaded"] == 3
     (failure,) = summary["failed"]
     assert failure["path"].endswith("2.png") and "422" in failure["reason"]
+
+
+def test_a_newcomers_first_commands_get_plain_answers(server: str, tmp_path: Path) -> None:
+    """What a person new to the tool types, and what it must say: no traceback, the API's
+    reasons word for word, what was skipped and why, where the rest is."""
+    # A password piped without --password-stdin: read from the pipe, no confirmation.
+    short = run(tmp_path, server, "signup", "--username", "Frankie", stdin="short\n")
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    assert "password: " in short.stderr and "422 validation_error" in short.stderr
+    nothing = run(tmp_path, server, "signup", "--username", "Frankie", stdin="")
+    assert nothing.returncode == 1 and "no password on standard input" in nothing.stderr
+    nameless = run(tmp_path, server, "signup", stdin="a long enough password\n")
+    assert nameless.returncode == 1 and "give --username" in nameless.stderr
+    assert "Traceback" not in nothing.stderr + nameless.stderr
+    made = run(tmp_path, server, "signup", "--username", "Frankie",
+               stdin="a long enough password\n")
+    assert made.returncode == 0 and " as Frankie;" in made.stdout, made.stderr
+    # Names match without regard to case: the account's own spelling is what is echoed.
+    login = run(tmp_path, server, "login", "--username", "FRANKIE",
+                stdin="a long enough password\n")
+    assert login.returncode == 0 and " as Frankie;" in login.stdout, login.stderr
+
+    assert run(tmp_path, server, "search", "nowhere").stdout == "nothing found\n"
+
+    # A folder of folders, uploaded without --recursive; a file that is not an image.
+    album = tmp_path / "album"
+    for year in ("2023", "2024"):
+        (album / year).mkdir(parents=True)
+        for i in range(2):
+            (album / year / f"{i}.png").write_bytes(make_image("PNG", (40, 30),
+                                                               seed=int(year) * 10 + i))
+    (album / "notes.txt").write_text("not a photo")
+    flat = run(tmp_path, server, "upload", str(album))
+    assert flat.returncode == 0, flat.stderr
+    assert flat.stdout.startswith("uploaded 0 (0 B);") and "not images 1;" in flat.stdout
+    assert f"not an image: {album / 'notes.txt'}" in flat.stdout
+    assert "skipped 2 subfolders (--recursive takes them)" in flat.stdout
+    assert f"    {album / '2023'}" in flat.stdout
+    summary = json.loads(run(tmp_path, server, "upload", str(album), "--json").stdout)
+    assert summary["not_image_paths"] == [str(album / "notes.txt")]
+    assert summary["skipped_folders"] == [str(album / "2023"), str(album / "2024")]
+    deep = run(tmp_path, server, "upload", str(album), "--recursive")
+    assert deep.stdout.startswith("uploaded 4 (") and "skipped" not in deep.stdout
+
+    # More images than shown: said, and how to see them.
+    some = run(tmp_path, server, "ls", "--limit", "3")
+    assert len(some.stdout.splitlines()) == 1 + 3
+    assert "the first 3 shown; more with `--limit N` or `--all`" in some.stderr
+    every = run(tmp_path, server, "ls", "--all")
+    assert len(every.stdout.splitlines()) == 1 + 4 and every.stderr == ""
+
+
+def test_similar_says_how_each_result_matched_and_finds_mirrored_copies_on_request(
+    server: str, tmp_path: Path
+) -> None:
+    made = run(tmp_path, server, "signup", "--username", "gale",
+               stdin="a long enough password\n")
+    assert made.returncode == 0, made.stderr
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(ce.stored_bytes("astronaut"))
+    assert run(tmp_path, server, "upload", str(photo)).returncode == 0
+    mirrored = tmp_path / "mirrored.jpg"
+    with Image.open(photo) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG", quality=90)
+    plain = run(tmp_path, server, "similar", str(mirrored))
+    assert plain.returncode == 0 and plain.stdout == "nothing found\n"
+    found = run(tmp_path, server, "similar", str(mirrored), "--orientations", "all")
+    header, row = found.stdout.splitlines()
+    assert header.split()[5:9] == ["score", "matched", "by", "title"]
+    assert "astronaut" in row and "whole picture (flip left right)" in row, row
+    same = run(tmp_path, server, "similar", str(photo)).stdout.splitlines()
+    assert "whole picture" in same[1] and "1.00" in same[1], same
+
+
+def test_a_server_that_is_not_there_is_named_with_what_to_do(tmp_path: Path) -> None:
+    result = run(tmp_path, "http://127.0.0.1:9", "ls", key="irk_whatever")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "does not answer (" in result.stderr  # said at once, while it tries again
+    assert "cannot reach the service at http://127.0.0.1:9" in result.stderr
+    assert "`make run`" in result.stderr and "IMAGEREPO_URL" in result.stderr
+
+
+def test_progress_in_a_log_gives_no_wild_eta_and_no_repeated_last_line(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    out = io.StringIO()  # not a terminal: plain lines every LOG_INTERVAL
+    progress = display.Progress(100, 100_000, out=out, started=clock[0])
+    clock[0] += 0.5
+    progress.advance(1, 10)  # one small file answered first: no ETA from that
+    assert out.getvalue().splitlines()[-1].endswith("ETA --")
+    for _ in range(9):
+        clock[0] += display.LOG_INTERVAL
+        progress.advance(9, 9_999)
+    assert out.getvalue().splitlines()[-1].endswith("ETA 0m05s")  # at this rate
+    clock[0] += display.LOG_INTERVAL
+    progress.advance(9, 9_999)
+    progress.finish()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(set(lines)) == 11 and lines[-1].endswith("ETA 0m00s")
 
 
 def test_without_a_key_it_says_what_to_do(tmp_path: Path) -> None:
