@@ -98,7 +98,7 @@ async def _key_user(request: web.Request, secret: str) -> User:
 
 def client_address(request: web.Request) -> str:
     """The peer's address (behind a proxy: the proxy's, unless it is configured to pass the
-    client's on; see the README)."""
+    client's on; see docs/operations.md)."""
     return request.remote or "unknown"
 
 

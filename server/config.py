@@ -1,4 +1,4 @@
-"""Configuration read from the environment (the table in the README)."""
+"""Configuration read from the environment (the table in docs/configuration.md)."""
 
 from __future__ import annotations
 
