@@ -637,6 +637,19 @@ MUTATIONS = (
         '            await copies.insert(conn, queries, row["id"], facts.features)\n', "",
         ("tests/test_robust_matching.py::test_rehash_brings_old_rows_over_and_search_works_throughout",),
     ),
+    # Issue 23: the web page.
+    Mutation(
+        "web page: an error's details repeat its message", "server/web/js/dom.js",
+        "    } else if (!words(value).every((word) => said.has(word))) {\n",
+        "    } else {\n",
+        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",),
+    ),
+    Mutation(
+        "web page: a refused upload keeps its full bar", "server/web/js/upload.js",
+        '      bar.replaceWith(el("span", { class: "outcome" }, "Failed")); // not a full bar\n',
+        "",
+        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",),
+    ),
 )
 
 

@@ -173,7 +173,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def site(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
+    """Another server, for the tests of issue 23: they leave public pictures behind, which the
+    stranger's first visit (to an empty site) must not find, in whatever order tests run."""
+    with serve_own_database(tmp_path_factory.mktemp("web-site"), admin_dsn) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(server: str, site: str) -> Iterator[Browser]:
+    """After the servers: they set up and drop their databases with asyncio.run(), which
+    cannot run while Playwright's own loop does."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -707,6 +717,54 @@ def test_a_phone_sized_screen(server: str, open_page: OpenPage, tmp_path: Path) 
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
     watched.assert_clean()
+
+
+# --- a newcomer's first hour (issue 23) --------------------------------------------------------
+
+DANGER = "rgb(198, 40, 40)"  # app.css's --danger
+
+
+def truncated_jpeg(image: Image.Image) -> bytes:
+    data = jpeg(image, 90)
+    return data[: len(data) // 2]
+
+
+@needs_chromium
+def test_a_refused_upload_looks_refused_and_says_why_once(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The API's message names the file and its fault, and its details say the same: the row
+    says it once; where the bar was, a red mark says the upload failed (a full blue bar is a
+    success's)."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "tilly")
+    page.locator("#upload summary").click()
+    page.locator("#upload-files").set_input_files(
+        [write(tmp_path / "cut.jpg", truncated_jpeg(photo("rocket"))),
+         write(tmp_path / "whole.jpg", jpeg(photo("rocket")))])
+    failed = page.locator("#uploads li.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".file")).to_have_text("cut.jpg")
+    status = failed.locator(".status")
+    expect(status).to_contain_text("truncated")
+    text = status.inner_text()
+    assert text.count("the JPEG image is truncated") == 1, text
+    assert text.count('file 1 ("cut.jpg")') == 1, text
+    assert " — " not in text, text  # the details added nothing the message had not said
+    # Failed, in words and in red; no bar left to look full.
+    assert failed.locator("progress").count() == 0
+    outcome = failed.locator(".outcome")
+    expect(outcome).to_have_text("Failed")
+    expect(outcome).to_be_visible()
+    assert outcome.evaluate("node => getComputedStyle(node).color") == DANGER
+    # The other file of the same choice went through, with its full bar.
+    until(page, "document.querySelectorAll('#uploads li.done').length === 1", timeout=60)
+    assert page.locator("#uploads li.done progress").evaluate("bar => bar.value") == 1
+    page.locator("#uploads").screenshot(path=tmp_path / "uploads.png")
+    assert all("422" in error for error in watched.errors), watched.errors  # Chromium's log
+    assert watched.dialogs == []
 
 
 def test_the_readme_screenshot_is_small() -> None:

@@ -35,6 +35,7 @@ export function setupUpload({ picker, visibility, tags, title, list, openById, o
         nearDuplicates(image) ?? "");
     } catch (error) {
       row.classList.add("failed");
+      bar.replaceWith(el("span", { class: "outcome" }, "Failed")); // not a full bar
       status.textContent = errorText(error);
     }
   }
