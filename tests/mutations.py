@@ -650,6 +650,20 @@ MUTATIONS = (
         "",
         ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",),
     ),
+    Mutation(
+        "web page: every near duplicate called the same picture",
+        "server/web/js/near-duplicates.js",
+        '  const same = near.distance === 0 && near.matched_by.signal === "whole";\n',
+        "  const same = true;\n",
+        ("tests/test_web_page.py::"
+         "test_an_upload_shows_what_it_looks_like_in_pictures_and_words",),
+    ),
+    Mutation(
+        "web page: near duplicates without their thumbnails", "server/web/js/near-duplicates.js",
+        "    await pictures.show(img, image.thumbnail_url, image);\n", "",
+        ("tests/test_web_page.py::"
+         "test_an_upload_shows_what_it_looks_like_in_pictures_and_words",),
+    ),
 )
 
 

@@ -450,7 +450,8 @@ def test_a_stranger_uses_the_page(
     upload(page, [write(tmp_path / "astronaut-small.jpg", jpeg(smaller, 80))], drop=True,
            visibility="public", title="A smaller copy")
     near = page.locator("#uploads li").first.locator(".near")
-    expect(near).to_contain_text("Looks like")
+    expect(near).to_contain_text("Already here:")
+    expect(near.locator(".near-item").first).to_contain_text("same picture")
 
     # Detail, then "find similar": the copy, found from the stored image.
     page.get_by_role("button", name="Newest").click()
@@ -765,6 +766,41 @@ def test_a_refused_upload_looks_refused_and_says_why_once(
     page.locator("#uploads").screenshot(path=tmp_path / "uploads.png")
     assert all("422" in error for error in watched.errors), watched.errors  # Chromium's log
     assert watched.dialogs == []
+
+
+@needs_chromium
+def test_an_upload_shows_what_it_looks_like_in_pictures_and_words(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The near duplicates an upload's answer lists: a thumbnail of each, and plain words for
+    how alike they are, not bits."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "nina")
+    astronaut = photo("astronaut")
+    upload(page, [write(tmp_path / "original.jpg", jpeg(astronaut, 90))], title="Nina's original")
+    upload(page, [write(tmp_path / "again.jpg", jpeg(astronaut, 70))], title="Nina's again")
+    upload(page, [write(tmp_path / "bright.jpg", edited(astronaut, "bright+30", 0, seed=1))],
+           title="Nina's brighter")
+
+    def near_items(file: str) -> Locator:
+        row = page.locator("#uploads li").filter(has_text=file)
+        return row.locator(".near-item").filter(has=page.locator("img[alt=\"Nina's original\"]"))
+
+    expect(near_items("again.jpg")).to_have_text("same picture")
+    expect(near_items("bright.jpg")).to_have_text("edited copy")
+    until(page, "[...document.querySelectorAll('#uploads .near-item img')]"
+                ".every(img => img.complete && img.naturalWidth > 0)")
+    assert near_items("bright.jpg").get_attribute("title") == "Nina's original, by nina"
+    assert "bits" not in page.locator("#uploads").inner_text()
+    # Small, beside the words; a click opens the picture it shows.
+    box = near_items("again.jpg").locator("img").bounding_box()
+    assert box is not None and box["width"] <= 48 and box["height"] <= 48, box
+    page.locator("#uploads").screenshot(path=tmp_path / "uploads.png")
+    near_items("bright.jpg").click()
+    expect(page.locator("#detail h2")).to_have_text("Nina's original")
+    watched.assert_clean()
 
 
 def test_the_readme_screenshot_is_small() -> None:
