@@ -664,6 +664,22 @@ MUTATIONS = (
         ("tests/test_web_page.py::"
          "test_an_upload_shows_what_it_looks_like_in_pictures_and_words",),
     ),
+    Mutation(
+        "web page: card names break inside a word", "server/web/app.css",
+        "  text-overflow: ellipsis; font-weight: 600;\n",
+        "  text-overflow: ellipsis; font-weight: 600; overflow-wrap: anywhere;\n",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
+    Mutation(
+        "web page: file names on cards wrap nowhere", "server/web/js/dom.js",
+        '    if (index) fragment.append(el("wbr"));\n', "",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
+    Mutation(
+        "web page: cards without their owner", "server/web/js/results.js",
+        '      el("span", { class: "owner" }, `by ${image.owner}`));\n', "      null);\n",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
 )
 
 

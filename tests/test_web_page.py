@@ -803,6 +803,62 @@ def test_an_upload_shows_what_it_looks_like_in_pictures_and_words(
     watched.assert_clean()
 
 
+# Each run of letters or digits in a card's name, and how many lines it lies on.
+NAME_WORDS = r"""names => names.flatMap((name) => {
+    const words = [];
+    const walker = document.createTreeWalker(name, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        words.push([match[0], tops.size]);
+      }
+    }
+    return words;
+})"""
+
+
+@needs_chromium
+def test_cards_keep_words_whole_and_say_whose_they_are(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """A name wraps between words, or after the punctuation of a file name, never inside a
+    word; a word too long for the card ends in an ellipsis. Each card names its owner: two
+    people's copies of one picture are told apart."""
+    file_name = "IMG_20240512_103355_HDR"
+    long_word = "Supercalifragilisticexpialidocious holiday"
+    coffee = write(tmp_path / "coffee.jpg", jpeg(photo("coffee")))
+    for user in ("olga", "piet"):
+        watched: Watched = open_page()
+        page = watched.page
+        page.goto(site + "/app")
+        sign_up(page, user)
+        upload(page, [coffee], visibility="public", title=file_name)
+        watched.assert_clean()
+    upload(page, [write(tmp_path / "p.png", make_image("PNG", (300, 200), seed=5))],
+           visibility="public", title=long_word)
+    wait_pictures(page)
+
+    copies = cards(page).filter(has_text=file_name)
+    expect(copies).to_have_count(2)
+    assert sorted(copies.locator(".owner").all_inner_texts()) == ["by olga", "by piet"]
+    names = page.locator("#grid .card .name").filter(has_text=re.compile(
+        f"^({file_name}|{long_word})$"))
+    expect(names).to_have_count(3)
+    words = names.evaluate_all(NAME_WORDS)
+    assert words and all(lines == 1 for _, lines in words), words
+    # The file name shows whole (it wraps after its underscores), the long word clipped.
+    for name in copies.locator(".name").all():
+        assert name.evaluate("n => n.scrollWidth <= n.clientWidth"), name.inner_text()
+    clipped = names.filter(has_text=long_word)
+    assert clipped.evaluate("n => getComputedStyle(n).textOverflow") == "ellipsis"
+    assert clipped.get_attribute("title") == long_word
+    page.locator("#grid").screenshot(path=tmp_path / "cards.png")
+    watched.assert_clean()
+
+
 def test_the_readme_screenshot_is_small() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
     with Image.open(path) as image:

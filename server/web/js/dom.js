@@ -26,6 +26,17 @@ export function headline(text) {
   return fragment;
 }
 
+// A name that may wrap after its punctuation (file names most of all: IMG_20240512_103355
+// breaks after an underscore), so that it need not break between two letters.
+export function breakable(text) {
+  const fragment = document.createDocumentFragment();
+  text.split(/(?<=[_.,;:=/\\+&)\]}])/).forEach((piece, index) => {
+    if (index) fragment.append(el("wbr"));
+    fragment.append(piece);
+  });
+  return fragment;
+}
+
 export function formatBytes(bytes) {
   const units = ["bytes", "KB", "MB", "GB"];
   let value = bytes;

@@ -1,7 +1,7 @@
 // The results grid: one card per image, in the order the API gives them (newest, best
 // ranked, or nearest first), and a "More" button that follows next_cursor.
 
-import { el, headline } from "./dom.js";
+import { breakable, el, headline } from "./dom.js";
 import { Pictures } from "./pictures.js";
 
 export function createResults({ list, more, title, notice, onOpen }) {
@@ -17,7 +17,10 @@ export function createResults({ list, more, title, notice, onOpen }) {
     const name = image.title || image.filename;
     const img = el("img", { alt: name, width: 256, height: 256, decoding: "async" });
     pictures.show(img, image.thumbnail_url, image);
-    const caption = el("span", { class: "caption" }, el("span", { class: "name" }, name));
+    // Whose it is: two people's copies of a picture are told apart.
+    const caption = el("span", { class: "caption" },
+      el("span", { class: "name", title: name }, breakable(name)),
+      el("span", { class: "owner" }, `by ${image.owner}`));
     if (image.headline) {
       caption.append(el("span", { class: "headline" }, headline(image.headline)));
     }
