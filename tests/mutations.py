@@ -680,6 +680,12 @@ MUTATIONS = (
         '      el("span", { class: "owner" }, `by ${image.owner}`));\n', "      null);\n",
         ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
     ),
+    Mutation(
+        "web page: the detail's actions under its picture", "server/web/js/detail.js",
+        "      head, actions, ...owner.extra, status, picture, metadata(image)));\n",
+        "      head, picture, metadata(image), actions, ...owner.extra, status));\n",
+        ("tests/test_web_page.py::test_the_detail_fits_a_laptop_screen",),
+    ),
 )
 
 

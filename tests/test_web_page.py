@@ -859,6 +859,27 @@ def test_cards_keep_words_whole_and_say_whose_they_are(
     watched.assert_clean()
 
 
+@needs_chromium
+def test_the_detail_fits_a_laptop_screen(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """At 1280×900 a tall picture's detail shows its actions without scrolling."""
+    watched: Watched = open_page(width=1280, height=900)
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "tess")
+    upload(page, [write(tmp_path / "tall.png", make_image("PNG", (600, 900), seed=3))],
+           title="A tall one")
+    cards(page).filter(has_text="A tall one").click()
+    dialog = page.locator("#detail")
+    expect(dialog.locator("h2")).to_have_text("A tall one")
+    wait_pictures(page)
+    for name in ("Download", "Find similar", "Edit", "Delete…"):
+        expect(dialog.get_by_role("button", name=name, exact=True)).to_be_in_viewport(ratio=1)
+    page.screenshot(path=tmp_path / "detail.png")
+    watched.assert_clean()
+
+
 def test_the_readme_screenshot_is_small() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
     with Image.open(path) as image:
