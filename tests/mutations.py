@@ -686,6 +686,11 @@ MUTATIONS = (
         "      head, picture, metadata(image), actions, ...owner.extra, status));\n",
         ("tests/test_web_page.py::test_the_detail_fits_a_laptop_screen",),
     ),
+    Mutation(
+        "web page: a dropped photo's results left below the fold", "server/web/js/by-image.js",
+        "    return run().then(results.reveal);\n", "    return run();\n",
+        ("tests/test_web_page.py::test_a_dropped_photo_brings_its_results_into_view",),
+    ),
 )
 
 

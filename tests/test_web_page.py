@@ -880,6 +880,29 @@ def test_the_detail_fits_a_laptop_screen(
     watched.assert_clean()
 
 
+@needs_chromium
+def test_a_dropped_photo_brings_its_results_into_view(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Dropped on the top of a short window, a photo's results land below the fold (its
+    preview pushes them down): the page scrolls to them."""
+    watched: Watched = open_page(width=1100, height=600)
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "ulla")
+    rocket = photo("rocket")
+    upload(page, [write(tmp_path / "rocket.jpg", jpeg(rocket))], title="Ulla's rocket")
+    page.evaluate("window.scrollTo(0, 0)")
+    query = write(tmp_path / "query.jpg", edited(rocket, "crop_centre", 0, seed=2))
+    hand_over(page, "drop", ".by-image p", query)
+    expect(page.locator("#results-title")).to_have_text("Similar to query.jpg")
+    first = cards(page).first
+    expect(first.locator(".name")).to_have_text("Ulla's rocket")
+    expect(page.locator("#results-title")).to_be_in_viewport(ratio=1)
+    expect(first).to_be_in_viewport(ratio=1)
+    watched.assert_clean()
+
+
 def test_the_readme_screenshot_is_small() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
     with Image.open(path) as image:

@@ -34,7 +34,7 @@ export function setupImageSearch({ picker, orientations, figure, preview, captio
     preview.src = previewUrl;
     caption.textContent = file.name || "Pasted image";
     figure.hidden = false;
-    return run();
+    return run().then(results.reveal);
   }
 
   picker.addEventListener("change", () => {

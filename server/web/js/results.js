@@ -76,6 +76,17 @@ export function createResults({ list, more, title, notice, onOpen }) {
     return next();
   }
 
+  // The answer brought into view (a photo dropped low on the page, or its preview, can leave
+  // it below the fold): its heading at the top, unless it and the first card are in view.
+  function reveal() {
+    const top = title.getBoundingClientRect().top;
+    const bottom = (list.firstElementChild ?? title).getBoundingClientRect().bottom;
+    if (top >= 0 && bottom <= window.innerHeight) return;
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    title.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
+  }
+
   more.addEventListener("click", () => next());
-  return { show, refresh: () => (loadPage ? show(heading, loadPage, hooks) : Promise.resolve()) };
+  return { show, reveal,
+    refresh: () => (loadPage ? show(heading, loadPage, hooks) : Promise.resolve()) };
 }
