@@ -642,7 +642,8 @@ MUTATIONS = (
         "web page: an error's details repeat its message", "server/web/js/dom.js",
         "    } else if (!words(value).every((word) => said.has(word))) {\n",
         "    } else {\n",
-        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",),
+        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",
+         "tests/test_web_page.py::test_signing_out_forgets_the_owner_me"),
     ),
     Mutation(
         "web page: a refused upload keeps its full bar", "server/web/js/upload.js",
@@ -690,6 +691,12 @@ MUTATIONS = (
         "web page: a dropped photo's results left below the fold", "server/web/js/by-image.js",
         "    return run().then(results.reveal);\n", "    return run();\n",
         ("tests/test_web_page.py::test_a_dropped_photo_brings_its_results_into_view",),
+    ),
+    Mutation(
+        "web page: signed out, the owner filter still says me", "server/web/js/main.js",
+        "  if (session.current() || !browse.signedOut()) results.refresh();",
+        "  results.refresh();",
+        ("tests/test_web_page.py::test_signing_out_forgets_the_owner_me",),
     ),
 )
 

@@ -903,6 +903,45 @@ def test_a_dropped_photo_brings_its_results_into_view(
     watched.assert_clean()
 
 
+@needs_chromium
+def test_signing_out_forgets_the_owner_me(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Signed out, "Owner: me" means nobody: the filter goes and the grid shows what an
+    anonymous visitor sees, with no error."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "vera")
+    upload(page, [write(tmp_path / "v.png", make_image("PNG", (300, 200), seed=11))],
+           visibility="public", title="Vera's public one")
+    owner = page.locator("#search").get_by_label("Owner")
+    owner.fill("me")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-title")).to_have_text("Images, filtered")
+    expect(cards(page)).to_have_count(1)
+
+    page.get_by_role("button", name="Sign out").click()
+    notice = page.locator("#notice")
+    expect(notice).to_have_text("Signed out; the key is revoked.")
+    expect(owner).to_have_value("")
+    expect(page.locator("#results-title")).to_have_text("Newest images")
+    expect(cards(page).filter(has_text="Vera's public one")).to_have_count(1)
+    expect(page.locator("#grid[aria-busy]")).to_have_count(0)
+    expect(notice).not_to_have_class(re.compile("error"))
+    expect(notice).to_have_text("Signed out; the key is revoked.")
+    watched.assert_clean()
+
+    # Typed anyway, signed out: the API's refusal, said once (its details say it again).
+    owner.fill("me")
+    with page.expect_response(lambda r: "owner=me" in r.url) as answer:
+        page.get_by_role("button", name="Search", exact=True).click()
+    message = answer.value.json()["error"]["message"]
+    expect(notice).to_have_class(re.compile("error"))
+    expect(notice).to_have_text(message)
+    assert all(str(answer.value.status) in error for error in watched.errors), watched.errors
+
+
 def test_the_readme_screenshot_is_small() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
     with Image.open(path) as image:
