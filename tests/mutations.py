@@ -698,6 +698,12 @@ MUTATIONS = (
         "  results.refresh();",
         ("tests/test_web_page.py::test_signing_out_forgets_the_owner_me",),
     ),
+    Mutation(
+        "web page: the query photo stays above other results", "server/web/js/by-image.js",
+        "    file = null;\n    boxes.clear();\n    figure.hidden = true;\n",
+        "    file = null;\n    boxes.clear();\n",
+        ("tests/test_web_page.py::test_a_stranger_uses_the_page",),
+    ),
 )
 
 

@@ -453,9 +453,12 @@ def test_a_stranger_uses_the_page(
     expect(near).to_contain_text("Already here:")
     expect(near.locator(".near-item").first).to_contain_text("same picture")
 
-    # Detail, then "find similar": the copy, found from the stored image.
+    # Detail, then "find similar": the copy, found from the stored image. The query photo
+    # went with its results: no photo above "Newest images".
     page.get_by_role("button", name="Newest").click()
     expect(cards(page)).to_have_count(4)
+    expect(page.locator("#results-title")).to_have_text("Newest images")
+    expect(page.locator("#query")).to_be_hidden()
     cards(page).filter(has_text="Astronaut on a mission").click()
     dialog.get_by_role("button", name="Find similar").click()
     expect(dialog).not_to_be_visible()
@@ -502,6 +505,13 @@ def test_a_stranger_uses_the_page(
     page.locator("#auth-dialog").get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#who")).to_have_text("Signed in as ada")
     expect(cards(page)).to_have_count(3)
+
+    # The README's picture: the cropped photo searched for again, its results under a
+    # heading that says so.
+    hand_over(page, "drop", "#results-title", query)
+    expect(page.locator("#results-title")).to_have_text("Similar to cropped.jpg")
+    expect(cards(page).first.locator(".name")).to_have_text("Astronaut on a mission")
+    expect(page.locator("#query")).to_be_visible()
     screenshot = os.environ.get(SCREENSHOT_ENV)
     if screenshot:
         save_readme_screenshot(page, Path(screenshot))
@@ -513,9 +523,10 @@ def save_readme_screenshot(page: Page, path: Path) -> None:
     """800 px wide, a palette PNG: small enough to commit."""
     if page.locator("#upload").evaluate("details => details.open"):
         page.locator("#upload summary").click()
-    page.set_viewport_size({"width": 800, "height": 820})
+    page.set_viewport_size({"width": 800, "height": 1000})
     page.evaluate("window.scrollTo(0, 0)")
     wait_pictures(page)
+    until(page, "document.querySelector('#query-img').complete")
     raw = Image.open(io.BytesIO(page.screenshot()))
     raw.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
         path, optimize=True)

@@ -9,7 +9,7 @@ export function createResults({ list, more, title, notice, onOpen }) {
   let heading = title.textContent;
   let loadPage = null; // (cursor) => {items, next_cursor}
   let cursor = null;
-  let hooks = {}; // onPage(items, firstRank), onLeave(): the search's own extras
+  let hooks = {}; // onEnter(), onPage(items, firstRank), onLeave(): the search's own extras
   let shown = 0; // cards so far: a card's rank is its place in the whole answer
   let generation = 0; // a newer search makes older answers stale
 
@@ -65,6 +65,7 @@ export function createResults({ list, more, title, notice, onOpen }) {
     generation += 1;
     hooks.onLeave?.();
     hooks = newHooks;
+    hooks.onEnter?.();
     shown = 0;
     pictures.release();
     pictures = new Pictures();
