@@ -704,6 +704,73 @@ MUTATIONS = (
         "unreachable(self.url, exc)) from None", "f'{exc}') from None",
         ("tests/test_client_cli.py::test_a_server_that_is_not_there_is_named_with_what_to_do",),
     ),
+    # Issue 23: the web page.
+    Mutation(
+        "web page: an error's details repeat its message", "server/web/js/dom.js",
+        "    } else if (!words(value).every((word) => said.has(word))) {\n",
+        "    } else {\n",
+        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",
+         "tests/test_web_page.py::test_signing_out_forgets_the_owner_me"),
+    ),
+    Mutation(
+        "web page: a refused upload keeps its full bar", "server/web/js/upload.js",
+        '      bar.replaceWith(el("span", { class: "outcome" }, "Failed")); // not a full bar\n',
+        "",
+        ("tests/test_web_page.py::test_a_refused_upload_looks_refused_and_says_why_once",),
+    ),
+    Mutation(
+        "web page: every near duplicate called the same picture",
+        "server/web/js/near-duplicates.js",
+        '  const same = near.distance === 0 && near.matched_by.signal === "whole";\n',
+        "  const same = true;\n",
+        ("tests/test_web_page.py::"
+         "test_an_upload_shows_what_it_looks_like_in_pictures_and_words",),
+    ),
+    Mutation(
+        "web page: near duplicates without their thumbnails", "server/web/js/near-duplicates.js",
+        "    await pictures.show(img, image.thumbnail_url, image);\n", "",
+        ("tests/test_web_page.py::"
+         "test_an_upload_shows_what_it_looks_like_in_pictures_and_words",),
+    ),
+    Mutation(
+        "web page: card names break inside a word", "server/web/app.css",
+        "  text-overflow: ellipsis; font-weight: 600;\n",
+        "  text-overflow: ellipsis; font-weight: 600; overflow-wrap: anywhere;\n",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
+    Mutation(
+        "web page: file names on cards wrap nowhere", "server/web/js/dom.js",
+        '    if (index) fragment.append(el("wbr"));\n', "",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
+    Mutation(
+        "web page: cards without their owner", "server/web/js/results.js",
+        '      el("span", { class: "owner" }, `by ${image.owner}`));\n', "      null);\n",
+        ("tests/test_web_page.py::test_cards_keep_words_whole_and_say_whose_they_are",),
+    ),
+    Mutation(
+        "web page: the detail's actions under its picture", "server/web/js/detail.js",
+        "      head, actions, ...owner.extra, status, picture, metadata(image)));\n",
+        "      head, picture, metadata(image), actions, ...owner.extra, status));\n",
+        ("tests/test_web_page.py::test_the_detail_fits_a_laptop_screen",),
+    ),
+    Mutation(
+        "web page: a dropped photo's results left below the fold", "server/web/js/by-image.js",
+        "    return run().then(results.reveal);\n", "    return run();\n",
+        ("tests/test_web_page.py::test_a_dropped_photo_brings_its_results_into_view",),
+    ),
+    Mutation(
+        "web page: signed out, the owner filter still says me", "server/web/js/main.js",
+        "  if (session.current() || !browse.signedOut()) results.refresh();",
+        "  results.refresh();",
+        ("tests/test_web_page.py::test_signing_out_forgets_the_owner_me",),
+    ),
+    Mutation(
+        "web page: the query photo stays above other results", "server/web/js/by-image.js",
+        "    file = null;\n    boxes.clear();\n    figure.hidden = true;\n",
+        "    file = null;\n    boxes.clear();\n",
+        ("tests/test_web_page.py::test_a_stranger_uses_the_page",),
+    ),
 )
 
 

@@ -173,7 +173,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def site(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator[str]:
+    """Another server, for the tests of issue 23: they leave public pictures behind, which the
+    stranger's first visit (to an empty site) must not find, in whatever order tests run."""
+    with serve_own_database(tmp_path_factory.mktemp("web-site"), admin_dsn) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(server: str, site: str) -> Iterator[Browser]:
+    """After the servers: they set up and drop their databases with asyncio.run(), which
+    cannot run while Playwright's own loop does."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -440,11 +450,15 @@ def test_a_stranger_uses_the_page(
     upload(page, [write(tmp_path / "astronaut-small.jpg", jpeg(smaller, 80))], drop=True,
            visibility="public", title="A smaller copy")
     near = page.locator("#uploads li").first.locator(".near")
-    expect(near).to_contain_text("Looks like")
+    expect(near).to_contain_text("Already here:")
+    expect(near.locator(".near-item").first).to_contain_text("same picture")
 
-    # Detail, then "find similar": the copy, found from the stored image.
+    # Detail, then "find similar": the copy, found from the stored image. The query photo
+    # went with its results: no photo above "Newest images".
     page.get_by_role("button", name="Newest").click()
     expect(cards(page)).to_have_count(4)
+    expect(page.locator("#results-title")).to_have_text("Newest images")
+    expect(page.locator("#query")).to_be_hidden()
     cards(page).filter(has_text="Astronaut on a mission").click()
     dialog.get_by_role("button", name="Find similar").click()
     expect(dialog).not_to_be_visible()
@@ -491,6 +505,13 @@ def test_a_stranger_uses_the_page(
     page.locator("#auth-dialog").get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#who")).to_have_text("Signed in as ada")
     expect(cards(page)).to_have_count(3)
+
+    # The README's picture: the cropped photo searched for again, its results under a
+    # heading that says so.
+    hand_over(page, "drop", "#results-title", query)
+    expect(page.locator("#results-title")).to_have_text("Similar to cropped.jpg")
+    expect(cards(page).first.locator(".name")).to_have_text("Astronaut on a mission")
+    expect(page.locator("#query")).to_be_visible()
     screenshot = os.environ.get(SCREENSHOT_ENV)
     if screenshot:
         save_readme_screenshot(page, Path(screenshot))
@@ -502,9 +523,10 @@ def save_readme_screenshot(page: Page, path: Path) -> None:
     """800 px wide, a palette PNG: small enough to commit."""
     if page.locator("#upload").evaluate("details => details.open"):
         page.locator("#upload summary").click()
-    page.set_viewport_size({"width": 800, "height": 820})
+    page.set_viewport_size({"width": 800, "height": 1000})
     page.evaluate("window.scrollTo(0, 0)")
     wait_pictures(page)
+    until(page, "document.querySelector('#query-img').complete")
     raw = Image.open(io.BytesIO(page.screenshot()))
     raw.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
         path, optimize=True)
@@ -707,6 +729,228 @@ def test_a_phone_sized_screen(server: str, open_page: OpenPage, tmp_path: Path) 
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
     watched.assert_clean()
+
+
+# --- a newcomer's first hour (issue 23) --------------------------------------------------------
+
+DANGER = "rgb(198, 40, 40)"  # app.css's --danger
+
+
+def truncated_jpeg(image: Image.Image) -> bytes:
+    data = jpeg(image, 90)
+    return data[: len(data) // 2]
+
+
+@needs_chromium
+def test_a_refused_upload_looks_refused_and_says_why_once(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The API's message names the file and its fault, and its details say the same: the row
+    says it once; where the bar was, a red mark says the upload failed (a full blue bar is a
+    success's)."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "tilly")
+    page.locator("#upload summary").click()
+    page.locator("#upload-files").set_input_files(
+        [write(tmp_path / "cut.jpg", truncated_jpeg(photo("rocket"))),
+         write(tmp_path / "whole.jpg", jpeg(photo("rocket")))])
+    failed = page.locator("#uploads li.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".file")).to_have_text("cut.jpg")
+    status = failed.locator(".status")
+    expect(status).to_contain_text("truncated")
+    text = status.inner_text()
+    assert text.count("the JPEG image is truncated") == 1, text
+    assert text.count('file 1 ("cut.jpg")') == 1, text
+    assert " — " not in text, text  # the details added nothing the message had not said
+    # Failed, in words and in red; no bar left to look full.
+    assert failed.locator("progress").count() == 0
+    outcome = failed.locator(".outcome")
+    expect(outcome).to_have_text("Failed")
+    expect(outcome).to_be_visible()
+    assert outcome.evaluate("node => getComputedStyle(node).color") == DANGER
+    # The other file of the same choice went through, with its full bar.
+    until(page, "document.querySelectorAll('#uploads li.done').length === 1", timeout=60)
+    assert page.locator("#uploads li.done progress").evaluate("bar => bar.value") == 1
+    page.locator("#uploads").screenshot(path=tmp_path / "uploads.png")
+    assert all("422" in error for error in watched.errors), watched.errors  # Chromium's log
+    assert watched.dialogs == []
+
+
+@needs_chromium
+def test_an_upload_shows_what_it_looks_like_in_pictures_and_words(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The near duplicates an upload's answer lists: a thumbnail of each, and plain words for
+    how alike they are, not bits."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "nina")
+    astronaut = photo("astronaut")
+    upload(page, [write(tmp_path / "original.jpg", jpeg(astronaut, 90))], title="Nina's original")
+    upload(page, [write(tmp_path / "again.jpg", jpeg(astronaut, 70))], title="Nina's again")
+    upload(page, [write(tmp_path / "bright.jpg", edited(astronaut, "bright+30", 0, seed=1))],
+           title="Nina's brighter")
+
+    def near_items(file: str) -> Locator:
+        row = page.locator("#uploads li").filter(has_text=file)
+        return row.locator(".near-item").filter(has=page.locator("img[alt=\"Nina's original\"]"))
+
+    expect(near_items("again.jpg")).to_have_text("same picture")
+    expect(near_items("bright.jpg")).to_have_text("edited copy")
+    until(page, "[...document.querySelectorAll('#uploads .near-item img')]"
+                ".every(img => img.complete && img.naturalWidth > 0)")
+    assert near_items("bright.jpg").get_attribute("title") == "Nina's original, by nina"
+    assert "bits" not in page.locator("#uploads").inner_text()
+    # Small, beside the words; a click opens the picture it shows.
+    box = near_items("again.jpg").locator("img").bounding_box()
+    assert box is not None and box["width"] <= 48 and box["height"] <= 48, box
+    page.locator("#uploads").screenshot(path=tmp_path / "uploads.png")
+    near_items("bright.jpg").click()
+    expect(page.locator("#detail h2")).to_have_text("Nina's original")
+    watched.assert_clean()
+
+
+# Each run of letters or digits in a card's name, and how many lines it lies on.
+NAME_WORDS = r"""names => names.flatMap((name) => {
+    const words = [];
+    const walker = document.createTreeWalker(name, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        words.push([match[0], tops.size]);
+      }
+    }
+    return words;
+})"""
+
+
+@needs_chromium
+def test_cards_keep_words_whole_and_say_whose_they_are(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """A name wraps between words, or after the punctuation of a file name, never inside a
+    word; a word too long for the card ends in an ellipsis. Each card names its owner: two
+    people's copies of one picture are told apart."""
+    file_name = "IMG_20240512_103355_HDR"
+    long_word = "Supercalifragilisticexpialidocious holiday"
+    coffee = write(tmp_path / "coffee.jpg", jpeg(photo("coffee")))
+    for user in ("olga", "piet"):
+        watched: Watched = open_page()
+        page = watched.page
+        page.goto(site + "/app")
+        sign_up(page, user)
+        upload(page, [coffee], visibility="public", title=file_name)
+        watched.assert_clean()
+    upload(page, [write(tmp_path / "p.png", make_image("PNG", (300, 200), seed=5))],
+           visibility="public", title=long_word)
+    wait_pictures(page)
+
+    copies = cards(page).filter(has_text=file_name)
+    expect(copies).to_have_count(2)
+    assert sorted(copies.locator(".owner").all_inner_texts()) == ["by olga", "by piet"]
+    names = page.locator("#grid .card .name").filter(has_text=re.compile(
+        f"^({file_name}|{long_word})$"))
+    expect(names).to_have_count(3)
+    words = names.evaluate_all(NAME_WORDS)
+    assert words and all(lines == 1 for _, lines in words), words
+    # The file name shows whole (it wraps after its underscores), the long word clipped.
+    for name in copies.locator(".name").all():
+        assert name.evaluate("n => n.scrollWidth <= n.clientWidth"), name.inner_text()
+    clipped = names.filter(has_text=long_word)
+    assert clipped.evaluate("n => getComputedStyle(n).textOverflow") == "ellipsis"
+    assert clipped.get_attribute("title") == long_word
+    page.locator("#grid").screenshot(path=tmp_path / "cards.png")
+    watched.assert_clean()
+
+
+@needs_chromium
+def test_the_detail_fits_a_laptop_screen(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """At 1280×900 a tall picture's detail shows its actions without scrolling."""
+    watched: Watched = open_page(width=1280, height=900)
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "tess")
+    upload(page, [write(tmp_path / "tall.png", make_image("PNG", (600, 900), seed=3))],
+           title="A tall one")
+    cards(page).filter(has_text="A tall one").click()
+    dialog = page.locator("#detail")
+    expect(dialog.locator("h2")).to_have_text("A tall one")
+    wait_pictures(page)
+    for name in ("Download", "Find similar", "Edit", "Delete…"):
+        expect(dialog.get_by_role("button", name=name, exact=True)).to_be_in_viewport(ratio=1)
+    page.screenshot(path=tmp_path / "detail.png")
+    watched.assert_clean()
+
+
+@needs_chromium
+def test_a_dropped_photo_brings_its_results_into_view(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Dropped on the top of a short window, a photo's results land below the fold (its
+    preview pushes them down): the page scrolls to them."""
+    watched: Watched = open_page(width=1100, height=600)
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "ulla")
+    rocket = photo("rocket")
+    upload(page, [write(tmp_path / "rocket.jpg", jpeg(rocket))], title="Ulla's rocket")
+    page.evaluate("window.scrollTo(0, 0)")
+    query = write(tmp_path / "query.jpg", edited(rocket, "crop_centre", 0, seed=2))
+    hand_over(page, "drop", ".by-image p", query)
+    expect(page.locator("#results-title")).to_have_text("Similar to query.jpg")
+    first = cards(page).first
+    expect(first.locator(".name")).to_have_text("Ulla's rocket")
+    expect(page.locator("#results-title")).to_be_in_viewport(ratio=1)
+    expect(first).to_be_in_viewport(ratio=1)
+    watched.assert_clean()
+
+
+@needs_chromium
+def test_signing_out_forgets_the_owner_me(
+    site: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Signed out, "Owner: me" means nobody: the filter goes and the grid shows what an
+    anonymous visitor sees, with no error."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(site + "/app")
+    sign_up(page, "vera")
+    upload(page, [write(tmp_path / "v.png", make_image("PNG", (300, 200), seed=11))],
+           visibility="public", title="Vera's public one")
+    owner = page.locator("#search").get_by_label("Owner")
+    owner.fill("me")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-title")).to_have_text("Images, filtered")
+    expect(cards(page)).to_have_count(1)
+
+    page.get_by_role("button", name="Sign out").click()
+    notice = page.locator("#notice")
+    expect(notice).to_have_text("Signed out; the key is revoked.")
+    expect(owner).to_have_value("")
+    expect(page.locator("#results-title")).to_have_text("Newest images")
+    expect(cards(page).filter(has_text="Vera's public one")).to_have_count(1)
+    expect(page.locator("#grid[aria-busy]")).to_have_count(0)
+    expect(notice).not_to_have_class(re.compile("error"))
+    expect(notice).to_have_text("Signed out; the key is revoked.")
+    watched.assert_clean()
+
+    # Typed anyway, signed out: the API's refusal, said once (its details say it again).
+    owner.fill("me")
+    with page.expect_response(lambda r: "owner=me" in r.url) as answer:
+        page.get_by_role("button", name="Search", exact=True).click()
+    message = answer.value.json()["error"]["message"]
+    expect(notice).to_have_class(re.compile("error"))
+    expect(notice).to_have_text(message)
+    assert all(str(answer.value.status) in error for error in watched.errors), watched.errors
 
 
 def test_the_readme_screenshot_is_small() -> None:

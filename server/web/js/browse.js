@@ -5,7 +5,11 @@ import { call } from "./api.js";
 
 const PAGE = 24;
 
+const isMe = (owner) => owner?.toLowerCase() === "me";
+
 export function setupBrowse({ form, newest, results }) {
+  let shown = null; // the fields of the results on show, while they are these
+
   function fields() {
     const data = new FormData(form);
     const value = (name) => String(data.get(name) ?? "").trim();
@@ -13,19 +17,35 @@ export function setupBrowse({ form, newest, results }) {
       visibility: value("visibility") };
   }
 
-  function run() {
-    const { q, ...filters } = fields();
+  function load(heading, loader, asked) {
+    const done = results.show(heading, loader, { onLeave: () => { shown = null; } });
+    shown = asked;
+    return done;
+  }
+
+  function run(asked = fields()) {
+    const { q, ...filters } = asked;
     if (q) {
-      return results.show(`Search: ${q}`, async (cursor) => {
+      return load(`Search: ${q}`, async (cursor) => {
         const page = await call("/search", { query: { q, ...filters, limit: PAGE, cursor } });
         return { items: page.results, next_cursor: page.next_cursor };
-      });
+      }, asked);
     }
     const narrowed = Object.values(filters).some(Boolean);
-    return results.show(narrowed ? "Images, filtered" : "Newest images", async (cursor) => {
+    return load(narrowed ? "Images, filtered" : "Newest images", async (cursor) => {
       const page = await call("/images", { query: { ...filters, limit: PAGE, cursor } });
       return { items: page.images, next_cursor: page.next_cursor };
-    });
+    }, asked);
+  }
+
+  // Signed out, "me" is nobody: the filter goes, from the form and from the results on show,
+  // which are asked for again without it. True if they were.
+  function signedOut() {
+    const owner = form.elements.owner;
+    if (isMe(owner.value.trim())) owner.value = "";
+    if (!isMe(shown?.owner)) return false;
+    run({ ...shown, owner: "" });
+    return true;
   }
 
   form.addEventListener("submit", (event) => {
@@ -36,5 +56,5 @@ export function setupBrowse({ form, newest, results }) {
     form.reset();
     run();
   });
-  return { run };
+  return { run: () => run(), signedOut };
 }

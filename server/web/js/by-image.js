@@ -23,7 +23,20 @@ export function setupImageSearch({ picker, orientations, figure, preview, captio
       if (cursor) form.append("cursor", cursor);
       const page = await call("/search/image", { method: "POST", form });
       return { items: page.results, next_cursor: page.next_cursor };
-    }, { onPage: boxes.add, onLeave: boxes.clear });
+    }, { onEnter: () => enter(query), onPage: boxes.add, onLeave: leave });
+  }
+
+  function enter(query) {
+    file = query;
+    figure.hidden = false;
+  }
+
+  // Other results replace these: the photo goes with them (no query photo above "Newest
+  // images"), and the orientations toggle waits for the next one.
+  function leave() {
+    file = null;
+    boxes.clear();
+    figure.hidden = true;
   }
 
   function search(newFile) {
@@ -33,8 +46,7 @@ export function setupImageSearch({ picker, orientations, figure, preview, captio
     previewUrl = URL.createObjectURL(file);
     preview.src = previewUrl;
     caption.textContent = file.name || "Pasted image";
-    figure.hidden = false;
-    return run();
+    return run().then(results.reveal);
   }
 
   picker.addEventListener("change", () => {

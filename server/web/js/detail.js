@@ -144,18 +144,17 @@ export function setupDetail({ dialog, results, onChanged }) {
     pictures.show(picture, image.preview_url, image);
     const status = el("p", { class: "error", role: "alert" });
     const owner = isOwner(image) ? ownerActions(image, status) : { buttons: [], extra: [] };
+    const head = el("div", { class: "detail-head" },
+      el("h2", { id: "detail-title" }, name),
+      el("button", { type: "button", class: "close", "aria-label": "Close", onclick: close },
+        "×"));
+    const actions = el("div", { class: "buttons" }, download(image),
+      el("button", { type: "button", onclick: () => findSimilar(image) }, "Find similar"),
+      ...owner.buttons);
+    // The actions under the title: a tall picture or a long description cannot push them
+    // out of a short window.
     dialog.replaceChildren(el("div", { class: "detail-box" },
-      el("div", { class: "detail-head" },
-        el("h2", { id: "detail-title" }, name),
-        el("button", { type: "button", class: "close", "aria-label": "Close", onclick: close },
-          "×")),
-      picture,
-      metadata(image),
-      el("div", { class: "buttons" }, download(image),
-        el("button", { type: "button", onclick: () => findSimilar(image) }, "Find similar"),
-        ...owner.buttons),
-      ...owner.extra,
-      status));
+      head, actions, ...owner.extra, status, picture, metadata(image)));
     if (!dialog.open) dialog.showModal();
   }
 

@@ -26,6 +26,17 @@ export function headline(text) {
   return fragment;
 }
 
+// A name that may wrap after its punctuation (file names most of all: IMG_20240512_103355
+// breaks after an underscore), so that it need not break between two letters.
+export function breakable(text) {
+  const fragment = document.createDocumentFragment();
+  text.split(/(?<=[_.,;:=/\\+&)\]}])/).forEach((piece, index) => {
+    if (index) fragment.append(el("wbr"));
+    fragment.append(piece);
+  });
+  return fragment;
+}
+
 export function formatBytes(bytes) {
   const units = ["bytes", "KB", "MB", "GB"];
   let value = bytes;
@@ -41,15 +52,23 @@ export function formatDate(iso) {
   return new Date(iso).toLocaleString();
 }
 
-// The API's error, details included ({"title": ["Too long."]} or nested per file).
+// The API's error, with what its details add: {"title": ["Too long."]} says which field.
+// Details that only repeat the message ({"parts": {"file 1 (…)": "…"}}) are left out: each
+// thing is said once.
 export function errorText(error) {
-  const parts = [error.message];
-  const flatten = (value) =>
-    typeof value === "object" && value !== null
-      ? Object.entries(value)
-          .map(([name, inner]) => (Array.isArray(value) ? flatten(inner) : `${name}: ${flatten(inner)}`))
-          .join("; ")
-      : String(value);
-  if (error.details && Object.keys(error.details).length) parts.push(flatten(error.details));
-  return parts.join(" — ");
+  const words = (text) => String(text).toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  const said = new Set(words(error.message));
+  const leaves = [];
+  const walk = (value, path) => {
+    if (typeof value === "object" && value !== null) {
+      for (const [name, inner] of Object.entries(value)) {
+        walk(inner, Array.isArray(value) ? path : [...path, name]);
+      }
+    } else if (!words(value).every((word) => said.has(word))) {
+      leaves.push([...path, String(value)].join(": "));
+    }
+  };
+  walk(error.details ?? {}, []);
+  const added = [...new Set(leaves)].join("; ");
+  return added ? `${error.message} — ${added}` : error.message;
 }

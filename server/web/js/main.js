@@ -37,7 +37,7 @@ function showUpload() {
 }
 session.onChange(() => {
   showUpload();
-  results.refresh(); // what one may see changed (one's private images)
+  if (session.current() || !browse.signedOut()) results.refresh(); // one's private images
 });
 showUpload();
 browse.run();

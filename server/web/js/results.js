@@ -1,7 +1,7 @@
 // The results grid: one card per image, in the order the API gives them (newest, best
 // ranked, or nearest first), and a "More" button that follows next_cursor.
 
-import { el, headline } from "./dom.js";
+import { breakable, el, headline } from "./dom.js";
 import { Pictures } from "./pictures.js";
 
 export function createResults({ list, more, title, notice, onOpen }) {
@@ -9,7 +9,7 @@ export function createResults({ list, more, title, notice, onOpen }) {
   let heading = title.textContent;
   let loadPage = null; // (cursor) => {items, next_cursor}
   let cursor = null;
-  let hooks = {}; // onPage(items, firstRank), onLeave(): the search's own extras
+  let hooks = {}; // onEnter(), onPage(items, firstRank), onLeave(): the search's own extras
   let shown = 0; // cards so far: a card's rank is its place in the whole answer
   let generation = 0; // a newer search makes older answers stale
 
@@ -17,7 +17,10 @@ export function createResults({ list, more, title, notice, onOpen }) {
     const name = image.title || image.filename;
     const img = el("img", { alt: name, width: 256, height: 256, decoding: "async" });
     pictures.show(img, image.thumbnail_url, image);
-    const caption = el("span", { class: "caption" }, el("span", { class: "name" }, name));
+    // Whose it is: two people's copies of a picture are told apart.
+    const caption = el("span", { class: "caption" },
+      el("span", { class: "name", title: name }, breakable(name)),
+      el("span", { class: "owner" }, `by ${image.owner}`));
     if (image.headline) {
       caption.append(el("span", { class: "headline" }, headline(image.headline)));
     }
@@ -62,6 +65,7 @@ export function createResults({ list, more, title, notice, onOpen }) {
     generation += 1;
     hooks.onLeave?.();
     hooks = newHooks;
+    hooks.onEnter?.();
     shown = 0;
     pictures.release();
     pictures = new Pictures();
@@ -73,6 +77,17 @@ export function createResults({ list, more, title, notice, onOpen }) {
     return next();
   }
 
+  // The answer brought into view (a photo dropped low on the page, or its preview, can leave
+  // it below the fold): its heading at the top, unless it and the first card are in view.
+  function reveal() {
+    const top = title.getBoundingClientRect().top;
+    const bottom = (list.firstElementChild ?? title).getBoundingClientRect().bottom;
+    if (top >= 0 && bottom <= window.innerHeight) return;
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    title.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
+  }
+
   more.addEventListener("click", () => next());
-  return { show, refresh: () => (loadPage ? show(heading, loadPage, hooks) : Promise.resolve()) };
+  return { show, reveal,
+    refresh: () => (loadPage ? show(heading, loadPage, hooks) : Promise.resolve()) };
 }

@@ -3,19 +3,13 @@
 
 import { upload } from "./api.js";
 import { el, errorText } from "./dom.js";
+import { nearDuplicates } from "./near-duplicates.js";
 
 const AT_ONCE = 2;
 
 export function setupUpload({ picker, visibility, tags, title, list, openById, onUploaded }) {
   const queue = [];
   let running = 0;
-
-  function nearDuplicates(image) {
-    if (!image.near_duplicates.length) return null;
-    return el("span", { class: "near" }, "Looks like: ",
-      ...image.near_duplicates.map((near) => el("button", { type: "button", class: "link",
-        onclick: () => openById(near.id) }, `an image ${near.distance} bits away`)));
-  }
 
   async function send({ file, row, bar, status }) {
     const form = new FormData();
@@ -32,9 +26,10 @@ export function setupUpload({ picker, visibility, tags, title, list, openById, o
       status.replaceChildren(
         el("button", { type: "button", class: "link", onclick: () => openById(image.id) },
           "Uploaded"),
-        nearDuplicates(image) ?? "");
+        nearDuplicates(image.near_duplicates, openById) ?? "");
     } catch (error) {
       row.classList.add("failed");
+      bar.replaceWith(el("span", { class: "outcome" }, "Failed")); // not a full bar
       status.textContent = errorText(error);
     }
   }
