@@ -190,8 +190,9 @@ def test_a_worker_that_exits_with_status_0_is_replaced(tmp_path: Path, dsn: str)
     assert process.returncode == 0
 
 
-def test_workers_on_the_embedded_database(tmp_path: Path) -> None:
+def test_workers_on_the_embedded_database(embedded_data_dir: Path) -> None:
     env = {"DATABASE_URL": "", "STORAGE_URL": ""}
+    tmp_path = embedded_data_dir
     with server(tmp_path, env, "--workers", "2") as (process, url, log):
         assert call(url + "/users", "POST", {"username": "emb", "password": "x" * 12})[0] == 201
         assert len(children(process.pid)) >= 2
