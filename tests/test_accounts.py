@@ -351,6 +351,7 @@ async def test_a_missing_user_costs_as_much_time_as_a_wrong_password(
     assert min(missing) > 0.05  # a real bcrypt check ran
 
 
+@pytest.mark.serial  # a latency bound: another test's CPU work would stretch it
 async def test_health_answers_quickly_while_passwords_hash(slow_client: Client) -> None:
     sign_ups = [
         asyncio.create_task(

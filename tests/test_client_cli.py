@@ -137,6 +137,7 @@ def test_signup_login_and_the_everyday_commands(server: str, tmp_path: Path) -> 
     assert bad.returncode == 2 and "not an image id" in bad.stderr
 
 
+@pytest.mark.serial  # a race: Ctrl-C must land before the upload of 210 files ends
 def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) -> None:
     signup = run(tmp_path, server, "signup", "--username", "dana", "--password-stdin",
                  stdin="a long enough password\n")
@@ -145,13 +146,14 @@ def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) ->
     photos = tmp_path / "photos"
     expected = photo_tree(photos, 210)
 
-    # First run: Ctrl-C once some requests have landed.
+    # First run: Ctrl-C once some requests have landed (a few: on a busy machine the listing
+    # that counts them once saw 40 only as the last of the 210 landed).
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "IMAGEREPO_URL": server}
     process = subprocess.Popen(
         [sys.executable, "-m", "imagerepo", "upload", "--recursive", "--concurrency", "2",
          str(photos)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(all_images(server, key)) < 40:
+    while len(all_images(server, key)) < 10:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.1)
@@ -160,7 +162,7 @@ def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) ->
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout and "Traceback" not in stderr
     first = len(all_images(server, key))
-    assert 40 <= first < expected["images"]
+    assert 10 <= first < expected["images"]
 
     # The same command again: only what is missing, every image exactly once.
     result = run(tmp_path, server, "upload", "--recursive", str(photos), "--json")
