@@ -25,8 +25,14 @@ $(VENV)/.installed-test: $(PY) $(SOURCES)
 run: $(VENV)/.installed-run
 	$(PY) -m server serve
 
+# The tests run in parallel, one pytest-xdist worker per core (a file's tests stay together;
+# each worker has a database of its own), then those marked `serial` alone. Exit status 5
+# (nothing selected) is fine for either half when PYTEST_ARGS picks a few tests.
+TEST_WORKERS ?= auto
 test: $(VENV)/.installed-test
-	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" --cov --cov-report= \
+		$(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -m serial --cov --cov-append --cov-report=term $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(MAKE) lint
 
 lint: $(VENV)/.installed-test

@@ -23,7 +23,7 @@ from .app import create_app
 from .config import Config
 from .keys import IN_FLIGHT
 from .protocol import default_max_connections, protocol_factory
-from .workers import inherited_socket
+from .workers import inherited_socket, report_ready
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ async def serve(config: Config) -> None:
         listener = await loop.create_server(factory, sock=inherited)
         log.info("worker accepting on http://%s:%d (at most %d connections)", config.host,
                  config.port, max_connections)
+        report_ready()  # the supervisor says "listening" once every worker has
     else:
         listener = await loop.create_server(factory, config.host, config.port,
                                             reuse_address=True)

@@ -5,6 +5,10 @@ is no DATABASE_URL, applies migrations once, then starts the workers: each is `p
 server serve` handed the socket's file descriptor and the database URL. A worker that dies is
 replaced; on SIGTERM or SIGINT every worker gets SIGTERM and stops as a single server does
 (requests in flight finish within SHUTDOWN_GRACE), then the database is stopped.
+
+Each worker also gets the write end of a pipe of its own, and writes to it once it accepts
+on the socket; the supervisor logs "listening ... with N workers" only when every worker has,
+so the line is true when it appears (a worker takes seconds to import and start).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -27,6 +32,7 @@ from .embedded import start_embedded, stop_embedded
 
 log = logging.getLogger(__name__)
 FD_ENV = "IMAGEREPO_LISTEN_FD"
+READY_FD_ENV = "IMAGEREPO_READY_FD"
 # A worker that dies sooner than this after its start counts as a crash loop: wait longer.
 QUICK_DEATH = 5.0
 MAX_BACKOFF = 30.0
@@ -48,6 +54,16 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=int(fd)) if fd else None
 
 
+def report_ready() -> None:
+    """In a worker that accepts on the inherited socket: tell the supervisor (once)."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd:
+        try:
+            os.write(int(fd), b"1")
+        finally:
+            os.close(int(fd))
+
+
 async def _migrate_once(dsn: str) -> None:
     pool = await create_pool(dsn, max_size=1)
     try:
@@ -67,13 +83,47 @@ class Supervisor:
     workers: dict[int, tuple[subprocess.Popen[bytes], float]] = field(default_factory=dict)
     stopping: bool = False
     backoff: float = 0.0
+    # The read end of each starting worker's pipe, and its slot; the slots that accept.
+    starting: dict[int, int] = field(default_factory=dict)
+    ready: set[int] = field(default_factory=set)
+    announced: bool = False
 
     def start_worker(self, slot: int) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--workers", "1"],
-            env={**self.env, FD_ENV: str(self.sock.fileno())}, pass_fds=(self.sock.fileno(),))
+        self.ready.discard(slot)
+        for fd in [fd for fd, of in self.starting.items() if of == slot]:
+            del self.starting[fd]  # a dead worker's word no longer counts
+            os.close(fd)
+        read, write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--workers", "1"],
+                env={**self.env, FD_ENV: str(self.sock.fileno()), READY_FD_ENV: str(write)},
+                pass_fds=(self.sock.fileno(), write))
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)  # the worker's copy alone: its exit is the end of the pipe
+        self.starting[read] = slot
         self.workers[slot] = (process, time.monotonic())
         log.info("worker %d started (pid %d)", slot, process.pid)
+
+    def wait_for_ready(self, timeout: float) -> None:
+        """Up to `timeout` seconds for starting workers to report; logs the line that says
+        the server listens once every worker accepts (the first time only)."""
+        if not self.starting:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select(list(self.starting), [], [], timeout)
+        for fd in readable:
+            slot = self.starting.pop(fd)
+            if os.read(fd, 1):  # nothing: it exited first (replaced below)
+                self.ready.add(slot)
+            os.close(fd)
+        if not self.announced and len(self.ready) == self.count:
+            self.announced = True
+            log.info("listening on http://%s:%d with %d workers", self.config.host,
+                     self.config.port, self.count)
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -82,11 +132,12 @@ class Supervisor:
         for slot in range(self.count):
             self.start_worker(slot)
         while not self.stopping:
-            time.sleep(0.2)
+            self.wait_for_ready(0.2)
             for slot, (process, started) in list(self.workers.items()):
                 code = process.poll()
                 if code is None or self.stopping:
                     continue
+                self.ready.discard(slot)
                 quick = time.monotonic() - started < QUICK_DEATH
                 self.backoff = min(MAX_BACKOFF, max(1.0, self.backoff * 2)) if quick else 0.0
                 log.error("worker %d (pid %d) exited with status %s; starting another%s",
@@ -99,6 +150,9 @@ class Supervisor:
 
     def shutdown(self) -> int:
         log.info("stopping %d workers", len(self.workers))
+        for fd in self.starting:
+            os.close(fd)
+        self.starting.clear()
         for process, _ in self.workers.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -135,8 +189,7 @@ def serve_workers(config: Config, count: int) -> int:
         supervisor = Supervisor(config, count, sock, env)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, supervisor.stop)
-        log.info("listening on http://%s:%d with %d workers", config.host, config.port, count)
-        return supervisor.run()
+        return supervisor.run()  # logs "listening" once every worker accepts
     finally:
         sock.close()
         if embedded is not None:

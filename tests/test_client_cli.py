@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -147,23 +148,23 @@ def test_import_a_folder_interrupted_and_resumed(server: str, tmp_path: Path) ->
     photos = tmp_path / "photos"
     expected = photo_tree(photos, 210)
 
-    # First run: Ctrl-C once some requests have landed.
+    # First run: Ctrl-C once the first batch has landed, which the first progress line says.
+    # (Counting the images through the API instead raced the upload: on a busy machine, with
+    # the server busy storing them, the listing saw 40 only as the last of the 210 landed.)
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "IMAGEREPO_URL": server}
     process = subprocess.Popen(
         [sys.executable, "-m", "imagerepo", "upload", "--recursive", "--concurrency", "2",
          str(photos)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while len(all_images(server, key)) < 40:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    assert process.stderr is not None
+    progress = process.stderr.readline()
+    assert re.search(r"\] [1-9]\d*/210 files", progress), (progress, process.communicate())
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, progress + stderr
     assert "interrupted" in stdout and "Traceback" not in stderr
     assert "stopping once the requests in flight are answered" in stderr
     first = len(all_images(server, key))
-    assert 40 <= first < expected["images"]
+    assert 0 < first < expected["images"]
     # The requests in flight were answered before the summary: it counts what the service
     # holds, on a line of its own.
     assert stdout.startswith(f"uploaded {first} ("), (stdout, first)

@@ -12,6 +12,8 @@ import re
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,10 +21,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import pytest
 
+from bench.common import free_port
 from tests.conftest import _migrated_database
 from tests.databases import drop_database
 from tests.images import make_image
@@ -119,6 +123,53 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path, dsn: 
             assert call(url + "/health")[0] == 200
 
 
+def test_listening_is_logged_once_every_worker_accepts(tmp_path: Path, dsn: str) -> None:
+    """"listening ... with 2 workers" is true when it appears: read from the output as it is
+    written, it comes after both workers said they accept, and a request sent at once is
+    answered (the socket listens from the start, so a request sent before any worker accepts
+    only waits in its backlog, for the seconds that a worker takes to start)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "DATABASE_URL": dsn, "DATA_DIR": str(tmp_path),
+             "STORAGE_URL": (tmp_path / "objects").as_uri()},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: Queue[str] = Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.decode())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not seen or " with 2 workers" not in seen[-1]:
+            try:
+                seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except Empty:
+                pytest.fail("no 'listening' line:\n" + "".join(seen))
+        sent = time.monotonic()
+        assert call(f"http://127.0.0.1:{port}/health")[0] == 200
+        answered = time.monotonic() - sent
+        text = "".join(seen)
+        assert "listening on http://127.0.0.1:" in seen[-1], text
+        assert len(re.findall(r"worker accepting on", text)) == 2, text
+        assert answered < 3.0, (answered, text)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        reader.join(10)
+        if process.stdout is not None:
+            process.stdout.close()
+    while not lines.empty():
+        seen.append(lines.get())
+    assert code == 0, "".join(seen)
+    assert "".join(seen).count(" with 2 workers") == 1
+
+
 def test_a_graceful_stop_of_all_workers_finishes_an_upload(tmp_path: Path, dsn: str) -> None:
     """SIGTERM to the supervisor: the upload in flight in one worker completes (201); uploads
     sent afterwards on connections kept alive from before store nothing: the busy worker
@@ -190,8 +241,9 @@ def test_a_worker_that_exits_with_status_0_is_replaced(tmp_path: Path, dsn: str)
     assert process.returncode == 0
 
 
-def test_workers_on_the_embedded_database(tmp_path: Path) -> None:
+def test_workers_on_the_embedded_database(embedded_data_dir: Path) -> None:
     env = {"DATABASE_URL": "", "STORAGE_URL": ""}
+    tmp_path = embedded_data_dir
     with server(tmp_path, env, "--workers", "2") as (process, url, log):
         assert call(url + "/users", "POST", {"username": "emb", "password": "x" * 12})[0] == 201
         assert len(children(process.pid)) >= 2
