@@ -238,9 +238,8 @@ async def candidates(conn: asyncpg.Connection, queries: Queries, q: Query,
     """The service's candidates (copies.candidates: the postings' SQL, the votes counted in
     numpy, the best looked up) and the milliseconds they took."""
     started = time.perf_counter()
-    f = q.features
-    found = await copies.candidates(conn, queries, CPU, keys(f.descriptors), None,
-                                    regions=[keys(f.descriptors[m]) for m in f.regions],
+    whole, regions = copies.query_keys(q.features)
+    found = await copies.candidates(conn, queries, CPU, whole, None, regions=regions,
                                     max_df=max_df)
     return [c.image_id for c in found], (time.perf_counter() - started) * 1000
 

@@ -494,8 +494,8 @@ MUTATIONS = (
     ),
     Mutation(
         "a query's picture regions never vote on their own", "server/services/copies.py",
-        "    regions = [keys(query.descriptors[mask]) for mask in query.regions]\n",
-        "    regions: list[list[int]] = []\n",
+        "            [[int(k) for k in np.unique(per_feature[mask])] for mask in query.regions])",
+        "            [])",
         ("tests/test_copy_features.py::test_a_picture_in_a_post_is_not_outvoted_by_other_posts_of_the_app",),
     ),
     Mutation(
@@ -544,8 +544,8 @@ MUTATIONS = (
     ),
     Mutation(
         "only the first key table indexed", "server/imaging/features.py",
-        "    for table, positions in enumerate(KEY_BIT_POSITIONS):",
-        "    for table, positions in enumerate(KEY_BIT_POSITIONS[:1]):",
+        "                     for table, positions in enumerate(KEY_BIT_POSITIONS)], axis=1)",
+        "                     for table, positions in enumerate(KEY_BIT_POSITIONS[:1])], axis=1)",
         ("tests/test_copy_features.py::test_keys_are_the_sampled_bits_of_each_table",),
     ),
     Mutation(

@@ -547,7 +547,7 @@ async def test_a_slow_candidate_query_is_cut_off_and_the_search_still_answers(
     assert len((await search_image(client, c.data, key))["results"]) == 1
     monkeypatch.setattr(copies, "CANDIDATES_TIMEOUT", 0.05)
     # A query of two million keys: seconds of index probes, on any PostgreSQL.
-    monkeypatch.setattr(copies, "keys", lambda descriptors: list(range(2_000_000)))
+    monkeypatch.setattr(copies, "query_keys", lambda query: (list(range(2_000_000)), []))
     assert (await search_image(client, c.data, key))["results"] == []
     assert "feature candidates took over" in caplog.text
 

@@ -186,17 +186,18 @@ def in_regions(features: Features, quads: Sequence[Corners]) -> Features:
     return replace(features, regions=tuple(masks))
 
 
-def keys(descriptors: np.ndarray) -> list[int]:
-    """The index keys of a set of descriptors, distinct: (table << KEY_BITS) | sampled bits."""
-    if len(descriptors) == 0:
-        return []
-    bits = np.unpackbits(np.ascontiguousarray(descriptors, np.uint8), axis=1)  # (n, 256)
+def feature_keys(descriptors: np.ndarray) -> np.ndarray:
+    """Each descriptor's index keys, (n, KEY_TABLES): (table << KEY_BITS) | sampled bits."""
+    bits = np.unpackbits(np.ascontiguousarray(descriptors, np.uint8).reshape(-1, 32),
+                         axis=1)  # (n, 256)
     weights = 1 << np.arange(KEY_BITS - 1, -1, -1, dtype=np.int64)
-    out: set[int] = set()
-    for table, positions in enumerate(KEY_BIT_POSITIONS):
-        values = bits[:, positions].astype(np.int64) @ weights + (table << KEY_BITS)
-        out.update(int(v) for v in values)
-    return sorted(out)
+    return np.stack([bits[:, positions].astype(np.int64) @ weights + (table << KEY_BITS)
+                     for table, positions in enumerate(KEY_BIT_POSITIONS)], axis=1)
+
+
+def keys(descriptors: np.ndarray) -> list[int]:
+    """The index keys of a set of descriptors, distinct and sorted."""
+    return [int(k) for k in np.unique(feature_keys(descriptors))]
 
 
 # --- verification ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ..imaging.features import (
     FEATURES_VERSION,
     Features,
     Verified,
+    feature_keys,
     keys,
     verify,
 )
@@ -185,6 +186,14 @@ async def candidates(
     return sorted(found, key=lambda c: (-c.votes, c.image_id))
 
 
+def query_keys(query: Features) -> tuple[list[int], list[list[int]]]:
+    """The query's keys, and each of its picture regions' (subsets of them), from one pass
+    over its descriptors."""
+    per_feature = feature_keys(query.descriptors)
+    return ([int(k) for k in np.unique(per_feature)],
+            [[int(k) for k in np.unique(per_feature[mask])] for mask in query.regions])
+
+
 def _verify_all(query: Features, stored: Sequence[Features], scale: tuple[float, float],
                 min_inliers: int | None = None) -> list[Verified | None]:
     found: list[Verified | None] = []
@@ -208,9 +217,9 @@ async def find(
     other posts of the library) would outvote it."""
     if len(query) == 0:
         return []
-    regions = [keys(query.descriptors[mask]) for mask in query.regions]
-    found = await candidates(conn, queries, cpu, keys(query.descriptors), viewer_id,
-                             regions=regions, exclude_id=exclude_id)
+    whole, regions = await run_cpu(cpu, query_keys, query)  # ~1 ms of numpy: not on the loop
+    found = await candidates(conn, queries, cpu, whole, viewer_id, regions=regions,
+                             exclude_id=exclude_id)
     if not found:
         return []
     scale = (size[0] / query.size[0], size[1] / query.size[1])
