@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
@@ -96,3 +98,17 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60)
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the server did not become ready")
+
+
+def postings_batches(keys: np.ndarray, values: np.ndarray,
+                     step: int = 200_000) -> Iterator[list[tuple[int, int, list[int]]]]:
+    """Inverted-file rows (key, count, values) from (key, value) pairs sorted by key, `step`
+    keys a batch (for COPY)."""
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(keys)]])
+    for s in range(0, len(starts), step):
+        lo, hi = int(starts[s]), int(ends[min(s + step, len(starts)) - 1])
+        part = values[lo:hi].tolist()
+        yield [(int(keys[a]), int(b - a), part[a - lo:b - lo])
+               for a, b in zip(starts[s:s + step], ends[s:s + step], strict=True)]

@@ -53,7 +53,7 @@ import numpy as np
 from PIL import Image
 
 import tests.copy_edits as ce
-from bench.common import percentile, running_server
+from bench.common import percentile, postings_batches, running_server
 from bench.matching import IMAGE_COLUMNS
 from server.db.migrations import migrate
 from server.db.pool import init_connection
@@ -190,24 +190,18 @@ async def load(conn: asyncpg.Connection, total: int, real: list[Real]) -> dict[s
     key_of = (merged >> 32).astype(np.int32)
     seq_of = (merged & 0xFFFF_FFFF).astype(np.int32)
     del merged
-    bounds = np.flatnonzero(np.diff(key_of)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(key_of)]])
-    step = 200_000
-    for s in range(0, len(starts), step):
-        lo, hi = int(starts[s]), int(ends[min(s + step, len(starts)) - 1])
-        part = seq_of[lo:hi].tolist()
+    distinct = 0
+    for batch in postings_batches(key_of, seq_of):
+        distinct += len(batch)
         await conn.copy_records_to_table("feature_postings", columns=["key", "df", "seqs"],
-                                         records=[
-            (int(key_of[a]), int(b - a), part[a - lo:b - lo])
-            for a, b in zip(starts[s:s + step], ends[s:s + step], strict=True)])
+                                         records=batch)
     late_pairs = np.concatenate(recent)
     await conn.copy_records_to_table("feature_postings_recent", columns=["key", "seq"], records=[
         (int(v >> 32), int(v & 0xFFFF_FFFF)) for v in late_pairs])
     for table in ("images", "image_features", "feature_postings", "feature_postings_recent"):
         await conn.execute(f"vacuum analyze {table}")
     return {"seconds": time.perf_counter() - started, "features_s": features_s,
-            "postings": postings, "keys": len(starts), "recent": len(late_pairs),
+            "postings": postings, "keys": distinct, "recent": len(late_pairs),
             "pool": len(pool), "real": len(real)}
 
 

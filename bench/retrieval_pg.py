@@ -14,6 +14,8 @@ import time
 import asyncpg
 import numpy as np
 
+from bench.common import postings_batches
+
 SCHEMA = {
     "A": """
         drop table if exists ret_postings;
@@ -47,15 +49,7 @@ TABLES = {"A": ("ret_postings",), "B": ("ret_sketches",)}
 async def load_postings(conn: asyncpg.Connection, keys: np.ndarray, images: np.ndarray) -> None:
     """(A) from (key, image) pairs sorted by key."""
     await conn.execute(SCHEMA["A"])
-    bounds = np.flatnonzero(np.diff(keys)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(keys)]])
-    step = 200_000
-    for s in range(0, len(starts), step):
-        lo, hi = int(starts[s]), int(ends[min(s + step, len(starts)) - 1])
-        ids = images[lo:hi].tolist()
-        records = [(int(keys[a]), int(b - a), ids[a - lo:b - lo])
-                   for a, b in zip(starts[s:s + step], ends[s:s + step], strict=True)]
+    for records in postings_batches(keys, images):
         await conn.copy_records_to_table("ret_postings", records=records)
 
 
