@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as CHECKS_REGISTRY
 from schemathesis.core.result import Ok
@@ -188,6 +188,16 @@ def test_stateful_sequences(server: str, api_key: str) -> None:
             case.validate_response(response, checks=CHECKS,
                                    excluded_checks=_unexpressible(case))
 
-    Machine.run(settings=settings(max_examples=max(10, EXAMPLES // 2), deadline=None,
-                                  database=None, stateful_step_count=6,
-                                  suppress_health_check=list(HealthCheck)))
+    # Which rules a step may take depends on the live answers (a link needs an earlier 201),
+    # so Hypothesis can see the same choices take other rules and stop with
+    # FlakyStrategyDefinition, with no check failed (seen once in a fresh clone's run; known
+    # upstream: schemathesis#4132). Such a run is tried once more; a second one counts.
+    for attempt in (1, 2):
+        try:
+            Machine.run(settings=settings(max_examples=max(10, EXAMPLES // 2), deadline=None,
+                                          database=None, stateful_step_count=6,
+                                          suppress_health_check=list(HealthCheck)))
+            return
+        except FlakyStrategyDefinition:
+            if attempt == 2:
+                raise
