@@ -46,7 +46,7 @@ MUTATIONS = (
         ("tests/test_privacy.py",),
     ),
     Mutation(
-        "file size checked only after the file was stored", "server/uploads.py",
+        "file size checked only after the file was stored", "server/ingest/read.py",
         "            if size > limits.max_file_bytes:\n                raise PayloadTooLarge(\n"
         '                    f"{label} is larger than {limits.max_file_bytes} bytes",',
         "            if size > limits.max_file_bytes and data is None:\n"
@@ -118,9 +118,9 @@ MUTATIONS = (
         ("tests/test_privacy.py::test_others_see_the_digest_and_size_of_the_copy_they_download",),
     ),
     Mutation(
-        "the copy without GPS keyed after its original", "server/uploads.py",
+        "the copy without GPS keyed after its original", "server/ingest/derive.py",
         '    public_key = new_key("-nogps")\n',
-        '    public_key = batch.written_keys[0] + "-nogps"\n',
+        '    public_key = written_keys[0] + "-nogps"\n',
         ("tests/test_redirects.py::test_no_presigned_url_names_another_objects_key",),
     ),
     Mutation(
@@ -188,13 +188,13 @@ MUTATIONS = (
         ("tests/test_generated_client.py",),
     ),
     Mutation(
-        "only the first metadata part read", "server/upload_metadata.py",
+        "only the first metadata part read", "server/ingest/metadata.py",
         "    for number, raw in enumerate(parts, 1):",
         "    for number, raw in enumerate(parts[:1], 1):",
         ("tests/test_upload_metadata.py::test_one_part_per_file_or_one_array",),
     ),
     Mutation(
-        "each metadata part bounded alone, not all together", "server/uploads.py",
+        "each metadata part bounded alone, not all together", "server/ingest/read.py",
         '    used = sum(len(text.encode("utf-8")) for text in fields.get(name, []))',
         "    used = 0",
         ("tests/test_upload_metadata.py::"

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
-from server import upload_metadata
+from server.ingest import metadata as upload_metadata
 from server.keys import STORAGE
 from tests import test_generated_client as generated
 from tests.conftest import bearer

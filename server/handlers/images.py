@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
@@ -18,7 +17,7 @@ from aiohttp_apigami import (
 
 from ..auth import Access, access, current_user_id, require_user
 from ..errors import UnsupportedMediaType, ValidationFailed
-from ..imaging import HASH_VERSION
+from ..ingest import Limits, ingest_upload, open_multipart, upload_fingerprint
 from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES, STORAGE
 from ..schemas.common import error_responses
 from ..schemas.images import (
@@ -39,47 +38,11 @@ from ..schemas.images import (
     image_json,
 )
 from ..services import idempotency, images, matching
-from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewImage
-from ..upload_metadata import per_file
-from ..uploads import (
-    Analysis,
-    Limits,
-    UploadBatch,
-    analyses,
-    open_multipart,
-    read_upload,
-    upload_fingerprint,
-)
+from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from .downloads import serve_image_file
 
 R = TypeVar("R")
 UPLOAD_ROUTE = "POST /images"
-
-
-def _new_images(batch: UploadBatch, results: list[Analysis]) -> list[NewImage]:
-    if not batch.files:
-        raise ValidationFailed("No file in the upload",
-                               details={"file": ["At least one file part is required."]})
-    # Inside the handler's try: a 422 here still discards every stored object.
-    metadata = per_file(batch.fields, batch.files)
-    return [
-        NewImage(
-            title=meta.title, description=meta.description, tags=meta.tags,
-            visibility=meta.visibility,
-            filename=stored.filename, content_type=fact.content_type, width=fact.width,
-            height=fact.height, size_bytes=stored.size, sha256=result.sha256,
-            phash=fact.phash, dhash=fact.dhash, ahash=fact.ahash, whash=fact.whash,
-            colorhash=fact.colorhash, hash_version=HASH_VERSION, signals=fact.signals,
-            features=fact.features,
-            storage_key=stored.storage_key,
-            public_storage_key=result.public_copy.storage_key if result.public_copy else None,
-            public_size_bytes=result.public_copy.size if result.public_copy else None,
-            public_sha256=result.public_copy.sha256 if result.public_copy else None,
-            thumbnails=(result.thumbnail,) if result.thumbnail else (),
-        )
-        for stored, result, meta in zip(batch.files, results, metadata, strict=True)
-        for fact in (result.facts,)
-    ]
 
 
 @access(Access.KEY)
@@ -129,17 +92,9 @@ async def _store_upload(
 ) -> tuple[dict[str, Any], bytes]:
     """The upload's answer, and its fingerprint (for Idempotency-Key)."""
     app = request.app
-    batch = UploadBatch(app[STORAGE])
-    try:
-        await read_upload(await open_multipart(request), batch, app[CPU_POOL], limits)
-        results = await analyses(batch)
-        new_images = _new_images(batch, results)
-        async with app[POOL].acquire() as conn:
-            rows = await images.create_images(conn, app[QUERIES], owner_id, new_images)
-    except BaseException:
-        # Also on cancellation (a client that went away): shielded, so the clean-up finishes.
-        await asyncio.shield(asyncio.ensure_future(batch.discard()))
-        raise
+    ingested = await ingest_upload(await open_multipart(request), app[STORAGE], app[CPU_POOL],
+                                   app[POOL], app[QUERIES], owner_id, limits)
+    rows, new_images = ingested.rows, ingested.images
     async with app[POOL].acquire() as conn:
         duplicates = [await matching.near_duplicates(
             conn, app[QUERIES], new.signals, row["phash"], owner_id, row["id"],
@@ -152,9 +107,7 @@ async def _store_upload(
              "matched_by": d.json()} for d in found]}
         for row, found in zip(rows, duplicates, strict=True)
     ]}
-    files = [(stored.filename, result.sha256.hex())
-             for stored, result in zip(batch.files, results, strict=True)]
-    return body, idempotency.fingerprint(UPLOAD_ROUTE, batch.fields, files)
+    return body, idempotency.fingerprint(UPLOAD_ROUTE, ingested.fields, ingested.files)
 
 
 @access(Access.KEY)

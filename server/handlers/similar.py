@@ -15,6 +15,7 @@ from ..db.queries import Queries
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import to_hex
 from ..imaging.signals import Signal
+from ..ingest import Limits, open_multipart, query_facts
 from ..keys import CONFIG, CPU_POOL, CURSORS, POOL, QUERIES
 from ..schemas.common import error_responses
 from ..schemas.images import ImagePathSchema, image_json
@@ -26,7 +27,6 @@ from ..schemas.similar import (
 )
 from ..services import copies, matching, similar
 from ..services.images import resolve_owner
-from ..uploads import Limits, open_multipart, read_query_image
 
 
 def _hashes_json(phash: int, dhash: int, ahash: int, whash: int,
@@ -100,7 +100,7 @@ async def search_by_image(request: web.Request) -> web.Response:
     config = app[CONFIG]
     limits = Limits(config.max_upload_bytes, 1, config.max_image_pixels, config.read_timeout,
                     config.min_upload_rate)
-    facts, fields = await read_query_image(await open_multipart(request), app[CPU_POOL], limits)
+    facts, fields = await query_facts(await open_multipart(request), app[CPU_POOL], limits)
     try:
         args = ImageSearchParamsSchema().load(fields)
     except ValidationError as exc:

@@ -19,11 +19,11 @@ from uuid import UUID
 import asyncpg
 
 from ..backfill import Progress, batches
-from ..cpu import run_cpu
 from ..db.pool import Pool
 from ..db.queries import Queries, Record
-from ..imaging import HASH_VERSION, ImageFacts, ImageRejected, analyse
+from ..imaging import HASH_VERSION, ImageFacts, ImageRejected
 from ..imaging.features import FEATURES_VERSION
+from ..ingest.analyse import analyse_stored
 from ..storage import ObjectNotFound, Storage
 from ..storage.copies import local_copy
 from . import copies
@@ -31,7 +31,6 @@ from .images import insert_signals
 
 log = logging.getLogger(__name__)
 BATCH = 64
-MAX_PIXELS = 10**9  # stored images passed the limit in force when they were uploaded
 
 
 @dataclass
@@ -45,7 +44,7 @@ async def _rehash_one(pool: Pool, queries: Queries, storage: Storage, cpu: Execu
                       row: Record, report: RehashReport) -> None:
     try:
         async with local_copy(storage, row["storage_key"]) as path:
-            facts: ImageFacts = await run_cpu(cpu, analyse, path, max_pixels=MAX_PIXELS)
+            facts: ImageFacts = await analyse_stored(cpu, path)
     except ObjectNotFound:
         log.warning("image %s: object %s is missing", row["id"], row["storage_key"])
         report.skipped += 1

@@ -1,6 +1,6 @@
-"""Reading an upload request: multipart parts streamed to storage, each file analysed in
-the CPU pool while the next one arrives. All or nothing: ``UploadBatch.discard`` removes
-every object the request wrote.
+"""Reading an upload request: multipart parts under the request's limits, each file
+sniffed from its first bytes and streamed to storage (with a spool copy to analyse when the
+storage is not a local folder), fields as text.
 """
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import struct
 import tempfile
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -23,29 +21,10 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .cpu import run_cpu
-from .errors import (
-    BadRequest,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    ValidationFailed,
-)
-from .imaging import (
-    ACCEPTED,
-    CorruptImage,
-    ImageFacts,
-    ImageRejected,
-    TooManyPixels,
-    UnsupportedFormat,
-    analyse,
-    header_dimensions,
-    sniff_format,
-)
-from .imaging.privacy import strip_location
-from .request_body import Pace, stalled
-from .services import thumbnails
-from .services.thumbnails import StoredThumbnail
-from .storage import Storage, new_key
+from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..imaging import ACCEPTED, header_dimensions, sniff_format
+from ..request_body import Pace, stalled
+from ..storage import Storage, new_key
 
 CHUNK = 256 * 1024  # fewer, larger reads: each one costs a trip through the event loop
 SNIFF_BYTES = 64 * 1024  # enough for the magic bytes and, nearly always, the dimensions
@@ -54,51 +33,6 @@ FIELD_MAX_BYTES = 64 * 1024
 FIELD_MAX_BYTES_OF = {"metadata": 1024 * 1024}
 EXTRA_PARTS = 50  # fields allowed beside the files, repeated tags included
 FIELDS = ("title", "description", "tags", "visibility", "metadata")
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    facts: ImageFacts
-    sha256: bytes
-    public_copy: PublicCopy | None = None
-    thumbnail: StoredThumbnail | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PublicCopy:
-    """The stored copy without GPS position, served to everyone but the owner."""
-
-    storage_key: str
-    size: int
-    sha256: bytes
-
-
-@dataclass(slots=True)
-class StoredFile:
-    label: str  # names the part in errors: 'file 2 ("cat.png")'
-    filename: str
-    storage_key: str
-    size: int
-    analysis: asyncio.Future[Analysis]
-
-
-@dataclass(slots=True)
-class UploadBatch:
-    """What one request has written so far, so that a failure can remove all of it."""
-
-    storage: Storage
-    files: list[StoredFile] = field(default_factory=list)
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    written_keys: list[str] = field(default_factory=list)
-
-    async def discard(self) -> None:
-        for stored in self.files:
-            stored.analysis.cancel()
-        # Wait for the analyses to stop before deleting: one cancelled mid-put may still
-        # write its object (a thumbnail, a copy) after an early delete.
-        await asyncio.gather(*(f.analysis for f in self.files), return_exceptions=True)
-        await asyncio.gather(*(self.storage.delete(k) for k in self.written_keys),
-                             return_exceptions=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,16 +175,34 @@ class Spool:
             os.unlink(self.path)
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    """One file part, stored under `storage_key` and readable at `path` for its analysis."""
+
+    label: str  # names the part in errors: 'file 2 ("cat.png")'
+    filename: str
+    storage_key: str
+    size: int
+    format: str  # as sniffed from its first bytes
+    path: Path  # the stored file itself (folder back-end) or its spool copy
+    spool: Spool | None
+
+    async def release(self) -> None:
+        """Remove the spool copy, once the analysis has read it."""
+        if self.spool is not None:
+            await asyncio.to_thread(self.spool.remove)
+
+
 async def _receive_file(
-    part: BodyPartReader, index: int, batch: UploadBatch, cpu: Executor, limits: Limits
-) -> StoredFile:
+    part: BodyPartReader, index: int, storage: Storage, written_keys: list[str], limits: Limits
+) -> ReceivedFile:
     filename = safe_filename(part.filename, fallback=f"image-{index}")
     label = f'file {index} ("{filename}")'
     prefix = await _read_prefix(part, limits)
     fmt = _check_header(label, prefix, limits)
     key = new_key()
     # A folder back-end's file can be analysed in place; otherwise keep a spool copy.
-    local_path = batch.storage.local_path(key)
+    local_path = storage.local_path(key)
     spool = None if local_path else await asyncio.to_thread(Spool.create)
     size = 0
 
@@ -270,8 +222,8 @@ async def _receive_file(
             data = await _chunk(part, limits)
 
     try:
-        batch.written_keys.append(key)  # before put: a cancelled put may still land
-        await batch.storage.put(key, chunks(), content_type=ACCEPTED[fmt])
+        written_keys.append(key)  # before put: a cancelled put may still land
+        await storage.put(key, chunks(), content_type=ACCEPTED[fmt])
         if spool is not None:
             await asyncio.to_thread(spool.file.close)
     except BaseException:
@@ -280,72 +232,7 @@ async def _receive_file(
         raise
     path = local_path if spool is None else Path(spool.path)
     assert path is not None
-    analysis = asyncio.ensure_future(_analyse(path, spool, fmt, cpu, limits, batch))
-    return StoredFile(label, filename, key, size, analysis)
-
-
-def _sha256_of(path: Path) -> tuple[bytes, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while block := file.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-    return digest.digest(), size
-
-
-def _digest_and_analyse(
-    path: Path, max_pixels: int, fmt: str, thumbnail: bool
-) -> tuple[ImageFacts, bytes, Path | None]:
-    """Runs in the CPU pool: the SHA-256 of the bytes, the image pipeline (with the small
-    thumbnail when asked), and a copy without GPS position when the image has one (its path;
-    the caller stores and removes it)."""
-    sha256, _ = _sha256_of(path)
-    facts = analyse(path, max_pixels=max_pixels, expected_format=fmt, thumbnail=thumbnail)
-    fd, copy_name = tempfile.mkstemp(prefix="imagerepo-nogps-")
-    os.close(fd)
-    copy = Path(copy_name)
-    try:
-        if strip_location(path, copy, fmt):
-            return facts, sha256, copy
-    except (OSError, ValueError, SyntaxError, struct.error) as exc:
-        copy.unlink(missing_ok=True)
-        raise CorruptImage(f"its metadata cannot be rewritten: {exc}") from exc
-    copy.unlink(missing_ok=True)
-    return facts, sha256, None
-
-
-async def _store_copy(batch: UploadBatch, copy: Path) -> PublicCopy:
-    async def chunks() -> AsyncIterator[bytes]:
-        with copy.open("rb") as file:
-            while block := await asyncio.to_thread(file.read, CHUNK):
-                yield block
-
-    sha256, size = await asyncio.to_thread(_sha256_of, copy)
-    public_key = new_key("-nogps")
-    batch.written_keys.append(public_key)
-    await batch.storage.put(public_key, chunks())
-    return PublicCopy(public_key, size, sha256)
-
-
-async def _analyse(
-    path: Path, spool: Spool | None, fmt: str, cpu: Executor, limits: Limits,
-    batch: UploadBatch,
-) -> Analysis:
-    copy: Path | None = None
-    try:
-        facts, sha256, copy = await run_cpu(cpu, _digest_and_analyse, path, limits.max_pixels,
-                                            fmt, limits.thumbnails)
-        public = await _store_copy(batch, copy) if copy is not None else None
-        thumbnail = (await thumbnails.store(batch.storage, facts.thumbnail,
-                                            batch.written_keys)
-                     if facts.thumbnail is not None else None)
-        return Analysis(facts, sha256, public, thumbnail)
-    finally:
-        if spool is not None:
-            await asyncio.to_thread(spool.remove)
-        if copy is not None:
-            await asyncio.to_thread(copy.unlink, True)
+    return ReceivedFile(label, filename, key, size, fmt, path, spool)
 
 
 async def _next_part(reader: MultipartReader, limits: Limits) -> object:
@@ -379,18 +266,22 @@ async def _upload_parts(reader: MultipartReader, limits: Limits) -> AsyncIterato
 
 
 async def read_upload(
-    reader: MultipartReader, batch: UploadBatch, cpu: Executor, limits: Limits
-) -> None:
-    """Stream every part into ``batch``: files to storage (and analysis), fields to text."""
+    reader: MultipartReader, storage: Storage, written_keys: list[str],
+    fields: dict[str, list[str]], limits: Limits,
+) -> AsyncIterator[ReceivedFile]:
+    """Stream every part: each file to storage (its key added to `written_keys` before it
+    is written), yielded as soon as it is stored so that its analysis can start while the
+    next one arrives; fields to text, into `fields`."""
+    files = 0
     async for part in _upload_parts(reader, limits):
         if part.name == "file":
-            if len(batch.files) >= limits.max_files:
+            if files >= limits.max_files:
                 raise PayloadTooLarge(f"At most {limits.max_files} files per request",
                                       details={"max_files": limits.max_files})
-            batch.files.append(await _receive_file(part, len(batch.files) + 1, batch, cpu, limits))
+            files += 1
+            yield await _receive_file(part, files, storage, written_keys, limits)
         elif part.name in FIELDS:
-            batch.fields.setdefault(part.name, []).append(
-                await _read_field_part(part, limits, batch.fields))
+            fields.setdefault(part.name, []).append(await _read_field_part(part, limits, fields))
         else:
             raise ValidationFailed(f"Unknown field {part.name!r}",
                                    details={str(part.name): ["Unknown field."]})
@@ -422,34 +313,19 @@ async def upload_fingerprint(
     return fields, files
 
 
-async def analyses(batch: UploadBatch) -> list[Analysis]:
-    """Every file's analysis; the bad parts are named together in one error."""
-    results = await asyncio.gather(*(f.analysis for f in batch.files), return_exceptions=True)
-    problems: dict[str, str] = {}
-    kinds: set[type[ImageRejected]] = set()
-    for stored, result in zip(batch.files, results, strict=True):
-        if isinstance(result, ImageRejected):
-            problems[stored.label] = str(result)
-            kinds.add(type(result))
-        elif isinstance(result, BaseException):
-            raise result
-    if problems:
-        details = {"parts": problems}
-        message = "; ".join(f"{label}: {text}" for label, text in problems.items())
-        if UnsupportedFormat in kinds:
-            raise UnsupportedMediaType(message, details=details)
-        if TooManyPixels in kinds:
-            raise PayloadTooLarge(message, details=details)
-        raise ValidationFailed(message, details=details)
-    return [r for r in results if isinstance(r, Analysis)]
+@dataclass(frozen=True, slots=True)
+class QueryImage:
+    """A search-by-image request's file, spooled (the caller removes it), and its fields."""
+
+    spool: Spool
+    format: str
+    label: str
+    fields: dict[str, str]
 
 
-async def read_query_image(
-    reader: MultipartReader, cpu: Executor, limits: Limits
-) -> tuple[ImageFacts, dict[str, str]]:
-    """A search-by-image request: one `file` part, analysed exactly as an upload (limits,
-    sniffing, orientation, hashes) but never stored; and its other fields as text. The
-    rotations' and flips' pHashes are computed when `orientations` is `all`."""
+async def read_query_image(reader: MultipartReader, limits: Limits) -> QueryImage:
+    """A search-by-image request: one `file` part, under the same limits and sniffing as an
+    upload but never stored, and its other fields as text."""
     fields: dict[str, str] = {}
     spooled: tuple[Spool, str, str] | None = None
     parts = 0
@@ -475,14 +351,12 @@ async def read_query_image(
         if spooled is None:
             raise ValidationFailed("No query image",
                                    details={"file": ["A file part is required."]})
-        spool, fmt, label = spooled
-        variants = fields.get("orientations") == "all"
-        # The region variants only serve robust matching (20 ms of work a query).
-        robust = fields.get("match", "robust") != "exact"
-        return await _analyse_query(spool, fmt, label, cpu, limits, variants, robust), fields
-    finally:
+    except BaseException:
         if spooled is not None:
             await asyncio.to_thread(spooled[0].remove)
+        raise
+    spool, fmt, label = spooled
+    return QueryImage(spool, fmt, label, fields)
 
 
 async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool, str, str]:
@@ -506,18 +380,3 @@ async def _spool_query_file(part: BodyPartReader, limits: Limits) -> tuple[Spool
     return spool, fmt, label
 
 
-async def _analyse_query(
-    spool: Spool, fmt: str, label: str, cpu: Executor, limits: Limits, variants: bool,
-    robust: bool,
-) -> ImageFacts:
-    try:
-        return await run_cpu(cpu, analyse, spool.path, max_pixels=limits.max_pixels,
-                             expected_format=fmt, variants=variants, query=robust,
-                             features=robust)
-    except ImageRejected as exc:
-        details = {"parts": {label: str(exc)}}
-        if isinstance(exc, UnsupportedFormat):
-            raise UnsupportedMediaType(f"{label}: {exc}", details=details) from None
-        if isinstance(exc, TooManyPixels):
-            raise PayloadTooLarge(f"{label}: {exc}", details=details) from None
-        raise ValidationFailed(f"{label}: {exc}", details=details) from None

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationFailed
-from .services.images import (
+from ..errors import ValidationFailed
+from ..services.images import (
     MAX_DESCRIPTION_CHARS,
     MAX_TITLE_CHARS,
     check_text,
@@ -24,7 +24,7 @@ from .services.images import (
 )
 
 if TYPE_CHECKING:
-    from .uploads import StoredFile
+    from .commit import StoredFile
 
 # Per file: an object may hold thousands of unknown keys; naming ten is enough.
 MAX_PROBLEMS = 10
