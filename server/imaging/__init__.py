@@ -2,6 +2,7 @@
 
 from server.imaging.bits import from_hex, hamming, to_hex, to_signed
 from server.imaging.decoding import Working, working_image
+from server.imaging.formats import missing_decoder, register_decoders
 from server.imaging.hashing import (
     HASH_VERSION,
     ImageFacts,
@@ -12,6 +13,7 @@ from server.imaging.hashing import (
 )
 from server.imaging.sniff import (
     ACCEPTED,
+    RAW_FORMATS,
     CorruptImage,
     ImageRejected,
     TooManyPixels,
@@ -21,8 +23,12 @@ from server.imaging.sniff import (
     sniff_format,
 )
 
+# The optional decoders' Pillow plugins, before any header is read.
+register_decoders()
+
 __all__ = [
     "ACCEPTED",
+    "RAW_FORMATS",
     "HASH_VERSION",
     "CorruptImage",
     "ImageFacts",
@@ -36,6 +42,7 @@ __all__ = [
     "hamming",
     "hashes_of",
     "header_dimensions",
+    "missing_decoder",
     "naive_hashes",
     "open_lazy",
     "sniff_format",

@@ -14,7 +14,7 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
 from server.imaging.sniff import pillow_format
 
@@ -45,6 +45,8 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     zlib.error,
     Image.DecompressionBombError,
+    # The JPEG XL and HEIF decoders' bindings raise it on data their library refuses.
+    RuntimeError,
     # Pillow warns about broken metadata and carries on; where warnings are errors (the
     # tests) that aborts the decode, which is then a corrupt image like any other.
     UserWarning,
@@ -126,7 +128,7 @@ def _reduced(im: Image.Image, short_side: int) -> Image.Image:
     return im.reduce(factor)
 
 
-def _decode(im: ImageFile.ImageFile, detail_side: int | None) -> tuple[Image.Image,
+def _decode(im: Image.Image, detail_side: int | None) -> tuple[Image.Image,
                                                                         Image.Image | None]:
     """Decode once: the working size (short side about WORKING_SHORT_SIDE, never below if
     larger) and, when detail_side is given, a larger copy with a long side of at least
@@ -159,18 +161,21 @@ def exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def working_image(im: ImageFile.ImageFile, detail_side: int | None = None) -> Working:
+def working_image(im: Image.Image, detail_side: int | None = None,
+                  orientation: int | None = None) -> Working:
     """The small upright working images of a freshly opened (not yet loaded) image, and
     with detail_side the larger gray copy too (from the same decode).
 
     Hash variants (rotations, flips) are cheap from here: ``hashes_of(w.gray.transpose(t))``.
+    `orientation`: EXIF's 1-8 when the caller knows it; else read from the image.
     Raises what Pillow raises on corrupt data; the caller has checked the pixel count.
     """
     display, detail = _decode(im, detail_side)
     if display is im:
         display = im.copy()  # the working images must outlive the opened file
     # After decoding: a PNG's eXIf chunk may follow the pixel data.
-    transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
+    transpose = ORIENTATION_TRANSPOSE.get(
+        orientation if orientation is not None else exif_orientation(im))
     if transpose is not None:
         display = display.transpose(transpose)
         detail = detail.transpose(transpose) if detail is not None else None

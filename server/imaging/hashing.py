@@ -14,16 +14,17 @@ import importlib
 import io
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
 from server.imaging.decoding import (
     DECODE_ERRORS,
+    WORKING_SHORT_SIDE,
     exif_orientation,
     flatten,
     normalise_mode,
@@ -37,6 +38,8 @@ from server.imaging.features import (
     query_features,
     stored_features,
 )
+from server.imaging.formats import missing_decoder
+from server.imaging.opening import Opened, open_image
 from server.imaging.regions import EDGE_SIDE, Proposal, proposals, quad_area, scaled
 from server.imaging.signals import Signal, picture_signals, query_signals, stored_signals
 from server.imaging.sniff import (
@@ -45,7 +48,7 @@ from server.imaging.sniff import (
     CorruptImage,
     TooManyPixels,
     UnsupportedFormat,
-    open_lazy,
+    header_dimensions,
     pillow_format,
     pillow_limit_lifted,
     pillow_pixel_limit,
@@ -67,6 +70,10 @@ COLOR_SHORT_SIDE = 128
 WHASH_SCALE = 64
 COLORHASH_BINBITS = 3
 
+
+# Named in the 415 for a format that is none of these.
+ACCEPTED_NAMES = ("JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL, or camera RAW: "
+                  "DNG, CR2, NEF, ARW")
 
 # A bytes object is the file's content; a str or path names a file; else a seekable file.
 Source = bytes | str | os.PathLike[str] | IO[bytes]
@@ -144,8 +151,8 @@ def _binary(source: Source) -> Iterator[IO[bytes]]:
         yield source
 
 
-def _frame_count(im: ImageFile.ImageFile) -> int:
-    if pillow_format(im) == "JPEG":
+def _frame_count(im: Image.Image) -> int:
+    if pillow_format(im) in ("JPEG", None):
         return 1  # an MPO's extra "frames" are depth or gain maps, not an animation
     frames = getattr(im, "n_frames", 1)
     return frames if isinstance(frames, int) and frames > 0 else 1
@@ -166,51 +173,60 @@ def analyse(
     """
     with _binary(source) as fp:
         fp.seek(0)
-        fmt = sniff_format(fp.read(SNIFF_BYTES))
+        head = fp.read(SNIFF_BYTES)
+        fmt = sniff_format(head)
         if fmt is None:
-            raise UnsupportedFormat(
-                "not an accepted image format (JPEG, PNG, WebP, GIF, BMP or TIFF)"
-            )
+            raise UnsupportedFormat(f"not an accepted image format ({ACCEPTED_NAMES})")
+        if (missing := missing_decoder(fmt)) is not None:
+            raise UnsupportedFormat(missing)
+        if expected_format is not None and fmt != expected_format:
+            raise CorruptImage(f"expected a {expected_format} image, the data is {fmt}")
+        # From the first bytes where they tell it: a JPEG XL decodes whole when opened.
+        if (size := header_dimensions(head)) is not None:
+            _check_pixels(size, max_pixels)
         fp.seek(0)
-        try:
-            im = open_lazy(fp, fmt)
-        except DECODE_ERRORS as exc:
-            raise CorruptImage(f"the {fmt} header cannot be read") from exc
-        with im:
-            return _analyse_open(im, fmt, max_pixels=max_pixels, expected_format=expected_format,
-                                 variants=variants, query=query, thumbnail=thumbnail,
-                                 features=features)
+        with ExitStack() as stack:
+            try:
+                opened = stack.enter_context(open_image(fp, fmt))
+            except DECODE_ERRORS as exc:
+                raise CorruptImage(f"the {fmt} header cannot be read") from exc
+            return _analyse_open(opened, max_pixels=max_pixels, variants=variants,
+                                 query=query, thumbnail=thumbnail, features=features)
 
 
-def _analyse_open(
-    im: ImageFile.ImageFile, fmt: str, *, max_pixels: int, expected_format: str | None,
-    variants: bool = False, query: bool = False, thumbnail: bool = False,
-    features: bool = True,
-) -> ImageFacts:
-    if pillow_format(im) != fmt:
-        raise CorruptImage(f"the data is not a valid {fmt} image")
-    if expected_format is not None and fmt != expected_format:
-        raise CorruptImage(f"expected a {expected_format} image, the data is {fmt}")
-    width, height = im.size
-    if width <= 0 or height <= 0:
-        raise CorruptImage(f"the {fmt} header gives an empty size {width}x{height}")
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width * height > max_pixels:
         raise TooManyPixels(
             f"{width}x{height} is {width * height} pixels, more than the limit of {max_pixels}"
         )
+
+
+def _analyse_open(
+    opened: Opened, *, max_pixels: int, variants: bool = False, query: bool = False,
+    thumbnail: bool = False, features: bool = True,
+) -> ImageFacts:
+    fmt = opened.format
+    width, height = opened.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"the {fmt} header gives an empty size {width}x{height}")
+    _check_pixels(opened.size, max_pixels)
     # Between Pillow's own limit and ours, some decoders (GIF, TIFF) check again while decoding.
     limit = pillow_pixel_limit()
     over_pillow = limit is not None and width * height > limit
+    detail_side = _detail_side(query, features)
     try:
         with pillow_limit_lifted() if over_pillow else nullcontext():
+            im = opened.image(detail_side or WORKING_SHORT_SIDE)
             # Local features and a query's picture regions need a larger copy.
-            work = working_image(im, _detail_side(query, features))
+            work = working_image(im, detail_side, opened.orientation)
         frames = _frame_count(im)
         phash, dhash, ahash, whash = hashes_of(work.gray)
         small = encode(work.display, SMALL) if thumbnail else None
+        orientation = (opened.orientation if opened.orientation is not None
+                       else exif_orientation(im))
     except DECODE_ERRORS as exc:
         raise CorruptImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
-    orientation = exif_orientation(im)
     if orientation >= 5:  # 5-8 swap the axes
         width, height = height, width
     query_variants: list[Signal] = []

@@ -16,7 +16,11 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-# Pillow format name -> the content type the service stores and serves.
+from .jxl_header import jxl_size
+
+# The service's format name -> the content type it stores and serves. The names are
+# Pillow's where a Pillow plugin decodes the format (pillow-heif registers HEIF, the JPEG XL
+# plugin JXL); camera RAW formats are decoded by LibRaw (imaging/raw.py).
 ACCEPTED: dict[str, str] = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -24,7 +28,15 @@ ACCEPTED: dict[str, str] = {
     "GIF": "image/gif",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
+    "HEIF": "image/heic",  # nearly every HEIF file is HEVC-coded: what phones write
+    "AVIF": "image/avif",
+    "JXL": "image/jxl",
+    "DNG": "image/x-adobe-dng",
+    "CR2": "image/x-canon-cr2",
+    "NEF": "image/x-nikon-nef",
+    "ARW": "image/x-sony-arw",
 }
+RAW_FORMATS = frozenset({"DNG", "CR2", "NEF", "ARW"})
 
 # Pillow reports a JPEG carrying an MPF index (phones add one for depth or gain maps) as MPO;
 # for the service it is a JPEG.
@@ -33,8 +45,15 @@ _PILLOW_ALIASES = {"MPO": "JPEG"}
 # Sizes of the BMP info headers (core, v1 to v5): a lone "BM" is too weak a magic.
 _BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
 
-# How many leading bytes sniff_format needs to decide every accepted format.
-SNIFF_BYTES = 18
+# How many leading bytes sniff_format is given: the magic bytes need 18, an ISOBMFF brand
+# list a few dozen, and a TIFF-based RAW is told from a TIFF by tags of its first directory.
+SNIFF_BYTES = 64 * 1024
+
+# ISOBMFF brands (ftyp) -> format: the first brand known wins, the major brand first.
+_HEIF_BRANDS = {b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF",
+                b"hevc": "HEIF", b"hevx": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+_JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_DNG_VERSION, _MAKE = 50706, 271
 
 
 class ImageRejected(Exception):
@@ -68,11 +87,62 @@ def sniff_format(prefix: bytes) -> str | None:
     if prefix[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
     if prefix[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
+        return _tiff_or_raw(prefix)
+    if prefix[4:8] == b"ftyp":
+        return _isobmff_brand(prefix)
+    if prefix.startswith(b"\xff\x0a") or prefix.startswith(_JXL_CONTAINER):
+        return "JXL"
     if prefix[:2] == b"BM" and len(prefix) >= 18:
         if int.from_bytes(prefix[14:18], "little") in _BMP_HEADER_SIZES:
             return "BMP"
     return None
+
+
+def _isobmff_brand(prefix: bytes) -> str | None:
+    """HEIF or AVIF from an ISOBMFF file's ftyp box: its major and compatible brands."""
+    size = int.from_bytes(prefix[:4], "big")
+    if not 16 <= size <= min(len(prefix), 4096):
+        return None
+    brands = [prefix[8:12]] + [prefix[i:i + 4] for i in range(16, size - 3, 4)]
+    return next((_HEIF_BRANDS[b] for b in brands if b in _HEIF_BRANDS), None)
+
+
+def _tiff_or_raw(prefix: bytes) -> str:
+    """A camera RAW built on TIFF (DNG, CR2, NEF, ARW) or a plain TIFF, from the first
+    directory's tags: DNGVersion, or the maker with a Canon signature or raw sub-images.
+    What the prefix does not reach counts as a plain TIFF (Pillow then decides)."""
+    if prefix[8:10] == b"CR" and prefix[:2] == b"II":
+        return "CR2"
+    tags = _first_directory(prefix)
+    if _DNG_VERSION in tags:
+        return "DNG"
+    make = tags.get(_MAKE, b"").upper()
+    if 330 in tags and make.startswith(b"NIKON"):  # SubIFDs holding the raw data
+        return "NEF"
+    if 330 in tags and make.startswith(b"SONY"):
+        return "ARW"
+    return "TIFF"
+
+
+def _first_directory(prefix: bytes) -> dict[int, bytes]:
+    """Tag -> its ASCII value (Make) or b'' for the other tags of a TIFF's first
+    directory, as far as the prefix holds it."""
+    order = "<" if prefix[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack_from(order + "I", prefix, 4)
+        (count,) = struct.unpack_from(order + "H", prefix, offset)
+        tags: dict[int, bytes] = {}
+        for n in range(min(count, 1024)):
+            tag, kind, length, value = struct.unpack_from(order + "HHII", prefix,
+                                                          offset + 2 + 12 * n)
+            text = b""
+            if tag == _MAKE and kind == 2:
+                start = offset + 2 + 12 * n + 8 if length <= 4 else value
+                text = prefix[start:start + min(length, 64)].rstrip(b"\x00 ")
+            tags[tag] = text
+        return tags
+    except struct.error:
+        return {}
 
 
 def pillow_format(im: Image.Image) -> str | None:
@@ -148,12 +218,14 @@ def header_dimensions(data: bytes | IO[bytes]) -> tuple[int, int] | None:
     fp: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         fp.seek(0)
-        head = fp.read(30)
+        head = fp.read(SNIFF_BYTES)
         fmt = sniff_format(head)
         if fmt is None:
             return None
-        if fmt == "WEBP":
-            size = _webp_dimensions(head)
+        if fmt in RAW_FORMATS:
+            return None  # in a directory the prefix may not reach: LibRaw tells it
+        if fmt in ("WEBP", "JXL"):  # the JPEG XL plugin decodes whole when it opens
+            size = _webp_dimensions(head) if fmt == "WEBP" else jxl_size(head)
             if size is None:
                 return None
             width, height = size

@@ -17,18 +17,20 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 from server.imaging.decoding import (
     DECODE_ERRORS,
     ORIENTATION_TRANSPOSE,
+    WORKING_SHORT_SIDE,
     exif_orientation,
     normalise_mode,
     working_image,
 )
+from server.imaging.opening import open_image
 from server.imaging.sniff import (
     CorruptImage,
-    open_lazy,
     pillow_limit_lifted,
     pillow_pixel_limit,
 )
@@ -77,15 +79,16 @@ def encode(image: Image.Image, size: int) -> Thumbnail:
     return Thumbnail(size, small.width, small.height, out.getvalue())
 
 
-def _decode_upright(im: ImageFile.ImageFile, long_side: int) -> Image.Image:
+def _decode_upright(im: Image.Image, long_side: int, orientation: int | None) -> Image.Image:
     """The whole picture decoded once at the smallest JPEG DCT scale whose long side still
     reaches ``long_side`` (other formats decode whole), upright, alpha kept."""
-    if im.format == "JPEG":
+    if isinstance(im, JpegImageFile):
         scale = min(1.0, long_side / max(im.size))
         im.draft(im.mode, (max(1, round(im.width * scale)), max(1, round(im.height * scale))))
     im.load()
     image = normalise_mode(im)
-    transpose = ORIENTATION_TRANSPOSE.get(exif_orientation(im))
+    transpose = ORIENTATION_TRANSPOSE.get(
+        orientation if orientation is not None else exif_orientation(im))
     return image.transpose(transpose) if transpose is not None else image
 
 
@@ -93,14 +96,17 @@ def render(path: Path, fmt: str, size: int) -> Thumbnail:
     """A thumbnail made from a stored original. The small size comes from the same working
     image an upload makes it from, so it is the same picture whichever made it."""
     try:
-        with path.open("rb") as fp, open_lazy(fp, fmt) as im:
+        with path.open("rb") as fp, open_image(fp, fmt) as opened:
             limit = pillow_pixel_limit()
+            width, height = opened.size
             # Stored originals passed the service's own limit, which may be above Pillow's.
-            with (pillow_limit_lifted() if limit and im.width * im.height > limit
+            with (pillow_limit_lifted() if limit and width * height > limit
                   else nullcontext()):
                 if size <= SMALL:
-                    return encode(working_image(im).display, size)
-                return encode(_decode_upright(im, size), size)
+                    return encode(working_image(opened.image(WORKING_SHORT_SIDE),
+                                                orientation=opened.orientation).display, size)
+                return encode(_decode_upright(opened.image(size), size, opened.orientation),
+                              size)
     except DECODE_ERRORS as exc:
         raise CorruptImage(f"the stored {fmt} image cannot be decoded: {exc}") from exc
 

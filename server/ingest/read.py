@@ -22,7 +22,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from ..imaging import ACCEPTED, header_dimensions, sniff_format
+from ..imaging import ACCEPTED, header_dimensions, missing_decoder, sniff_format
 from ..request_body import Pace, stalled
 from ..storage import Storage, new_key
 
@@ -148,6 +148,9 @@ def _check_header(label: str, prefix: bytes, limits: Limits) -> str:
             f"{label} is not an image of an accepted format",
             details={"part": label, "accepted": sorted(ACCEPTED.values())},
         )
+    if (missing := missing_decoder(fmt)) is not None:
+        raise UnsupportedMediaType(f"{label}: {missing}",
+                                   details={"part": label, "format": fmt, "reason": missing})
     dimensions = header_dimensions(prefix)
     if dimensions is not None and dimensions[0] * dimensions[1] > limits.max_pixels:
         raise PayloadTooLarge(
