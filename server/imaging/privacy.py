@@ -26,6 +26,7 @@ from pathlib import Path
 from PIL import ImageOps
 
 from .decoding import exif_orientation
+from .privacy_containers import CLEANERS
 from .sniff import open_lazy
 
 GPS_IFD = 0x8825
@@ -47,6 +48,8 @@ def strip_location(src: Path, dst: Path, fmt: str) -> bool:
     """Write `dst`, a copy of `src` without any metadata that could hold a location; False
     (nothing written) when `src` holds none. Raises ValueError or struct.error on a container
     that cannot be parsed, OSError when a TIFF cannot be re-saved."""
+    if fmt in CLEANERS:  # the containers phones and cameras write
+        return CLEANERS[fmt](src, dst)
     cleaner = _CLEANERS.get(fmt)
     if cleaner is None:
         return False  # BMP has no metadata container
