@@ -25,7 +25,10 @@ from typing import Any
 from .files import SNIFF_BYTES, media_type
 
 SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
-            "image/webp": ".webp", "image/bmp": ".bmp", "image/tiff": ".tif"}
+            "image/webp": ".webp", "image/bmp": ".bmp", "image/tiff": ".tif",
+            "image/heic": ".heic", "image/avif": ".avif", "image/jxl": ".jxl",
+            "image/x-adobe-dng": ".dng", "image/x-canon-cr2": ".cr2",
+            "image/x-nikon-nef": ".nef", "image/x-sony-arw": ".arw"}
 UNKNOWN_SUFFIX = ".bin"  # bytes of no known image type: nothing opens them as a program
 MAX_STEM_BYTES = 120  # with a suffix, far below the 255 bytes file systems allow
 # Names Windows reserves for devices (also with any suffix); refused on every system, as a
