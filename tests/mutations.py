@@ -784,6 +784,82 @@ MUTATIONS = (
         "        if not self.announced:",
         ("tests/test_workers.py::test_listening_is_logged_once_every_worker_accepts",),
     ),
+    # Issue 24: formats.
+    Mutation(
+        "the new containers' originals served to everyone", "server/imaging/privacy.py",
+        "    if fmt in CLEANERS:  # the containers phones and cameras write",
+        "    if fmt in CLEANERS and False:",
+        ("tests/test_formats.py::test_upload_display_and_download_without_position",),
+    ),
+    Mutation(
+        "HEIF's Exif item counted as the picture", "server/imaging/privacy_containers.py",
+        '_PICTURE_ITEMS = frozenset({b"hvc1",', '_PICTURE_ITEMS = frozenset({b"Exif", b"hvc1",',
+        ("tests/test_formats.py::test_heif_items_are_blanked_in_place_and_boxes_made_free",),
+    ),
+    Mutation(
+        "an unknown top-level box kept in a HEIF copy", "server/imaging/privacy_containers.py",
+        '_TOP_LEVEL_KEPT = frozenset({b"ftyp",', '_TOP_LEVEL_KEPT = frozenset({b"uuid", b"ftyp",',
+        ("tests/test_formats.py::test_heif_items_are_blanked_in_place_and_boxes_made_free",),
+    ),
+    Mutation(
+        "JPEG XL's brob boxes kept", "server/imaging/privacy_containers.py",
+        '_JXL_KEPT = frozenset({b"JXL ",', '_JXL_KEPT = frozenset({b"brob", b"JXL ",',
+        ("tests/test_formats.py::test_jpeg_xl_keeps_only_the_codestream",),
+    ),
+    Mutation(
+        "a RAW's GPS values left where they were", "server/imaging/privacy_containers.py",
+        "            if size > 4:\n                _blank(self.fp, self.base + value, size)\n",
+        "            if size > 4 and False:\n"
+        "                _blank(self.fp, self.base + value, size)\n",
+        ("tests/test_formats.py::test_raw_gps_directory_is_removed_and_xmp_blanked",),
+    ),
+    Mutation(
+        "a RAW's GPS entry left in its directory", "server/imaging/privacy_containers.py",
+        "            if any(tag == _GPS_IFD for tag, *_ in entries):",
+        "            if False:",
+        ("tests/test_formats.py::test_raw_gps_directory_is_removed_and_xmp_blanked",),
+    ),
+    Mutation(
+        "EXIF embedded in a RAW's other structures not looked for",
+        "server/imaging/privacy_containers.py",
+        "        for at in _scan(fp, _EXIF_BLOCK, 16):",
+        "        for at in _scan(fp, _EXIF_BLOCK, 16)[:0]:",
+        ("tests/test_formats.py::test_raw_exif_embedded_elsewhere_is_blanked_too",),
+    ),
+    Mutation(
+        "a missing decoder not named (the upload fails later)", "server/imaging/formats.py",
+        "    if fmt not in LIBRARY or fmt in _decodable():",
+        "    if True:",
+        ("tests/test_formats.py::test_a_format_whose_decoder_is_missing_is_a_415_naming_it",),
+    ),
+    Mutation(
+        "a JPEG XL's size read by opening it (a full decode)", "server/imaging/sniff.py",
+        '        if fmt in ("WEBP", "JXL"):  # the JPEG XL plugin decodes whole when it opens',
+        '        if fmt in ("WEBP",):',
+        ("tests/test_formats.py::test_bombs_are_refused_before_decoding",),
+    ),
+    Mutation(
+        "a JPEG XL turned by its Exif box", "server/imaging/opening.py",
+        '_UPRIGHT_DECODED = frozenset({"HEIF", "JXL"})', '_UPRIGHT_DECODED = frozenset({"HEIF"})',
+        ("tests/test_formats.py::test_jpeg_xl_orientation_is_the_codestreams",),
+    ),
+    Mutation(
+        "a RAW's flip read the wrong way", "server/imaging/raw.py",
+        "_FLIP_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}",
+        "_FLIP_ORIENTATION = {0: 1, 3: 3, 5: 6, 6: 8}",
+        ("tests/test_formats.py::test_a_raw_is_shown_upright_by_its_flip",),
+    ),
+    Mutation(
+        "HEIF brands not sniffed", "server/imaging/sniff.py",
+        '_HEIF_BRANDS = {b"heic": "HEIF",', '_HEIF_BRANDS = {b"heicX": "HEIF",',
+        ("tests/test_formats.py::test_new_formats_are_sniffed_from_their_bytes",),
+    ),
+    Mutation(
+        "a Nikon TIFF without raw data taken for a NEF", "server/imaging/sniff.py",
+        '    if 330 in tags and make.startswith(b"NIKON"):',
+        '    if make.startswith(b"NIKON"):',
+        ("tests/test_formats.py::test_raw_formats_are_told_from_a_tiff",),
+    ),
 )
 
 

@@ -10,7 +10,8 @@ format with the pixels' bytes untouched, so it decodes to exactly the same pictu
   `xml `, `jumb`, `brob` (compressed boxes) and `jbrd` (a JPEG's own segments) are
   dropped. A bare codestream has no metadata. The orientation is the codestream's.
 - RAW: the TIFF directories (IFD chain, SubIFDs, EXIF and interoperability IFDs) are walked;
-  a GPS IFD is emptied (its entries and their values zeroed), XMP becomes spaces, IPTC,
+  a GPS IFD is zeroed with its values and its entry removed from the directory that pointed
+  to it (the entries after it move up in place), XMP becomes spaces, IPTC,
   Photoshop and GeoTIFF values zeros, and any EXIF or XMP block embedded elsewhere (a
   preview JPEG's) is blanked the same way. Maker notes are kept: LibRaw needs them to
   decode some cameras' data.
@@ -289,7 +290,21 @@ class _Tiff:
                 elif tag == _SUB_IFDS:
                     for offset in (self.unpack(f"{count}I", value) if count > 1 else (value,)):
                         self.walk(offset)
-            (ifd,) = self.unpack("I", ifd + 2 + 12 * len(entries))
+            (next_ifd,) = self.unpack("I", ifd + 2 + 12 * len(entries))
+            if any(tag == _GPS_IFD for tag, *_ in entries):
+                self.drop_entry(ifd, _GPS_IFD, len(entries), next_ifd)
+            ifd = next_ifd
+
+    def drop_entry(self, ifd: int, tag: int, count: int, next_ifd: int) -> None:
+        """Remove a tag's entry from a directory in place: the entries after it move up,
+        the count drops by one, and the 12 bytes freed at the end are zeroed."""
+        table = _read(self.fp, self.base + ifd + 2, 12 * count)
+        kept = [table[n:n + 12] for n in range(0, len(table), 12)
+                if struct.unpack(self.order + "H", table[n:n + 2])[0] != tag]
+        self.fp.seek(self.base + ifd)
+        self.fp.write(struct.pack(self.order + "H", len(kept)) + b"".join(kept)
+                      + struct.pack(self.order + "I", next_ifd)
+                      + bytes(12 * (count - len(kept))))
 
     def empty(self, ifd: int) -> None:
         """A GPS IFD with no entries left, its values zeroed."""
