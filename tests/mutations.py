@@ -860,6 +860,19 @@ MUTATIONS = (
         '    if make.startswith(b"NIKON"):',
         ("tests/test_formats.py::test_raw_formats_are_told_from_a_tiff",),
     ),
+    Mutation(
+        "client: a HEIC in a folder is not an image", "imagerepo/files.py",
+        '    if head[4:8] == b"ftyp":', '    if head[4:8] == b"ftypX":',
+        ("tests/test_client_cli.py::"
+         "test_a_phones_folder_uploads_whole_and_downloads_with_true_suffixes",),
+    ),
+    Mutation(
+        "client: a DNG downloads as a .tif", "imagerepo/files.py",
+        '            return _raw_type(head) or kind if kind == "image/tiff" else kind',
+        "            return kind",
+        ("tests/test_client_cli.py::"
+         "test_a_phones_folder_uploads_whole_and_downloads_with_true_suffixes",),
+    ),
 )
 
 

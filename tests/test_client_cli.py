@@ -21,7 +21,7 @@ from PIL import Image
 
 from imagerepo import display
 from tests import copy_edits as ce
-from tests.images import make_animated_gif, make_image
+from tests.images import encode, make_animated_gif, make_image, picture
 from tests.test_cli import serve_own_database
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -315,3 +315,33 @@ def test_without_a_key_it_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode == 2 and "imagerepo login" in result.stderr
     result = run(tmp_path, "http://127.0.0.1:9", "ls", key="irk_whatever")
     assert result.returncode == 1 and "unreachable" not in result.stdout
+
+
+def test_a_phones_folder_uploads_whole_and_downloads_with_true_suffixes(
+    server: str, tmp_path: Path
+) -> None:
+    """What a phone and a camera write (HEIC, AVIF, JPEG XL, DNG) is found in a folder by its
+    bytes, uploaded, and downloaded under the suffix of its own type."""
+    result = run(tmp_path, server, "signup", "--username", "phoebe", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    camera = tmp_path / "DCIM" / "100APPLE"
+    camera.mkdir(parents=True)
+    files = {"IMG_0001.HEIC": encode(picture((96, 72), 1), "HEIF"),
+             "IMG_0002.avif": encode(picture((96, 72), 2), "AVIF"),
+             "IMG_0003.jxl": encode(picture((96, 72), 3), "JXL"),
+             "DSC_0004.DNG": (Path(__file__).parent / "data" / "trip.dng").read_bytes()}
+    for name, data in files.items():
+        (camera / name).write_bytes(data)
+    result = run(tmp_path, server, "upload", "--recursive", str(tmp_path / "DCIM"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["uploaded"] == 4 and not summary.get("not_image_paths"), summary
+    key = json.loads((tmp_path / "config" / "imagerepo" / "config.json").read_text())["key"]
+    out = tmp_path / "back"
+    out.mkdir()
+    for image in all_images(server, key):
+        assert run(tmp_path, server, "get", image["id"], "-o", str(out)).returncode == 0
+    suffixes = {path.suffix: path.read_bytes() for path in out.iterdir()}
+    assert sorted(suffixes) == [".avif", ".dng", ".heic", ".jxl"]
+    assert sorted(suffixes.values()) == sorted(files.values())  # the owner's originals
