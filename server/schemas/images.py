@@ -9,7 +9,7 @@ from uuid import UUID
 from marshmallow import Schema, fields, validate
 
 from ..db.queries import Record
-from ..imaging import to_hex
+from ..imaging import ACCEPTED, to_hex
 from ..imaging.thumbnails import LARGE, SIZES, SMALL, THUMBNAIL_VERSION
 from ..services.images import (
     MAX_DESCRIPTION_CHARS,
@@ -176,6 +176,11 @@ class BulkDeletedSchema(Schema):
     not_found = fields.List(fields.UUID(), required=True)
 
 
+FILE_FORMATS = ("One or more images, told by their bytes (never by name or Content-Type): "
+                "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL, and camera RAW "
+                "(DNG, CR2, NEF, ARW). Anything else is 415, and so is a format whose decoder "
+                "this server lacks (the error names it).")
+
 UPLOAD_BODY = {
     "required": True,
     "content": {
@@ -187,7 +192,7 @@ UPLOAD_BODY = {
                 "properties": {
                     "file": {"type": "array", "minItems": 1,
                              "items": {"type": "string", "format": "binary"},
-                             "description": "One or more images: JPEG, PNG, WebP, GIF, BMP, TIFF"},
+                             "description": FILE_FORMATS},
                     "title": {"type": "string", "maxLength": MAX_TITLE_CHARS,
                               "pattern": TITLE_PATTERN,
                               "description": "Default: the file name without extension"},
@@ -246,7 +251,7 @@ def image_json(row: Record | Mapping[str, Any], viewer_id: UUID | None) -> dict[
 # openapi-python-client reads (it drops an answer whose types are all `image/...`, and takes
 # the first type it knows), then the concrete types the server sends, for validators.
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+IMAGE_TYPES = tuple(ACCEPTED.values())
 THUMBNAIL_TYPES = ("image/webp", "image/jpeg")
 
 
