@@ -861,6 +861,12 @@ MUTATIONS = (
         ("tests/test_formats.py::test_raw_formats_are_told_from_a_tiff",),
     ),
     Mutation(
+        "the pixel limit applied after a RAW's picture is decoded", "server/imaging/hashing.py",
+        "    _check_pixels(opened.size, max_pixels)\n",
+        "",
+        ("tests/test_formats.py::test_a_raw_bomb_is_refused_from_its_headers",),
+    ),
+    Mutation(
         "client: a HEIC in a folder is not an image", "imagerepo/files.py",
         '    if head[4:8] == b"ftyp":', '    if head[4:8] == b"ftypX":',
         ("tests/test_client_cli.py::"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,18 @@ def test_a_raw_is_shown_upright_by_its_flip() -> None:
     expected = hashes_of(upright.convert("L").resize((192, 256)))[0]
     turned = hashes_of(upright.rotate(180).convert("L").resize((192, 256)))[0]
     assert hamming(facts.phash, expected) <= 10 < hamming(facts.phash, turned)
+
+
+async def test_a_raw_bomb_is_refused_from_its_headers(client: Client, alice: str) -> None:
+    """The DNG's directory rewritten to claim 60000x60000 pixels: LibRaw's headers tell the
+    size, and the upload is 413 before any raw data is unpacked."""
+    bomb = bytearray(DNG.read_bytes())
+    (ifd,) = struct.unpack_from("<I", bomb, 4)
+    (count,) = struct.unpack_from("<H", bomb, ifd)
+    for n in range(count):
+        if struct.unpack_from("<H", bomb, ifd + 2 + 12 * n)[0] in (256, 257, 322, 323):
+            struct.pack_into("<I", bomb, ifd + 2 + 12 * n + 8, 60000)
+    started = time.monotonic()
+    body = await upload(client, alice, bytes(bomb), "bomb.dng", status=413)
+    assert "60000x60000" in body["error"]["message"]
+    assert time.monotonic() - started < 2
