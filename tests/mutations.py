@@ -867,6 +867,12 @@ MUTATIONS = (
         ("tests/test_formats.py::test_a_raw_bomb_is_refused_from_its_headers",),
     ),
     Mutation(
+        "a copy made for EXIF without a location", "server/imaging/privacy_containers.py",
+        "    skip = int.from_bytes(payload[:4], \"big\")\n",
+        "    return True\n",
+        ("tests/test_formats.py::test_exif_without_location_needs_no_copy",),
+    ),
+    Mutation(
         "client: a HEIC in a folder is not an image", "imagerepo/files.py",
         '    if head[4:8] == b"ftyp":', '    if head[4:8] == b"ftypX":',
         ("tests/test_client_cli.py::"

@@ -229,6 +229,19 @@ def test_no_copy_without_metadata(tmp_path: Path, fmt: str) -> None:
     assert strip(tmp_path, written(fmt, picture((64, 48), 1)), fmt) is None
 
 
+@pytest.mark.parametrize("fmt", PILLOW_FORMATS)
+def test_exif_without_location_needs_no_copy(tmp_path: Path, fmt: str) -> None:
+    """As for a JPEG: a camera's EXIF without a position is shown to all; with one, the
+    copy is made."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15"  # Make, Model
+    extra = {"use_container": True} if fmt == "JXL" else {}
+    plain_exif = written(fmt, picture((64, 48), 1), exif=exif.tobytes(), **extra)
+    assert strip(tmp_path, plain_exif, fmt) is None
+    assert strip(tmp_path, written(fmt, picture((64, 48), 1), exif=gps_exif(), **extra),
+                 fmt) is not None
+
+
 def test_heif_items_are_blanked_in_place_and_boxes_made_free(tmp_path: Path) -> None:
     original = with_position("HEIF")
     uuid_box = (struct.pack(">I4s", 8 + 16 + 40, b"uuid") + bytes(16)

@@ -92,7 +92,7 @@ class _Copy:
     def exif(self, tiff: bytes, container: Container) -> None:
         """Judge an EXIF block (dropped: the copy's own goes where the first one was). A
         second one is suspect whatever it holds: readers disagree on which one counts."""
-        self.suspect |= self._exif_seen or _exif_suspect(tiff)
+        self.suspect |= self._exif_seen or exif_suspect(tiff)
         self._exif_seen = True
         self.exif_here(container)
 
@@ -139,7 +139,7 @@ def _tiff_tags(tiff: bytes) -> set[int]:
     return tags
 
 
-def _exif_suspect(tiff: bytes) -> bool:
+def exif_suspect(tiff: bytes) -> bool:
     """Whether an EXIF block (TIFF bytes) could hold a location."""
     tiff = tiff.removeprefix(_EXIF_HEADER)  # some writers repeat JPEG's header in PNG/WebP
     try:
@@ -416,7 +416,7 @@ def _gif_displays(block: bytes) -> bool:
 def _tiff(data: bytes, orientation: Orientation) -> bytes | None:
     # A TIFF file is judged like EXIF (its pages are the IFD chain): GPS, XMP, IPTC,
     # GeoTIFF... in any page, or a directory chain that does not parse, make a copy.
-    return _resave_tiff(data) if _exif_suspect(data) else None
+    return _resave_tiff(data) if exif_suspect(data) else None
 
 
 def _resave_tiff(data: bytes) -> bytes:

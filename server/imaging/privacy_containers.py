@@ -38,6 +38,7 @@ _JXL_KEPT = frozenset({b"JXL ", b"ftyp", b"jxll", b"jxlc", b"jxlp", b"jxli"})
 # An empty EXIF item: the 4-byte offset to the TIFF header, then a TIFF with no entries.
 _EMPTY_EXIF_ITEM = b"\x00\x00\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00"
 _MAX_BOXES = 1 << 16
+_MAX_EXIF = 4 << 20  # an EXIF block larger than this is blanked unread
 _MAX_IFDS = 4096
 
 
@@ -167,6 +168,8 @@ def _clean_meta(fp: BinaryIO, payload: int, end: int) -> bool:
     for item_id, kind in _item_types(infes).items():
         if kind in _PICTURE_ITEMS:
             continue
+        if kind == b"Exif" and not _exif_item_suspect(fp, extents.get(item_id, [])):
+            continue  # EXIF without a location is shown to all, as in a JPEG
         for offset, length in extents.get(item_id, []):
             if length == 0:
                 raise ValueError("a metadata item without a length")
@@ -176,6 +179,24 @@ def _clean_meta(fp: BinaryIO, payload: int, end: int) -> bool:
             else:  # XMP (text) and anything else: spaces keep an XML parser calm
                 _blank(fp, offset, length, fill=b" " if kind == b"mime" else b"\x00")
     return found
+
+
+def _exif_suspect_payload(payload: bytes) -> bool:
+    """Whether an Exif item's or box's payload (a 4-byte offset to the TIFF header, then
+    the TIFF structure) could hold a location: privacy.py's rule for EXIF."""
+    from .privacy import exif_suspect  # privacy.py dispatches here: imported when used
+
+    if payload[:4] in (b"II*\x00", b"MM\x00*"):  # some writers leave the offset out
+        return exif_suspect(payload)
+    skip = int.from_bytes(payload[:4], "big")
+    return len(payload) < 4 + skip or exif_suspect(payload[4 + skip:])
+
+
+def _exif_item_suspect(fp: BinaryIO, extents: list[tuple[int, int]]) -> bool:
+    total = sum(length for _, length in extents)
+    if not 0 < total <= _MAX_EXIF:
+        return True  # empty, or too large to vouch for: blanked
+    return _exif_suspect_payload(b"".join(_read(fp, at, n) for at, n in extents))
 
 
 def _clean_moov(fp: BinaryIO, payload: int, end: int) -> bool:
@@ -214,8 +235,10 @@ def _jxl(src: Path, dst: Path) -> bool:
             return False  # a bare codestream: no metadata at all
         end = fp.seek(0, 2)
         boxes = list(_boxes(fp, 0, end))
-        if all(kind in _JXL_KEPT for kind, *_ in boxes):
-            return False
+        if all(kind in _JXL_KEPT or (kind == b"Exif" and stop - body <= _MAX_EXIF
+                                     and not _exif_suspect_payload(_read(fp, body, stop - body)))
+               for kind, _, body, stop in boxes):
+            return False  # nothing but the codestream and EXIF without a location
         with dst.open("wb") as out:
             for kind, start, _, stop in boxes:
                 if kind in _JXL_KEPT:
@@ -241,7 +264,8 @@ _GPS_IFD, _XMP, _SUB_IFDS, _EXIF_IFD, _INTEROP_IFD = 34853, 700, 330, 34665, 409
 # IPTC, Photoshop resources (which embed IPTC and XMP), GeoTIFF's tags.
 _ZEROED_TAGS = frozenset({33723, 34377, 33550, 33922, 34264, 34735, 34736, 34737})
 _EXIF_BLOCK = re.compile(rb"Exif\x00\x00(II\*\x00|MM\x00\*)")
-_XMP_START = re.compile(rb"<x:xmpmeta")
+_XMP_START = re.compile(rb"<x:x[am]pmeta")  # xapmeta: what early XMP writers wrote
+_XMP_END = re.compile(rb"</x:x[am]pmeta>")
 _MAX_XMP = 16 << 20
 
 
@@ -333,12 +357,12 @@ def _scan(fp: BinaryIO, pattern: re.Pattern[bytes], overlap: int) -> list[int]:
 
 def _blank_xmp(fp: BinaryIO, at: int) -> None:
     """An XMP packet starting at `at` turned into spaces, up to its closing tag."""
-    end_tag, pos = b"</x:xmpmeta>", at
+    pos = at
     while pos - at < _MAX_XMP:
         fp.seek(pos)
-        block = fp.read(_BLOCK + len(end_tag))
-        if (found := block.find(end_tag)) >= 0:
-            _blank(fp, at, pos + found + len(end_tag) - at, fill=b" ")
+        block = fp.read(_BLOCK + len(b"</x:xmpmeta>"))
+        if (found := _XMP_END.search(block)) is not None:
+            _blank(fp, at, pos + found.end() - at, fill=b" ")
             return
         if len(block) <= _BLOCK:
             break
