@@ -959,3 +959,40 @@ def test_the_readme_screenshot_is_small() -> None:
         assert image.format == "PNG" and image.width <= 800
     assert path.stat().st_size < 150_000
 
+
+
+@needs_chromium
+def test_a_phones_photos_show_everywhere_through_their_thumbnails(
+    server: str, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """A HEIC and a DNG, which Chromium cannot show, upload through the page and show in the
+    grid and the detail as the server's WebP thumbnails; a HEIC dropped as a query is
+    searched, and the page says it cannot show it rather than a broken picture."""
+    watched: Watched = open_page()
+    page = watched.page
+    page.goto(server + "/app")
+    sign_up(page, "henrik")
+    rocket = photo("rocket")
+    heic = io.BytesIO()
+    rocket.save(heic, "HEIF", quality=80)
+    dng = Path(__file__).parent / "data" / "trip.dng"
+    upload(page, [write(tmp_path / "IMG_0001.HEIC", heic.getvalue()), str(dng)])
+    expect(cards(page)).to_have_count(2)
+    wait_pictures(page)  # every card's picture decoded: the thumbnails, not the originals
+    cards(page).first.click()
+    wait_pictures(page)
+    page.keyboard.press("Escape")
+
+    query = io.BytesIO()
+    with Image.open(io.BytesIO(edited(rocket, "crop_centre", 0, seed=2))) as cropped:
+        cropped.save(query, "HEIF", quality=60)
+    with page.expect_response(lambda r: r.url.endswith("/search/image")) as answer:
+        page.locator("#query-file").set_input_files(write(tmp_path / "query.heic",
+                                                          query.getvalue()))
+    assert answer.value.status == 200
+    expect(page.locator("#results-title")).to_have_text("Similar to query.heic")
+    expect(cards(page).first.locator(".name")).to_have_text("IMG_0001")
+    expect(page.locator("#query-img")).to_be_hidden()
+    expect(page.locator("#query-name")).to_contain_text(
+        "this browser cannot show this photo")
+    watched.assert_clean()

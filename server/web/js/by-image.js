@@ -44,8 +44,16 @@ export function setupImageSearch({ picker, orientations, figure, preview, captio
     // The preview is a local blob: URL; the photo leaves the page only for the search.
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(file);
+    const name = file.name || "Pasted image";
+    caption.textContent = name;
+    // A HEIC or a RAW is searched like any photo, but few browsers can show one: say so
+    // instead of a broken picture.
+    preview.hidden = false;
+    preview.onerror = () => {
+      preview.hidden = true;
+      caption.textContent = `${name}: this browser cannot show this photo; its results are below`;
+    };
     preview.src = previewUrl;
-    caption.textContent = file.name || "Pasted image";
     return run().then(results.reveal);
   }
 
