@@ -18,13 +18,13 @@ import rawpy
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from PIL import Image
-from skimage import data
 
 from server.config import Config
 from server.imaging import analyse, formats, hamming, hashes_of, sniff_format
 from server.imaging.privacy import GPS_IFD, strip_location
 from server.imaging.privacy_containers import _boxes
 from tests.conftest import bearer
+from tests.copy_edits import photo
 from tests.images import picture
 from tests.metadata_files import GPS, find_location, xmp_packet
 
@@ -309,7 +309,7 @@ def test_jpeg_xl_orientation_is_the_codestreams(tmp_path: Path) -> None:
 def test_a_raw_is_shown_upright_by_its_flip() -> None:
     """The DNG's sensor holds the picture turned; its flip (orientation 6) turns it back."""
     facts = analyse(DNG.read_bytes(), max_pixels=10**6)
-    upright = Image.fromarray(data.astronaut()[40:296, 100:292])
+    upright = photo("astronaut").crop((100, 40, 292, 296))
     expected = hashes_of(upright.convert("L").resize((192, 256)))[0]
     turned = hashes_of(upright.rotate(180).convert("L").resize((192, 256)))[0]
     assert hamming(facts.phash, expected) <= 10 < hamming(facts.phash, turned)

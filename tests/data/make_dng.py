@@ -17,7 +17,8 @@ import numpy as np
 from pidng.core import RAW2DNG, DNGTags, Tag
 from pidng.defs import CalibrationIlluminant, CFAPattern, PhotometricInterpretation
 from pidng.dng import Type, dngIFD, dngTag
-from skimage import data
+
+from tests.copy_edits import photo
 
 OUT = Path(__file__).with_name("trip.dng")
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
@@ -35,7 +36,7 @@ class _IfdTag(dngTag):  # type: ignore[misc]
 
 
 def mosaic() -> np.ndarray:
-    upright = data.astronaut()[40:296, 100:292]  # 256 rows x 192 columns, upright
+    upright = np.asarray(photo("astronaut"))[40:296, 100:292]  # 256 x 192, upright
     stored = np.rot90(upright, 1).astype(np.uint16) * 16  # orientation 6 turns it back
     raw = np.zeros(stored.shape[:2], np.uint16)
     raw[0::2, 0::2] = stored[0::2, 0::2, 0]
