@@ -199,13 +199,16 @@ class _Copy:
 
 # --- EXIF and TIFF directories -------------------------------------------------------------
 
-def _tiff_tags(tiff: bytes) -> set[int]:
+Reader = Callable[[int, int], bytes]  # bytes start:end of a TIFF structure, as a slice
+
+
+def _tiff_tags(read: Reader) -> set[int]:
     """The tags of every IFD in the chain of a TIFF structure: all the pages of a TIFF file;
     IFD0 and the thumbnail's IFD1 in EXIF. Raises ValueError or struct.error on a broken one."""
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-    if order is None or struct.unpack_from(order + "H", tiff, 2)[0] != 42:
+    order = {b"II": "<", b"MM": ">"}.get(read(0, 2))
+    if order is None or struct.unpack_from(order + "H", read(2, 4))[0] != 42:
         raise ValueError("not a TIFF structure")
-    (offset,) = struct.unpack_from(order + "I", tiff, 4)
+    (offset,) = struct.unpack_from(order + "I", read(4, 8))
     tags: set[int] = set()
     seen: set[int] = set()
     entries = 0
@@ -213,22 +216,28 @@ def _tiff_tags(tiff: bytes) -> set[int]:
         if offset in seen or len(seen) >= _MAX_IFDS or entries > _MAX_ENTRIES:
             raise ValueError("the IFD chain loops or is too long")
         seen.add(offset)
-        (count,) = struct.unpack_from(order + "H", tiff, offset)
-        table = tiff[offset + 2:offset + 2 + 12 * count]  # 12-byte entries, the tag first
+        (count,) = struct.unpack_from(order + "H", read(offset, offset + 2))
+        table = read(offset + 2, offset + 2 + 12 * count)  # 12-byte entries, the tag first
         tags.update(tag for (tag,) in struct.iter_unpack(order + "H10x", table))
         entries += count
-        (offset,) = struct.unpack_from(order + "I", tiff, offset + 2 + 12 * count)
+        end = offset + 2 + 12 * count
+        (offset,) = struct.unpack_from(order + "I", read(end, end + 4))
     return tags
 
 
 def exif_suspect(tiff: bytes) -> bool:
     """Whether an EXIF block (TIFF bytes) could hold a location."""
     tiff = tiff.removeprefix(_EXIF_HEADER)  # some writers repeat JPEG's header in PNG/WebP
+    return _tags_suspect(lambda start, end: tiff[start:end]) or _EMBEDDED.search(tiff) is not None
+
+
+def _tags_suspect(read: Reader) -> bool:
+    """Whether the tags of a TIFF structure could hold a location (or cannot be read)."""
     try:
-        tags = _tiff_tags(tiff)
+        tags = _tiff_tags(read)
     except (ValueError, struct.error):
         return True  # unreadable: nothing to vouch for
-    return bool(tags & _LOCATION_TAGS) or _EMBEDDED.search(tiff) is not None
+    return bool(tags & _LOCATION_TAGS)
 
 
 def _orientation_exif(orientation: int) -> bytes:
@@ -522,9 +531,13 @@ def _gif_displays(block: bytes) -> bool:
 
 def _tiff(original: _Original, orientation: Orientation) -> list[Part] | None:
     # A TIFF file is judged like EXIF (its pages are the IFD chain): GPS, XMP, IPTC,
-    # GeoTIFF... in any page, or a directory chain that does not parse, make a copy.
-    data = original.read(0, original.size)
-    return [(_resave_tiff(data),)] if exif_suspect(data) else None
+    # GeoTIFF... in any page, or a directory chain that does not parse, make a copy. Judged
+    # from the directories and a search of the file, read a block at a time.
+    at = len(_EXIF_HEADER) if original.read(0, len(_EXIF_HEADER)) == _EXIF_HEADER else 0
+    if not (_tags_suspect(lambda start, end: original.read(at + start, at + end))
+            or original.find(_EMBEDDED, at, longest=7) is not None):
+        return None
+    return [(_resave_tiff(original.read(0, original.size)),)]  # decodes a page all the same
 
 
 def _resave_tiff(data: bytes) -> bytes:
