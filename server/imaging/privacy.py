@@ -423,15 +423,14 @@ def _webp_flags(chunks: list[Part]) -> list[Part]:
     """The VP8X flags told the truth about EXIF and XMP; EXIF needs VP8X (the extended
     format), so a simple file loses it."""
     has_exif = any(_fourcc(chunk) == b"EXIF" for chunk in chunks)
-    if not chunks or _fourcc(chunks[0]) != b"VP8X":
+    head = chunks[0][0] if chunks else b""  # VP8X's header and flags byte, read
+    if not isinstance(head, bytes) or head[:4] != b"VP8X":
         return [chunk for chunk in chunks if _fourcc(chunk) != b"EXIF"]
-    head, *rest = chunks[0]
-    assert isinstance(head, bytes)  # a kept chunk's header is read
     vp8x = bytearray(head)
     if len(vp8x) < 9:
         raise ValueError("empty VP8X chunk")
     vp8x[8] = vp8x[8] & ~(_VP8X_EXIF | _VP8X_XMP) | (_VP8X_EXIF if has_exif else 0)
-    return [(bytes(vp8x), *rest), *chunks[1:]]
+    return [(bytes(vp8x), *chunks[0][1:]), *chunks[1:]]
 
 
 def _fourcc(chunk: Part) -> bytes:
