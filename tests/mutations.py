@@ -891,6 +891,25 @@ MUTATIONS = (
         ("tests/test_client_cli.py::"
          "test_a_phones_folder_uploads_whole_and_downloads_with_true_suffixes",),
     ),
+    # Ingest memory: the location check never holds the original whole.
+    Mutation(
+        "a JPEG's scan data sliced out of the whole original", "server/imaging/privacy.py",
+        "        if marker == _SCAN:  # the bulk of the file: copied, never read here\n"
+        "            copy.keep(_Span(start, end))\n",
+        "        if marker == _SCAN:  # the bulk of the file: copied, never read here\n"
+        "            copy.keep(original.read(0, original.size)[start:end])\n",
+        ("tests/test_ingest_memory.py::"
+         "test_a_40_mp_jpeg_raises_the_servers_peak_rss_by_less_than_64_mib[without-gps]",),
+    ),
+    Mutation(
+        "the copy without location joined in memory before it is written",
+        "server/imaging/privacy.py",
+        "                    for block in self._blocks(piece):\n"
+        "                        out.write(block)\n",
+        "                    out.write(b\"\".join(list(self._blocks(piece))))\n",
+        ("tests/test_ingest_memory.py::"
+         "test_a_40_mp_jpeg_raises_the_servers_peak_rss_by_less_than_64_mib[with-gps]",),
+    ),
 )
 
 
