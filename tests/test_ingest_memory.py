@@ -1,5 +1,6 @@
 """The server's memory while it ingests one large photo: uploading a 40 MP JPEG of 41 MB
-raises the serving process's peak RSS by less than 64 MiB, with a GPS position in its EXIF
+raises the serving process's peak RSS by less than 32 MiB (issue 24's target is 64; half of
+it still catches the file read whole once, a 46 MiB rise), with a GPS position in its EXIF
 (so the copy without location is written) and without one (so the original is only judged).
 
 The real server runs as a process of its own, as in production; its peak RSS is reset once
@@ -28,7 +29,7 @@ from tests.databases import drop_database
 from tests.metadata_files import gps_exif, jpeg_segment
 from tests.raw_http import BOUNDARY, form
 
-LIMIT_MIB = 64
+LIMIT_MIB = 32
 SIZE = (7400, 5400)  # 40 MP
 
 pytestmark = [
@@ -102,7 +103,7 @@ def with_gps(jpeg: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("gps", [True, False], ids=["with-gps", "without-gps"])
-def test_a_40_mp_jpeg_raises_the_servers_peak_rss_by_less_than_64_mib(
+def test_a_40_mp_jpeg_raises_the_servers_peak_rss_by_less_than_32_mib(
     server: ServerProcess, photo: bytes, gps: bool
 ) -> None:
     data = with_gps(photo) if gps else photo
