@@ -39,14 +39,19 @@ KINDS: dict[str, tuple[str, tuple[int, int]]] = {
 Files = list[tuple[str, bytes]]
 
 
-def photo_like(fmt: str, size: tuple[int, int], seed: int, noise: float = 6.0,
-               quality: int = 90) -> bytes:
-    """A textured picture plus sensor-like noise, so that files have realistic sizes."""
+def photo_pixels(size: tuple[int, int], seed: int, noise: float = 6.0) -> Image.Image:
+    """A textured RGB picture plus sensor-like noise, so that files have realistic sizes."""
     base = Image.open(io.BytesIO(make_image("PNG", (size[0] // 4, size[1] // 4), seed=seed)))
     pixels = np.asarray(base.convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)
     rng = np.random.default_rng(seed)
     pixels += rng.normal(0, noise, pixels.shape).astype(np.float32)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def photo_like(fmt: str, size: tuple[int, int], seed: int, noise: float = 6.0,
+               quality: int = 90) -> bytes:
+    """`photo_pixels` saved as `fmt`."""
+    image = photo_pixels(size, seed, noise)
     out = io.BytesIO()
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {"compress_level": 6}
     image.save(out, fmt, **options)
