@@ -7,8 +7,9 @@ the full decode.
     python -m bench.ingest_formats [--per-kind 8] [--clients 8] [--cache DIR]
 
 Shares bench/ingest.py's pictures, uploads and measures. The DNGs are written with pidng (a
-benchmark-only tool, not a project dependency). Encoding the inputs takes minutes (x265 at
-quality 80 the slowest, ~15 s a 12 MP picture): they are kept in --cache and reused.
+benchmark-only tool, not a project dependency). Encoding the inputs takes ~8 minutes on 2
+cores the first time (x265 at quality 80 the slowest, ~15 s a 12 MP picture): they are kept
+in --cache and reused, and a run is then ~2 minutes.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "AVIF": {"quality": 75},
     "JXL": {"quality": 85},
 }
-SUFFIX = {"JPEG": "jpg", "HEIF": "heic", "AVIF": "avif", "JXL": "jxl", "DNG": "dng"}
 # Bump when the way inputs are made changes: cached files are then made again.
 INPUTS_VERSION = 1
 CACHE = Path(tempfile.gettempdir(), "imagerepo-bench-formats")
@@ -182,6 +182,10 @@ def _make_inputs(cache: Path, size: tuple[int, int], seed: int, fmts: tuple[str,
             jpeg = io.BytesIO()
             image.save(jpeg, "JPEG", quality=90)
             data = with_preview(encode(image, "DNG"), jpeg.getvalue(), size)
+        elif fmt == "JPEG q97":  # bench/ingest.py's 40 MP JPEG
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=97)
+            data = out.getvalue()
         else:
             data = encode(image, fmt)
         part = path.with_suffix(".part")
@@ -219,12 +223,24 @@ def _own_kib(field: str) -> int:
 
 def _operation(op: str) -> Callable[[str], object]:
     """analyse: the whole analysis of an upload; working: its decode alone (opened as the
-    analysis opens it, a RAW's picture taken, reduced to the working images); decode: a
-    plain Pillow decode; heic-thumbnail: the decode of a HEIC's smallest thumbnail."""
+    analysis opens it, a RAW's picture taken, reduced to the working images); privacy: the
+    copy without location (the upload's other step over the whole file); decode: a plain
+    Pillow decode; heic-thumbnail: the decode of a HEIC's smallest thumbnail."""
     from server.imaging import analyse, sniff_format
     from server.imaging.decoding import working_image
     from server.imaging.opening import open_image
+    from server.imaging.privacy import strip_location
     from server.imaging.sniff import SNIFF_BYTES
+
+    def privacy(path: str) -> object:
+        with open(path, "rb") as fp:
+            fmt = sniff_format(fp.read(SNIFF_BYTES))
+        assert fmt is not None
+        copy = Path(path + ".nogps")
+        try:
+            return strip_location(Path(path), copy, fmt)
+        finally:
+            copy.unlink(missing_ok=True)
 
     def working(path: str) -> object:
         with open(path, "rb") as fp:
@@ -249,6 +265,7 @@ def _operation(op: str) -> Callable[[str], object]:
     return {
         "analyse": lambda path: analyse(path, max_pixels=10**9),
         "working": working,
+        "privacy": privacy,
         "decode": decode,
         "heic-thumbnail": lambda path: decode(path, smallest=True),
     }[op]
@@ -290,25 +307,22 @@ async def throughput(files: dict[str, list[bytes]], small: dict[str, bytes],
     """Each kind alone through one server (warmed up with a small file of each format),
     then the analysis alone on the same files."""
     workers = os.cpu_count() or 2
-    rows = []
+    print(f"\nend to end over HTTP, each kind alone, {clients} clients; the analysis alone "
+          "right after, on the same files:")
+    report_row("kind", "mean size MB", "p50 ms", "p95 ms", "img/s", "analysis img/s",
+               "share")
     with running_server() as server:
         await drive_uploads(server.url, list(small.items()), 1)
         for kind, contents in files.items():
             wall, latencies = await drive_uploads(server.url, [(kind, c) for c in contents],
                                                   clients)
-            rows.append((kind, len(contents) / wall, latencies[kind]))
-        peak = server.peak_rss_kib() / 1024
-    print(f"\nend to end over HTTP, each kind alone, {clients} clients "
-          f"(server peak RSS {peak:.0f} MiB):")
-    report_row("kind", "mean size MB", "p50 ms", "p95 ms", "img/s", "analysis img/s",
-               "share")
-    for kind, rate, latency in rows:
-        contents = files[kind]
-        ceiling = time_pipeline([(kind, c) for c in contents], workers)
-        report_row(kind, f"{sum(map(len, contents)) / len(contents) / MIB:.2f}",
-                   f"{percentile(latency, 50) * 1000:.0f}",
-                   f"{percentile(latency, 95) * 1000:.0f}", f"{rate:.1f}", f"{ceiling:.1f}",
-                   f"{rate / ceiling:.0%}")
+            rate = len(contents) / wall
+            ceiling = time_pipeline([(kind, c) for c in contents], workers)
+            report_row(kind, f"{sum(map(len, contents)) / len(contents) / MIB:.2f}",
+                       f"{percentile(latencies[kind], 50) * 1000:.0f}",
+                       f"{percentile(latencies[kind], 95) * 1000:.0f}", f"{rate:.1f}",
+                       f"{ceiling:.1f}", f"{rate / ceiling:.0%}")
+        print(f"server peak RSS {server.peak_rss_kib() / 1024:.0f} MiB")
 
 
 async def memory(huge: dict[str, tuple[str, bytes]], small: dict[str, bytes]) -> None:
@@ -328,13 +342,15 @@ def in_process(huge: dict[str, tuple[str, bytes]], small: dict[str, bytes],
                dng_plain: bytes, dng_preview: bytes, heic_12mp: bytes) -> None:
     """Analysis-level costs, each in a fresh process: the 48 MP decodes alone (what the
     server's rise is made of), the RAW preview against the demosaic, the HEIC thumbnail."""
-    print("\nin a fresh process: decode alone vs the whole analysis (first run's peak rise)")
-    report_row("file", "decode MiB", "decode s", "analyse MiB", "analyse s")
+    print("\nin a fresh process, peak RSS rise of one run: the decode alone, the whole "
+          "analysis, the copy without location")
+    report_row("file", "decode MiB", "analyse MiB", "analyse s", "privacy MiB")
     for kind, (fmt, content) in huge.items():
         decoded = cost("working", content, small[fmt], rounds=1)
         analysed = cost("analyse", content, small[fmt], rounds=1)
-        report_row(kind, f"{decoded[0]:.0f}", f"{decoded[1]:.2f}", f"{analysed[0]:.0f}",
-                   f"{analysed[1]:.2f}")
+        private = cost("privacy", content, small[fmt], rounds=1)
+        report_row(kind, f"{decoded[0]:.0f}", f"{analysed[0]:.0f}", f"{analysed[1]:.2f}",
+                   f"{private[0]:.0f}")
 
     print("\n24 MP DNG: the embedded preview (full size, JPEG q90) vs the half-size demosaic "
           "(median of 3)")
@@ -361,22 +377,22 @@ async def main(per_kind: int, clients: int, cache: Path) -> None:
     small_size = (480, 360)
     make_inputs(cache, [
         (HUGE, 99, ("HEIF", "AVIF", "JXL"), 6.0),
+        ((7400, 5400), 99, ("JPEG q97",), 40.0),
         *[((4000, 3000), seed, formats, 6.0) for seed in range(per_kind)],
         ((6000, 4000), 0, ("DNG", "DNG+preview"), 6.0),
         *[((6000, 4000), seed, ("DNG",), 6.0) for seed in range(1, per_kind)],
         (small_size, 1, (*formats, "DNG"), 6.0),
     ])
 
-    def read(fmt: str, size: tuple[int, int], seed: int) -> bytes:
-        return _cache_path(cache, fmt, size, seed, 6.0).read_bytes()
+    def read(fmt: str, size: tuple[int, int], seed: int, noise: float = 6.0) -> bytes:
+        return _cache_path(cache, fmt, size, seed, noise).read_bytes()
 
     files = {kind: [read(fmt, size, seed) for seed in range(per_kind)]
              for kind, (fmt, size) in KINDS.items()}
     small = {fmt: read(fmt, small_size, 1) for fmt in (*formats, "DNG")}
     huge = {
         # bench/ingest.py's 40 MP JPEG, for reference
-        "40MP JPEG": ("JPEG", photo_like("JPEG", (7400, 5400), seed=99, noise=40.0,
-                                         quality=97)),
+        "40MP JPEG": ("JPEG", read("JPEG q97", (7400, 5400), 99, noise=40.0)),
         "48MP HEIC": ("HEIF", read("HEIF", HUGE, 99)),
         "48MP AVIF": ("AVIF", read("AVIF", HUGE, 99)),
         "48MP JPEG XL": ("JXL", read("JXL", HUGE, 99)),
