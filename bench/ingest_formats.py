@@ -9,7 +9,7 @@ the full decode.
 Shares bench/ingest.py's pictures, uploads and measures. The DNGs are written with pidng (a
 benchmark-only tool, not a project dependency). Encoding the inputs takes ~8 minutes on 2
 cores the first time (x265 at quality 80 the slowest, ~15 s a 12 MP picture): they are kept
-in --cache and reused, and a run is then ~4 minutes.
+in --cache and reused, and a run then takes 2-4 minutes.
 """
 
 from __future__ import annotations
