@@ -879,6 +879,12 @@ MUTATIONS = (
         ("tests/test_web_page.py::test_a_phones_photos_show_everywhere_through_their_thumbnails",),
     ),
     Mutation(
+        "a JPEG XL decoded under the lock every open takes", "server/imaging/sniff.py",
+        '    if fmt == "JXL":\n        # The JPEG XL plugin decodes',
+        '    if False:\n        # The JPEG XL plugin decodes',
+        ("tests/test_formats.py::test_a_jpeg_xl_decodes_outside_the_lock_every_open_takes",),
+    ),
+    Mutation(
         "client: a HEIC in a folder is not an image", "imagerepo/files.py",
         '    if head[4:8] == b"ftyp":', '    if head[4:8] == b"ftypX":',
         ("tests/test_client_cli.py::"

@@ -5,6 +5,7 @@ downloaded and found like a JPEG."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import io
 import struct
@@ -20,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from server.config import Config
-from server.imaging import analyse, formats, hamming, hashes_of, sniff_format
+from server.imaging import analyse, formats, hamming, hashes_of, sniff, sniff_format
 from server.imaging.privacy import GPS_IFD, strip_location
 from server.imaging.privacy_containers import _boxes
 from tests.conftest import bearer
@@ -328,3 +329,13 @@ async def test_a_raw_bomb_is_refused_from_its_headers(client: Client, alice: str
     body = await upload(client, alice, bytes(bomb), "bomb.dng", status=413)
     assert "60000x60000" in body["error"]["message"]
     assert time.monotonic() - started < 2
+
+
+def test_a_jpeg_xl_decodes_outside_the_lock_every_open_takes() -> None:
+    """The JPEG XL plugin decodes whole when it opens a file: that must not hold the lock
+    around Pillow's pixel limit, which every other upload's open waits for."""
+    data = written("JXL", picture((64, 48), 6))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, sniff._LIMIT_LOCK:
+        # (the lock is let go before the pool waits for its thread)
+        opened = pool.submit(lambda: sniff.open_lazy(io.BytesIO(data), "JXL").size)
+        assert opened.result(timeout=10) == (64, 48)

@@ -182,6 +182,13 @@ def open_lazy(fp: IO[bytes], fmt: str) -> ImageFile.ImageFile:
     Restricting the plugins keeps exotic decoders (EPS runs Ghostscript) away from uploads.
     Raises what Pillow raises (``UnidentifiedImageError`` and friends).
     """
+    if fmt == "JXL":
+        # The JPEG XL plugin decodes the whole picture when it opens: not under the lock,
+        # which every other open waits for. Its size was checked from the codestream's
+        # header (jxl_size) before; Pillow's own bomb check is not wanted.
+        from pillow_jxl.JpegXLImagePlugin import JXLImageFile
+
+        return JXLImageFile(fp)
     with pillow_limit_lifted(), warnings.catch_warnings():
         # Metadata complaints ("Corrupt EXIF data", "Truncated File Read") are for the decode
         # to judge. catch_warnings is process-global: the lock keeps it from interleaving.

@@ -3,9 +3,10 @@ each.
 
 - `read`: the multipart stream under the request's limits; each file sniffed from its first
   bytes and streamed to storage.
-- `analyse`: in the CPU pool, each file's SHA-256 and the image pipeline (`imaging.analyse`),
-  started as soon as the file is stored, while the next one arrives.
-- `derive`: what is stored beside the original: the copy without location, the thumbnail.
+- `analyse`: each file's SHA-256 and the image pipeline (`imaging.analyse`), started as soon
+  as the file is stored, while the next one arrives.
+- `derive`: what is stored beside the original: the copy without location (made in the
+  same CPU job as the analysis), the thumbnail.
 - `commit`: all or nothing: the bad parts named in one error, the rows in one transaction,
   every object the request wrote removed on any failure.
 
@@ -18,17 +19,19 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 from aiohttp import MultipartReader
 
+from ..cpu import run_cpu
 from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..imaging import ImageFacts
 from ..services.images import NewImage
 from ..storage import Storage
 from . import derive
-from .analyse import analyse_query, analyse_upload
+from .analyse import analyse_query, digest_and_analyse
 from .commit import Analysis, StoredFile, UploadBatch, analyses, commit, new_images
 from .read import (
     Limits,
@@ -53,19 +56,36 @@ class Ingested:
     files: list[tuple[str, str]]  # (file name, SHA-256 hex): what Idempotency-Key compares
 
 
+def _analyse_and_clean(path: Path, fmt: str, max_pixels: int,
+                       thumbnail: bool) -> tuple[ImageFacts, bytes, Path | None]:
+    """One CPU job per file: its facts, digest and copy without location (a second job
+    would wait again in the pool's queue, behind every other file's analysis)."""
+    facts, sha256 = digest_and_analyse(path, max_pixels, fmt, thumbnail)
+    return facts, sha256, derive.clean_copy(path, fmt)
+
+
 async def _process(received: ReceivedFile, batch: UploadBatch, cpu: Executor,
                    limits: Limits) -> Analysis:
-    """Analyse one stored file, then derive and store its copy and thumbnail."""
+    """Analyse one stored file, then store its copy without location and its thumbnail."""
+    job = asyncio.ensure_future(run_cpu(cpu, _analyse_and_clean, received.path,
+                                        received.format, limits.max_pixels, limits.thumbnails))
     try:
-        facts, sha256 = await analyse_upload(cpu, received.path, received.format,
-                                             limits.max_pixels, limits.thumbnails)
-        copy = await derive.public_copy(batch.storage, batch.written_keys, cpu, received.path,
-                                        received.format)
+        facts, sha256, clean = await asyncio.shield(job)
+    except asyncio.CancelledError:
+        # The pool's thread finishes the job anyway: its temporary copy is removed then.
+        job.add_done_callback(_remove_copy)
+        raise
     finally:
         await received.release()
+    copy = await derive.public_copy(batch.storage, batch.written_keys, clean)
     thumbnail = await derive.small_thumbnail(batch.storage, batch.written_keys,
                                              facts.thumbnail)
     return Analysis(facts, sha256, copy, thumbnail)
+
+
+def _remove_copy(job: asyncio.Future[tuple[ImageFacts, bytes, Path | None]]) -> None:
+    if not job.cancelled() and job.exception() is None and (copy := job.result()[2]):
+        copy.unlink(missing_ok=True)
 
 
 async def ingest_upload(reader: MultipartReader, storage: Storage, cpu: Executor, pool: Pool,

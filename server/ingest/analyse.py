@@ -28,17 +28,12 @@ def sha256_of(path: Path) -> tuple[bytes, int]:
     return digest.digest(), size
 
 
-def _digest_and_analyse(path: Path, max_pixels: int, fmt: str,
-                        thumbnail: bool) -> tuple[ImageFacts, bytes]:
+def digest_and_analyse(path: Path, max_pixels: int, fmt: str,
+                       thumbnail: bool) -> tuple[ImageFacts, bytes]:
+    """An upload's facts (with the small thumbnail when asked) and the SHA-256 of its bytes.
+    Synchronous: the caller runs it in the CPU pool. Raises ImageRejected."""
     sha256, _ = sha256_of(path)
     return analyse(path, max_pixels=max_pixels, expected_format=fmt, thumbnail=thumbnail), sha256
-
-
-async def analyse_upload(cpu: Executor, path: Path, fmt: str, max_pixels: int,
-                         thumbnail: bool) -> tuple[ImageFacts, bytes]:
-    """An upload's facts (with the small thumbnail when asked) and the SHA-256 of its bytes.
-    Raises ImageRejected."""
-    return await run_cpu(cpu, _digest_and_analyse, path, max_pixels, fmt, thumbnail)
 
 
 async def analyse_stored(cpu: Executor, path: Path) -> ImageFacts:

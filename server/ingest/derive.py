@@ -11,11 +11,9 @@ import os
 import struct
 import tempfile
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cpu import run_cpu
 from ..imaging import CorruptImage
 from ..imaging.privacy import strip_location
 from ..imaging.thumbnails import Thumbnail
@@ -36,7 +34,7 @@ class PublicCopy:
     sha256: bytes
 
 
-def _clean_copy(path: Path, fmt: str) -> Path | None:
+def clean_copy(path: Path, fmt: str) -> Path | None:
     """Runs in the CPU pool: a temporary file holding the copy without location (the caller
     stores and removes it), or None when the original holds nothing to remove."""
     fd, copy_name = tempfile.mkstemp(prefix="imagerepo-nogps-")
@@ -65,11 +63,10 @@ async def _store_copy(storage: Storage, written_keys: list[str], copy: Path) -> 
     return PublicCopy(public_key, size, sha256)
 
 
-async def public_copy(storage: Storage, written_keys: list[str], cpu: Executor, path: Path,
-                      fmt: str) -> PublicCopy | None:
-    """The copy without location, stored; None when the original can be shown to all.
-    Raises CorruptImage when its metadata cannot be parsed."""
-    copy = await run_cpu(cpu, _clean_copy, path, fmt)
+async def public_copy(storage: Storage, written_keys: list[str],
+                      copy: Path | None) -> PublicCopy | None:
+    """Store the copy without location `clean_copy` made, and remove its temporary file;
+    None when there is none (the original can be shown to all)."""
     if copy is None:
         return None
     try:
