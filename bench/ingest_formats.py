@@ -351,6 +351,12 @@ async def memory(huge: dict[str, tuple[str, bytes]], small: dict[str, bytes]) ->
             await drive_uploads(server.url, [("warm", webp), ("warm", small[fmt])], 1)
             rise = await rss_rise(server, [content])
         report_row(kind, f"{len(content) / MIB:.1f}", f"{rise:.0f}")
+    # Two at once: whole decodes of large pictures take turns (imaging/opening.py).
+    fmt, content = huge["48MP HEIC"]
+    with running_server() as server:
+        await drive_uploads(server.url, [("warm", webp), ("warm", small[fmt])], 1)
+        rise = await rss_rise(server, [content, content])
+    report_row("2 x 48MP HEIC at once", f"{2 * len(content) / MIB:.1f}", f"{rise:.0f}")
 
 
 def in_process(huge: dict[str, tuple[str, bytes]], small: dict[str, bytes],

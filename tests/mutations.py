@@ -862,7 +862,7 @@ MUTATIONS = (
     ),
     Mutation(
         "the pixel limit applied after a RAW's picture is decoded", "server/imaging/hashing.py",
-        "    _check_pixels(opened.size, max_pixels)\n",
+        "            _check_pixels(opened.size, max_pixels)  # before waiting for a decode slot\n",
         "",
         ("tests/test_formats.py::test_a_raw_bomb_is_refused_from_its_headers",),
     ),
@@ -883,6 +883,26 @@ MUTATIONS = (
         '    if fmt == "JXL":\n        # The JPEG XL plugin decodes',
         '    if False:\n        # The JPEG XL plugin decodes',
         ("tests/test_formats.py::test_a_jpeg_xl_decodes_outside_the_lock_every_open_takes",),
+    ),
+    Mutation(
+        "large whole decodes side by side", "server/imaging/opening.py",
+        "        return nullcontext()\n    return _LARGE_DECODE\n",
+        "        return nullcontext()\n    return nullcontext()\n",
+        ("tests/test_formats.py::test_large_whole_decodes_take_turns",),
+    ),
+    Mutation(
+        "JPEGs take turns too", "server/imaging/opening.py",
+        '    if fmt == "JPEG" or size[0] * size[1] <= LARGE_PIXELS:',
+        "    if size[0] * size[1] <= LARGE_PIXELS:",
+        ("tests/test_formats.py::test_large_whole_decodes_take_turns",),
+    ),
+    Mutation(
+        "a whole decode reduced below the side asked for", "server/imaging/whole_decoders.py",
+        "    factor = max(1, min(min(width, height) // WORKING_SHORT_SIDE, max(width, height) "
+        "// long_side))",
+        "    factor = max(1, max(min(width, height) // WORKING_SHORT_SIDE, max(width, height) "
+        "// long_side))",
+        ("tests/test_formats.py::test_whole_decoders_give_the_picture_pillow_gives",),
     ),
     Mutation(
         "client: a HEIC in a folder is not an image", "imagerepo/files.py",

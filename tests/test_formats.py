@@ -9,6 +9,7 @@ import concurrent.futures
 import dataclasses
 import io
 import struct
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,15 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from server.config import Config
-from server.imaging import analyse, formats, hamming, hashes_of, sniff, sniff_format
+from server.imaging import (
+    analyse,
+    formats,
+    hamming,
+    hashes_of,
+    opening,
+    sniff,
+    sniff_format,
+)
 from server.imaging.privacy import GPS_IFD, strip_location
 from server.imaging.privacy_containers import _boxes
 from tests.conftest import bearer
@@ -339,3 +348,46 @@ def test_a_jpeg_xl_decodes_outside_the_lock_every_open_takes() -> None:
         # (the lock is let go before the pool waits for its thread)
         opened = pool.submit(lambda: sniff.open_lazy(io.BytesIO(data), "JXL").size)
         assert opened.result(timeout=10) == (64, 48)
+
+
+@pytest.mark.parametrize(("fmt", "serialised"), [("PNG", True), ("AVIF", True),
+                                                 ("JPEG", False)])
+def test_large_whole_decodes_take_turns(
+    monkeypatch: pytest.MonkeyPatch, fmt: str, serialised: bool
+) -> None:
+    """Two large pictures in formats decoded whole are analysed one at a time in a process
+    (each holds hundreds of MiB at 48 MP); JPEGs, decoded at a reduced scale, side by side."""
+    monkeypatch.setattr(opening, "LARGE_PIXELS", 100 * 100)
+    data = written(fmt, picture((160, 120), 7))
+    inside, most = 0, 0
+    lock = threading.Lock()
+    real = opening.Opened.image
+
+    def watched_image(self: opening.Opened, long_side: int) -> Image.Image:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.3)  # long enough for the other thread to arrive
+        with lock:
+            inside -= 1
+        return real(self, long_side)
+
+    monkeypatch.setattr(opening.Opened, "image", watched_image)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: analyse(data, max_pixels=10**6), range(2)))
+    assert most == (1 if serialised else 2)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "JXL"])
+def test_whole_decoders_give_the_picture_pillow_gives(fmt: str) -> None:
+    """HEIF and JPEG XL decoded straight into an array and reduced there: the same picture
+    as Pillow's plugin decodes, upright, at the reduced size asked for."""
+    data = written(fmt, picture((1200, 800), 8), quality=95)
+    with opening.open_image(io.BytesIO(data), fmt) as opened:
+        small = opened.image(600)
+    assert small.size == (600, 400)  # the largest whole factor keeping 600 and 256 px
+
+    with Image.open(io.BytesIO(data)) as im:
+        expected = np.asarray(im.convert("RGB").reduce(2), dtype=np.int16)
+    assert np.abs(np.asarray(small, dtype=np.int16) - expected).mean() < 2

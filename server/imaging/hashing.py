@@ -39,7 +39,7 @@ from server.imaging.features import (
     stored_features,
 )
 from server.imaging.formats import missing_decoder
-from server.imaging.opening import Opened, open_image
+from server.imaging.opening import Opened, decode_slot, open_image
 from server.imaging.regions import EDGE_SIDE, Proposal, proposals, quad_area, scaled
 from server.imaging.signals import Signal, picture_signals, query_signals, stored_signals
 from server.imaging.sniff import (
@@ -190,8 +190,10 @@ def analyse(
                 opened = stack.enter_context(open_image(fp, fmt))
             except DECODE_ERRORS as exc:
                 raise CorruptImage(f"the {fmt} header cannot be read") from exc
-            return _analyse_open(opened, max_pixels=max_pixels, variants=variants,
-                                 query=query, thumbnail=thumbnail, features=features)
+            _check_pixels(opened.size, max_pixels)  # before waiting for a decode slot
+            with decode_slot(fmt, opened.size):
+                return _analyse_open(opened, variants=variants, query=query,
+                                     thumbnail=thumbnail, features=features)
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
@@ -203,14 +205,13 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
 
 
 def _analyse_open(
-    opened: Opened, *, max_pixels: int, variants: bool = False, query: bool = False,
+    opened: Opened, *, variants: bool = False, query: bool = False,
     thumbnail: bool = False, features: bool = True,
 ) -> ImageFacts:
     fmt = opened.format
     width, height = opened.size
     if width <= 0 or height <= 0:
         raise CorruptImage(f"the {fmt} header gives an empty size {width}x{height}")
-    _check_pixels(opened.size, max_pixels)
     # Between Pillow's own limit and ours, some decoders (GIF, TIFF) check again while decoding.
     limit = pillow_pixel_limit()
     over_pillow = limit is not None and width * height > limit

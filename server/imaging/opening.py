@@ -1,28 +1,42 @@
 """Opening an accepted image lazily, whatever decodes it: its stored size and orientation
 first (the pixel limit is applied before any pixel is decoded), then the picture.
 
-Pillow's plugins (with pillow-heif and the JPEG XL plugin registered) open most formats;
-camera RAW goes through LibRaw (imaging/raw.py). How orientation is known differs: EXIF
-(read after decoding: a PNG's eXIf chunk may follow the pixels) for most formats; HEIF and
-JPEG XL decoders apply the file's own orientation (irot/imir, the codestream's), so their
-pixels come out upright and any EXIF orientation is ignored, as the formats require; a RAW's
-comes from LibRaw.
+Pillow's plugins open most formats. HEIF and JPEG XL are decoded whole by their libraries
+straight into an array reduced at once (imaging/whole_decoders.py); camera RAW goes through
+LibRaw (imaging/raw.py). How orientation is known differs: EXIF (read after decoding: a
+PNG's eXIf chunk may follow the pixels) for most formats; HEIF and JPEG XL decoders apply the
+file's own orientation (irot/imir, the codestream's), so their pixels come out upright and
+any EXIF orientation is ignored, as the formats require; a RAW's comes from LibRaw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO
 
 from PIL import Image
 
 from .formats import register_decoders
-from .sniff import RAW_FORMATS, CorruptImage, open_lazy, pillow_format
+from .jxl_header import jxl_size
+from .sniff import RAW_FORMATS, SNIFF_BYTES, CorruptImage, open_lazy, pillow_format
+from .whole_decoders import heif_picture, jxl_picture
 
-# Formats whose decoder turns the pixels upright by the file's own orientation.
-_UPRIGHT_DECODED = frozenset({"HEIF", "JXL"})
+# Pictures above this many pixels in a format with no reduced-scale decode are decoded one
+# at a time in a process: a 48 MP HEIC, AVIF or JPEG XL holds 300-430 MiB while it decodes,
+# and their decoders use every core anyway (docs/benchmarks.md).
+LARGE_PIXELS = 16_000_000
+_LARGE_DECODE = threading.BoundedSemaphore(1)
+
+
+def decode_slot(fmt: str, size: tuple[int, int]) -> threading.BoundedSemaphore | nullcontext[None]:
+    """What to hold while a picture of this format and size is decoded and in memory: the
+    one large-decode slot, or nothing (a JPEG decodes at a reduced DCT scale)."""
+    if fmt == "JPEG" or size[0] * size[1] <= LARGE_PIXELS:
+        return nullcontext()
+    return _LARGE_DECODE
 
 
 @dataclass(slots=True)
@@ -33,23 +47,25 @@ class Opened:
     size: tuple[int, int]  # as stored, before orientation
     # The orientation (EXIF's 1-8); None: read from the decoded image's EXIF.
     orientation: int | None
+    # The picture with a long side of at least the one asked for (when it has it), lazily
+    # opened where the format allows (a JPEG still takes a DCT scale).
+    _picture: Callable[[int], Image.Image]
     _image: Image.Image | None = None
-    _raw: object = None
 
     def image(self, long_side: int) -> Image.Image:
-        """The picture, lazily opened where the format allows (a JPEG still takes a DCT
-        scale); `long_side`: what the caller needs at least (a RAW's preview must reach it)."""
         if self._image is None:
-            from .raw import RawFile
-
-            assert isinstance(self._raw, RawFile)
-            self._image = self._raw.picture(long_side)
+            self._image = self._picture(long_side)
         return self._image
 
 
 def _source(fp: IO[bytes]) -> str | IO[bytes]:
     name = getattr(fp, "name", None)
     return name if isinstance(name, str) else fp
+
+
+def _plugin(fp: IO[bytes], fmt: str) -> Image.Image:
+    fp.seek(0)
+    return open_lazy(fp, fmt)
 
 
 @contextmanager
@@ -63,12 +79,22 @@ def open_image(fp: IO[bytes], fmt: str) -> Iterator[Opened]:
         fp.seek(0)
         raw = RawFile(_source(fp))
         try:
-            yield Opened(fmt, raw.size, raw.orientation, _raw=raw)
+            yield Opened(fmt, raw.size, raw.orientation, raw.picture)
         finally:
             raw.close()
+        return
+    if fmt == "JXL":  # its plugin would decode the whole picture just to open it
+        fp.seek(0)
+        size = jxl_size(fp.read(SNIFF_BYTES))
+        if size is None:
+            raise CorruptImage("the JPEG XL header cannot be read")
+        yield Opened(fmt, size, 1, lambda side: jxl_picture(fp, side) or _plugin(fp, fmt))
         return
     im = open_lazy(fp, fmt)
     with im:
         if pillow_format(im) != fmt:
             raise CorruptImage(f"the data is not a valid {fmt} image")
-        yield Opened(fmt, im.size, 1 if fmt in _UPRIGHT_DECODED else None, _image=im)
+        if fmt == "HEIF":
+            yield Opened(fmt, im.size, 1, lambda side: heif_picture(fp, side))
+        else:
+            yield Opened(fmt, im.size, None, lambda side: im, _image=im)

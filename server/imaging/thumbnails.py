@@ -28,7 +28,7 @@ from server.imaging.decoding import (
     normalise_mode,
     working_image,
 )
-from server.imaging.opening import open_image
+from server.imaging.opening import decode_slot, open_image
 from server.imaging.sniff import (
     CorruptImage,
     pillow_limit_lifted,
@@ -101,7 +101,7 @@ def render(path: Path, fmt: str, size: int) -> Thumbnail:
             width, height = opened.size
             # Stored originals passed the service's own limit, which may be above Pillow's.
             with (pillow_limit_lifted() if limit and width * height > limit
-                  else nullcontext()):
+                  else nullcontext()), decode_slot(fmt, opened.size):
                 if size <= SMALL:
                     return encode(working_image(opened.image(WORKING_SHORT_SIDE),
                                                 orientation=opened.orientation).display, size)
