@@ -891,8 +891,8 @@ MUTATIONS = (
         ("tests/test_formats.py::test_large_whole_decodes_take_turns",),
     ),
     Mutation(
-        "JPEGs take turns too", "server/imaging/opening.py",
-        '    if fmt == "JPEG" or size[0] * size[1] <= LARGE_PIXELS:',
+        "JPEGs and RAWs take turns too", "server/imaging/opening.py",
+        "    if fmt in _SIDE_BY_SIDE or size[0] * size[1] <= LARGE_PIXELS:",
         "    if size[0] * size[1] <= LARGE_PIXELS:",
         ("tests/test_formats.py::test_large_whole_decodes_take_turns",),
     ),

@@ -351,14 +351,15 @@ def test_a_jpeg_xl_decodes_outside_the_lock_every_open_takes() -> None:
 
 
 @pytest.mark.parametrize(("fmt", "serialised"), [("PNG", True), ("AVIF", True),
-                                                 ("JPEG", False)])
+                                                 ("JPEG", False), ("DNG", False)])
 def test_large_whole_decodes_take_turns(
     monkeypatch: pytest.MonkeyPatch, fmt: str, serialised: bool
 ) -> None:
     """Two large pictures in formats decoded whole are analysed one at a time in a process
-    (each holds hundreds of MiB at 48 MP); JPEGs, decoded at a reduced scale, side by side."""
+    (each holds hundreds of MiB at 48 MP); JPEGs, decoded at a reduced scale, and RAWs (a
+    preview or a half-size demosaic, in one thread) side by side."""
     monkeypatch.setattr(opening, "LARGE_PIXELS", 100 * 100)
-    data = written(fmt, picture((160, 120), 7))
+    data = DNG.read_bytes() if fmt == "DNG" else written(fmt, picture((160, 120), 7))
     inside, most = 0, 0
     lock = threading.Lock()
     real = opening.Opened.image

@@ -24,17 +24,19 @@ from .jxl_header import jxl_size
 from .sniff import RAW_FORMATS, SNIFF_BYTES, CorruptImage, open_lazy, pillow_format
 from .whole_decoders import heif_picture, jxl_picture
 
-# Pictures above this many pixels in a format with no reduced-scale decode are decoded one
-# at a time in a process: a 48 MP HEIC, AVIF or JPEG XL holds 300-430 MiB while it decodes,
-# and their decoders use every core anyway (docs/benchmarks.md).
+# Pictures above this many pixels in a format decoded whole are decoded one at a time in a
+# process: a 48 MP HEIC, AVIF or JPEG XL holds 300-430 MiB while it decodes, and those
+# decoders use every core anyway (docs/benchmarks.md). A JPEG decodes at a reduced DCT scale
+# and a RAW from its preview or at half size, in one thread: they go side by side.
 LARGE_PIXELS = 16_000_000
 _LARGE_DECODE = threading.BoundedSemaphore(1)
+_SIDE_BY_SIDE = frozenset({"JPEG"}) | RAW_FORMATS
 
 
 def decode_slot(fmt: str, size: tuple[int, int]) -> threading.BoundedSemaphore | nullcontext[None]:
     """What to hold while a picture of this format and size is decoded and in memory: the
-    one large-decode slot, or nothing (a JPEG decodes at a reduced DCT scale)."""
-    if fmt == "JPEG" or size[0] * size[1] <= LARGE_PIXELS:
+    one large-decode slot, or nothing."""
+    if fmt in _SIDE_BY_SIDE or size[0] * size[1] <= LARGE_PIXELS:
         return nullcontext()
     return _LARGE_DECODE
 
