@@ -80,39 +80,16 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 def mosaic(image: Image.Image) -> np.ndarray:
     """What a sensor behind an RGGB Bayer filter would record: linear 12-bit values."""
-    linear = (np.asarray(image, np.float32) / 255.0) ** 2.2 * 4095.0
-    raw = np.empty(linear.shape[:2], np.uint16)
-    raw[0::2, 0::2] = linear[0::2, 0::2, 0]
-    raw[0::2, 1::2] = linear[0::2, 1::2, 1]
-    raw[1::2, 0::2] = linear[1::2, 0::2, 1]
-    raw[1::2, 1::2] = linear[1::2, 1::2, 2]
-    return raw
+    from tests.data.make_dng import bayer
+
+    return bayer((np.asarray(image, np.float32) / 255.0) ** 2.2 * 4095.0)
 
 
 def dng(raw: np.ndarray) -> bytes:
-    """A DNG of a 12-bit RGGB mosaic (uncompressed, packed 12 bits a sample), the raw data
-    in IFD0, no preview."""
-    from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import CalibrationIlluminant, CFAPattern, PhotometricInterpretation
+    """A DNG of a 12-bit RGGB mosaic written by pidng (tests/data/make_dng.py), no preview."""
+    from tests.data.make_dng import dng as written_by_pidng
 
-    height, width = raw.shape
-    tags = DNGTags()
-    for tag, value in [
-        (Tag.ImageWidth, width), (Tag.ImageLength, height), (Tag.TileWidth, width),
-        (Tag.TileLength, height), (Tag.Orientation, 1),
-        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
-        (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 12), (Tag.CFARepeatPatternDim, [2, 2]),
-        (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 4095),
-        (Tag.ColorMatrix1, [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1],
-                            [1, 1]]),
-        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
-        (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]), (Tag.Make, "Test"),
-        (Tag.Model, "Camera"), (Tag.UniqueCameraModel, "Test Camera"),
-    ]:
-        tags.set(tag, value)
-    writer = RAW2DNG()
-    writer.options(tags, path="", compress=False)
-    return bytes(writer.convert(raw))
+    return written_by_pidng(raw)
 
 
 # TIFF field types -> bytes a value; tags whose (inline) value is a file offset.

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,17 @@ async def _migrated_database(admin: str) -> str:
     finally:
         await pool.close()
     return dsn
+
+
+@contextmanager
+def migrated_database(admin: str) -> Iterator[str]:
+    """A database of its own, migrated, dropped afterwards (for servers started as
+    processes, which the per-test truncation does not reach)."""
+    dsn = asyncio.run(_migrated_database(admin))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(drop_database(admin, dsn))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ without GPS and 124 MiB with it; reading a block at a time, it is 9 and 14.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import urllib.request
@@ -24,8 +23,7 @@ import pytest
 from PIL import Image
 
 from bench.common import ServerProcess, running_server
-from tests.conftest import _migrated_database
-from tests.databases import drop_database
+from tests.conftest import migrated_database
 from tests.metadata_files import gps_exif, jpeg_segment
 from tests.raw_http import BOUNDARY, form
 
@@ -60,11 +58,8 @@ def photo() -> bytes:
 
 @pytest.fixture(scope="module")
 def dsn(admin_dsn: str) -> Iterator[str]:
-    database = asyncio.run(_migrated_database(admin_dsn))
-    try:
+    with migrated_database(admin_dsn) as database:
         yield database
-    finally:
-        asyncio.run(drop_database(admin_dsn, database))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ nothing of each other (lockout, cursors, idempotency)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -27,8 +26,7 @@ from typing import Any
 import pytest
 
 from bench.common import free_port
-from tests.conftest import _migrated_database
-from tests.databases import drop_database
+from tests.conftest import migrated_database
 from tests.images import make_image
 from tests.raw_http import closing, form, part_head, read_answer, upload_head
 from tests.test_cli import start_server
@@ -79,11 +77,8 @@ def kept_alive(port: int) -> socket.socket:
 
 @pytest.fixture
 def dsn(admin_dsn: str) -> Iterator[str]:
-    database = asyncio.run(_migrated_database(admin_dsn))
-    try:
+    with migrated_database(admin_dsn) as database:
         yield database
-    finally:
-        asyncio.run(drop_database(admin_dsn, database))
 
 
 def sign_up(url: str, name: str) -> str:

@@ -35,24 +35,25 @@ class _IfdTag(dngTag):  # type: ignore[misc]
         self.subIFD = value[0]
 
 
-def mosaic() -> np.ndarray:
-    upright = np.asarray(photo("astronaut"))[40:296, 100:292]  # 256 x 192, upright
-    stored = np.rot90(upright, 1).astype(np.uint16) * 16  # orientation 6 turns it back
-    raw = np.zeros(stored.shape[:2], np.uint16)
-    raw[0::2, 0::2] = stored[0::2, 0::2, 0]
-    raw[0::2, 1::2] = stored[0::2, 1::2, 1]
-    raw[1::2, 0::2] = stored[1::2, 0::2, 1]
-    raw[1::2, 1::2] = stored[1::2, 1::2, 2]
+def bayer(rgb: np.ndarray) -> np.ndarray:
+    """What a sensor behind an RGGB Bayer filter records of these (linear, 12-bit) values."""
+    raw = np.empty(rgb.shape[:2], np.uint16)
+    raw[0::2, 0::2] = rgb[0::2, 0::2, 0]
+    raw[0::2, 1::2] = rgb[0::2, 1::2, 1]
+    raw[1::2, 0::2] = rgb[1::2, 0::2, 1]
+    raw[1::2, 1::2] = rgb[1::2, 1::2, 2]
     return raw
 
 
-def main() -> None:
-    raw = mosaic()
+def dng(raw: np.ndarray, orientation: int = 1, xmp: bytes | None = None,
+        gps: list[Any] | None = None) -> bytes:
+    """A DNG of a 12-bit RGGB mosaic (uncompressed), the raw data in IFD0, no preview;
+    with an XMP packet and a GPS IFD (pidng tags) when given."""
     height, width = raw.shape
     tags = DNGTags()
     for tag, value in [
         (Tag.ImageWidth, width), (Tag.ImageLength, height), (Tag.TileWidth, width),
-        (Tag.TileLength, height), (Tag.Orientation, 6),
+        (Tag.TileLength, height), (Tag.Orientation, orientation),
         (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
         (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 12), (Tag.CFARepeatPatternDim, [2, 2]),
         (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 4095),
@@ -61,18 +62,27 @@ def main() -> None:
         (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
         (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]), (Tag.Make, "Test"),
         (Tag.Model, "Camera"), (Tag.UniqueCameraModel, "Test Camera"),
-        (Tag.XMP_Metadata, list(XMP)),
     ]:
         tags.set(tag, value)
-    gps = dngIFD()
-    gps.tags += [dngTag((1, Type.Ascii), "N"),
-                 dngTag((2, Type.Rational), [[51, 1], [30, 1], [125, 10]]),
-                 dngTag((3, Type.Ascii), "W"),
-                 dngTag((4, Type.Rational), [[0, 1], [7, 1], [390, 10]])]
-    tags.__tags__[(34853, Type.IFD)] = _IfdTag((34853, Type.IFD), [gps])
+    if xmp is not None:
+        tags.set(Tag.XMP_Metadata, list(xmp))
+    if gps is not None:
+        directory = dngIFD()
+        directory.tags += gps
+        tags.__tags__[(34853, Type.IFD)] = _IfdTag((34853, Type.IFD), [directory])
     writer = RAW2DNG()
     writer.options(tags, path="", compress=False)
-    OUT.write_bytes(bytes(writer.convert(raw)))
+    return bytes(writer.convert(raw))
+
+
+def main() -> None:
+    upright = np.asarray(photo("astronaut"))[40:296, 100:292]  # 256 x 192, upright
+    stored = np.rot90(upright, 1).astype(np.uint16) * 16  # orientation 6 turns it back
+    gps = [dngTag((1, Type.Ascii), "N"),
+           dngTag((2, Type.Rational), [[51, 1], [30, 1], [125, 10]]),
+           dngTag((3, Type.Ascii), "W"),
+           dngTag((4, Type.Rational), [[0, 1], [7, 1], [390, 10]])]
+    OUT.write_bytes(dng(bayer(stored), orientation=6, xmp=XMP, gps=gps))
     print(f"{OUT}: {OUT.stat().st_size} bytes")
 
 
