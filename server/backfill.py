@@ -7,9 +7,10 @@ different selection and step.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO, TypeVar
 from uuid import UUID
@@ -74,3 +75,17 @@ async def batches(
     while rows := await fetch(after, size):
         yield rows
         after = key(rows[-1])
+
+
+async def all_of(steps: Iterable[Awaitable[None]]) -> None:
+    """Run a batch's steps together. Interrupted (Ctrl-C cancels the run), every step is
+    cancelled and waited for: their clean-up (an object stored, a row being written) is over
+    when the interruption reaches the caller, so what the rows say is what was done."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

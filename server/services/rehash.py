@@ -18,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..backfill import Progress, batches
+from ..backfill import Progress, all_of, batches
 from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..imaging import HASH_VERSION, ImageFacts, ImageRejected
@@ -89,6 +89,6 @@ async def rehash(pool: Pool, queries: Queries, storage: Storage, cpu: Executor, 
             progress.advance(failed=report.failed + report.skipped - before)
 
     async for rows in batches(fetch, lambda r: r["id"], BATCH):
-        await asyncio.gather(*(one(row) for row in rows))
+        await all_of(one(row) for row in rows)
     progress.finish()
     return report

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..backfill import Progress, batches
+from ..backfill import Progress, all_of, batches
 from ..cpu import run_cpu
 from ..db.pool import Connection, Pool
 from ..db.queries import Queries, Record
@@ -188,6 +188,6 @@ async def backfill(pool: Pool, queries: Queries, storage: Storage, cpu: Executor
             progress.advance()
 
     async for rows in batches(fetch, lambda r: r["id"], BATCH):
-        await asyncio.gather(*(one(row) for row in rows))
+        await all_of(one(row) for row in rows)
     progress.finish()
     return report
