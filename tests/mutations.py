@@ -839,8 +839,10 @@ MUTATIONS = (
         ("tests/test_formats.py::test_bombs_are_refused_before_decoding",),
     ),
     Mutation(
-        "a JPEG XL turned by its Exif box", "server/imaging/opening.py",
-        '_UPRIGHT_DECODED = frozenset({"HEIF", "JXL"})', '_UPRIGHT_DECODED = frozenset({"HEIF"})',
+        "a JPEG XL opened by its plugin and turned by its Exif box", "server/imaging/opening.py",
+        "        yield Opened(fmt, size, 1, lambda side: jxl_picture(fp, side) or "
+        "_plugin(fp, fmt))",
+        "        yield Opened(fmt, size, None, lambda side: _plugin(fp, fmt))",
         ("tests/test_formats.py::test_jpeg_xl_orientation_is_the_codestreams",),
     ),
     Mutation(
