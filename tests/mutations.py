@@ -822,9 +822,15 @@ MUTATIONS = (
     Mutation(
         "EXIF embedded in a RAW's other structures not looked for",
         "server/imaging/privacy_containers.py",
-        "        for at in _scan(fp, _EXIF_BLOCK, 16):",
-        "        for at in _scan(fp, _EXIF_BLOCK, 16)[:0]:",
+        "            embedded.walk(embedded.unpack(\"I\", 4)[0])\n",
+        "            pass\n",
         ("tests/test_formats.py::test_raw_exif_embedded_elsewhere_is_blanked_too",),
+    ),
+    Mutation(
+        "XMP embedded in a RAW's other structures left", "server/imaging/privacy_containers.py",
+        "                _blank_xmp(fp, at)\n                found = True\n",
+        "                found = True\n",
+        ("tests/test_formats.py::test_raw_xmp_embedded_elsewhere_is_blanked_too",),
     ),
     Mutation(
         "a missing decoder not named (the upload fails later)", "server/imaging/formats.py",
@@ -864,7 +870,7 @@ MUTATIONS = (
     ),
     Mutation(
         "the pixel limit applied after a RAW's picture is decoded", "server/imaging/hashing.py",
-        "            _check_pixels(opened.size, max_pixels)  # before waiting for a decode slot\n",
+        "            _check_pixels(opened.size, max_pixels)\n",
         "",
         ("tests/test_formats.py::test_a_raw_bomb_is_refused_from_its_headers",),
     ),

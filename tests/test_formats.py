@@ -308,6 +308,15 @@ def test_raw_exif_embedded_elsewhere_is_blanked_too(tmp_path: Path) -> None:
         assert im.getexif().get_ifd(GPS_IFD) == {}
 
 
+def test_raw_xmp_embedded_elsewhere_is_blanked_too(tmp_path: Path) -> None:
+    """An XMP packet with a position outside the XMP tag (appended, as a maker's structure
+    would hold it) is found by its signature and turned into spaces."""
+    original = DNG.read_bytes() + b"\x00" * 7 + xmp_packet()
+    copy = strip(tmp_path, original, "DNG")
+    assert copy is not None and len(copy) == len(original)
+    assert "XMP" in " ".join(find_location(original)) and find_location(copy) == []
+
+
 def test_jpeg_xl_orientation_is_the_codestreams(tmp_path: Path) -> None:
     """JPEG XL ignores an Exif box's orientation (the codestream has its own, which the
     decoder applies): the picture is as coded, as browsers show it."""

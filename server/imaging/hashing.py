@@ -48,7 +48,6 @@ from server.imaging.sniff import (
     CorruptImage,
     TooManyPixels,
     UnsupportedFormat,
-    header_dimensions,
     pillow_format,
     pillow_limit_lifted,
     pillow_pixel_limit,
@@ -181,16 +180,15 @@ def analyse(
             raise UnsupportedFormat(missing)
         if expected_format is not None and fmt != expected_format:
             raise CorruptImage(f"expected a {expected_format} image, the data is {fmt}")
-        # From the first bytes where they tell it: a JPEG XL decodes whole when opened.
-        if (size := header_dimensions(head)) is not None:
-            _check_pixels(size, max_pixels)
         fp.seek(0)
         with ExitStack() as stack:
             try:
                 opened = stack.enter_context(open_image(fp, fmt))
             except DECODE_ERRORS as exc:
                 raise CorruptImage(f"the {fmt} header cannot be read") from exc
-            _check_pixels(opened.size, max_pixels)  # before waiting for a decode slot
+            # Known before any pixel is decoded (a JPEG XL's and a RAW's from their headers),
+            # and before waiting for a decode slot.
+            _check_pixels(opened.size, max_pixels)
             with decode_slot(fmt, opened.size):
                 return _analyse_open(opened, variants=variants, query=query,
                                      thumbnail=thumbnail, features=features)

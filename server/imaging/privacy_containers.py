@@ -263,8 +263,8 @@ _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
 _GPS_IFD, _XMP, _SUB_IFDS, _EXIF_IFD, _INTEROP_IFD = 34853, 700, 330, 34665, 40965
 # IPTC, Photoshop resources (which embed IPTC and XMP), GeoTIFF's tags.
 _ZEROED_TAGS = frozenset({33723, 34377, 33550, 33922, 34264, 34735, 34736, 34737})
-_EXIF_BLOCK = re.compile(rb"Exif\x00\x00(II\*\x00|MM\x00\*)")
-_XMP_START = re.compile(rb"<x:x[am]pmeta")  # xapmeta: what early XMP writers wrote
+# An EXIF block's start, or an XMP packet's (xapmeta: what early XMP writers wrote).
+_EMBEDDED = re.compile(rb"Exif\x00\x00(?:II\*\x00|MM\x00\*)|<x:x[am]pmeta")
 _XMP_END = re.compile(rb"</x:x[am]pmeta>")
 _MAX_XMP = 16 << 20
 
@@ -376,14 +376,16 @@ def _raw(src: Path, dst: Path) -> bool:
         tiff = _Tiff(fp, 0)
         tiff.walk(tiff.unpack("I", 4)[0])
         found = tiff.found
-        # Blocks elsewhere: a preview JPEG's EXIF, XMP inside a maker's own structures.
-        for at in _scan(fp, _EXIF_BLOCK, 16):
+        # Blocks elsewhere: a preview JPEG's EXIF, XMP inside a maker's own structures (one
+        # pass over the file finds both).
+        for at in _scan(fp, _EMBEDDED, 16):
+            if _read(fp, at, 1) == b"<":
+                _blank_xmp(fp, at)
+                found = True
+                continue
             embedded = _Tiff(fp, at + len(b"Exif\x00\x00"))
             embedded.walk(embedded.unpack("I", 4)[0])
             found |= embedded.found
-        for at in _scan(fp, _XMP_START, len(_XMP_START.pattern)):
-            _blank_xmp(fp, at)
-            found = True
     return found
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from .decoding import WORKING_SHORT_SIDE
+from .sniff import open_lazy
 
 # Channels -> the Pillow mode of an 8-bit array with that many.
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -48,8 +49,6 @@ def jxl_picture(fp: IO[bytes], long_side: int) -> Image.Image | None:
     does not cover (16-bit or float samples): the plugin then decodes it. A JPEG stored
     losslessly comes back as that JPEG, opened lazily (it decodes at a reduced DCT scale)."""
     from pillow_jxl import Decoder
-
-    from .sniff import open_lazy
 
     fp.seek(0)
     is_jpeg, info, data, _, _ = Decoder(num_threads=-1)(fp.read())
