@@ -78,6 +78,11 @@ async def test_an_installed_wheel_carries_and_applies_the_migrations(
     for migration in load_migrations():
         assert f"server/sql/migrations/{migration.version:04d}_{migration.name}.sql" in names
     assert "server/sql/queries/system.sql" in names
+    # Every module of the source tree ships (a package missing from pyproject's list is
+    # absent from the wheel, and from the Docker image that installs it).
+    sources = {str(path.relative_to(ROOT)) for package in ("server", "imagerepo")
+               for path in (ROOT / package).rglob("*.py")}
+    assert sources - set(names) == set()
 
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
@@ -87,7 +92,10 @@ async def test_an_installed_wheel_carries_and_applies_the_migrations(
         # Run from an empty folder, so only the wheel's copy of the package can be imported.
         result = subprocess.run(
             [sys.executable, "-c",
-             "import server.db.paths as p, sys; print(p.sql_root()); "
+             # The editable install's finder would find what the wheel lacks: drop it.
+             "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+             "if 'editable' not in repr(f).lower()]; "
+             "import server.app, server.ingest, server.db.paths as p; print(p.sql_root()); "
              "from server.__main__ import main; sys.exit(main(['migrate']))"],
             env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
         )
