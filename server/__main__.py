@@ -19,6 +19,7 @@ from .db.pool import Pool, create_pool
 from .db.queries import load_queries
 from .embedded import embedded_postgres
 from .imaging.thumbnails import LARGE, SIZES, SMALL
+from .observability import logs, metrics
 from .services.rehash import RehashReport, rehash
 from .services.sweep import SweepReport, sweep
 from .services.thumbnails import BackfillReport, backfill
@@ -107,19 +108,18 @@ async def run_thumbnails(config: Config, sizes: Sequence[int]) -> list[BackfillR
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-    )
-    # The embedded PostgreSQL's command lines and their output (~50 lines on a first start):
-    # for debugging only. Its platformdirs warns when there is no login session: harmless.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    logs.configure(config.log_format)
+    if not config.metrics:
+        metrics.disable()
+    # The embedded PostgreSQL's command lines and their output (~50 lines on a first start):
+    # for debugging only. Its platformdirs warns when there is no login session: harmless.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     if args.command == "serve":
         if args.workers is not None and args.workers < 1:
             print("--workers must be at least 1", file=sys.stderr)

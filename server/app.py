@@ -12,6 +12,8 @@ from .inflight import InFlight
 from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
 from .middlewares import close_when_draining, error_middleware, in_flight_middleware
+from .observability.middleware import echo_request_id, observe_middleware
+from .observability.proxies import TrustedProxies
 from .openapi import setup_openapi
 from .protocol import name_the_server
 from .resources import cpu_pool_ctx, database_ctx, postings_merger_ctx, storage_ctx
@@ -22,13 +24,16 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(config: Config) -> web.Application:
+    trusted = TrustedProxies(config.trusted_proxies)
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[in_flight_middleware, cors_preflight_middleware, error_middleware,
-                     auth_middleware, json_media_type_middleware, validation_middleware],
+        middlewares=[observe_middleware(trusted), in_flight_middleware,
+                     cors_preflight_middleware, error_middleware, auth_middleware,
+                     json_media_type_middleware, validation_middleware],
     )
     app[CONFIG] = config
     app[IN_FLIGHT] = InFlight()
+    app.on_response_prepare.append(echo_request_id)
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(close_when_draining)

@@ -21,6 +21,7 @@ from aiohttp_apigami import docs
 from .credentials import looks_like_api_key
 from .errors import Unauthorized
 from .keys import CONFIG, PASSWORDS, POOL, QUERIES
+from .observability.context import note_user
 from .openapi import API_KEY, API_KEY_OPTIONAL, PASSWORD
 from .services.keys import resolve_key
 from .services.logins import BASIC_CHALLENGE, log_in
@@ -142,4 +143,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         elif level is Access.KEY:
             raise Unauthorized("An API key is required",
                                headers={"WWW-Authenticate": BEARER_CHALLENGE})
+    note_user(current_user_id(request))
     return await handler(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -51,6 +52,44 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if raw not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be from 0 to 1, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if name not in env:
+        return default
+    return tuple(item.strip() for item in env[name].split(",") if item.strip())
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if raw and len(raw) < 16:
+        raise ConfigError(f"{name} must be at least 16 characters (it guards what the "
+                          f"service reveals about itself)")
+    return raw or None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    networks = _list(env, name, ())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} must list addresses or networks (10.0.0.0/8), got "
+                              f"{network!r}") from None
+    return networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +143,20 @@ class Config:
     # How long anyone but the owner (browsers, shared caches) may keep an answer about a
     # public image (its file, its thumbnails): how long a copy may outlive a switch to private.
     public_cache_seconds: int = 300
+    # Record metrics (METRICS=off: not at all, /metrics answers 404).
+    metrics: bool = True
+    # The bearer token GET /metrics asks for; unset: /metrics answers 404 (not public).
+    metrics_token: str | None = None
+    # `text` (human-readable lines) or `json` (one object per line).
+    log_format: str = "text"
+    # Access lines: off altogether; the share of successful answers logged (errors always
+    # are); paths whose successful answers are never logged.
+    access_log: bool = True
+    access_log_sample: float = 1.0
+    access_log_quiet_paths: tuple[str, ...] = ("/health", "/ready", "/metrics")
+    # Peers (addresses or networks) whose X-Forwarded-For / Forwarded and X-Request-ID are
+    # believed; everyone else's are ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -142,6 +195,14 @@ class Config:
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 30),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
+            metrics=_bool(env, "METRICS", True),
+            metrics_token=_token(env, "METRICS_TOKEN"),
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json"), "text"),
+            access_log=_bool(env, "ACCESS_LOG", True),
+            access_log_sample=_share(env, "ACCESS_LOG_SAMPLE", 1.0),
+            access_log_quiet_paths=_list(env, "ACCESS_LOG_QUIET_PATHS",
+                                         ("/health", "/ready", "/metrics")),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         )
 
     def with_overrides(self, **changes: object) -> Config:

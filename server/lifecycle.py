@@ -18,10 +18,10 @@ import signal
 
 from aiohttp import web
 
-from .access_log import RequestLogger
 from .app import create_app
 from .config import Config
 from .keys import IN_FLIGHT
+from .observability import access_log
 from .protocol import default_max_connections, protocol_factory
 from .workers import inherited_socket, report_ready
 
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 async def serve(config: Config) -> None:
     app = create_app(config)
+    access_log.policy = access_log.AccessPolicy(config.access_log, config.access_log_sample,
+                                                config.access_log_quiet_paths)
     runner = web.AppRunner(
-        app, access_log_class=RequestLogger, handle_signals=False, shutdown_timeout=1.0,
+        app, access_log_class=access_log.AccessLogger, handle_signals=False, shutdown_timeout=1.0,
         # Room for a 1,000-character query of any script, percent-encoded, in the URL.
         max_line_size=32 * 1024, max_field_size=16 * 1024,
         # aiohttp's keep-alive timer runs from a connection's start and from each response's

@@ -14,6 +14,8 @@ from aiohttp.typedefs import Handler
 
 from .errors import ApiError, RequestTimeout
 from .keys import IN_FLIGHT
+from .observability import metrics
+from .observability.context import current_request_id
 from .storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,13 @@ def error_response(
     details: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    body = {"error": {"code": code, "message": message, "details": dict(details or {})}}
-    return web.json_response(body, status=status, headers=headers)
+    """The JSON error envelope; it names the request, as its X-Request-ID header does."""
+    error = {"code": code, "message": message, "details": dict(details or {})}
+    request_id = current_request_id()
+    if request_id is not None:
+        error["request_id"] = request_id
+    metrics.error_answered(status, code)
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 def _from_http_exception(exc: web.HTTPException) -> web.Response:
@@ -100,6 +107,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except asyncpg.QueryCanceledError:
         # statement_timeout: the query would cost more than the service lets one request take.
         log.warning("statement timeout during %s %s", request.method, request.path)
+        metrics.statement_timeout()
         return error_response(503, "query_timeout",
                               "The query took too long and was stopped; narrow it or retry later",
                               headers={"Retry-After": "5"})

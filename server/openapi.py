@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError
 from . import __version__
 from .errors import ValidationFailed
 from .json_bodies import JsonBodyParser
-from .schemas.common import RETRY_AFTER_HEADER
+from .schemas.common import REQUEST_ID_HEADER, RETRY_AFTER_HEADER
 from .schemas.images import FileMetadataSchema
 from .schemas.system import ServiceInfoSchema
 
@@ -31,11 +31,15 @@ SECURITY_SCHEMES = {
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "PasswordBasic": {"type": "http", "scheme": "basic",
                       "description": "username and password; only where stated"},
+    "MetricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "`Authorization: Bearer <METRICS_TOKEN>`: the operator's "
+                                    "setting, not an API key"},
 }
 # Routes that take an API key list both ways of sending it; either one is enough.
 API_KEY: list[dict[str, list[str]]] = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
 API_KEY_OPTIONAL = [*API_KEY, {}]
 PASSWORD: list[dict[str, list[str]]] = [{"PasswordBasic": []}]
+METRICS_TOKEN: list[dict[str, list[str]]] = [{"MetricsToken": []}]
 
 
 def raise_validation_error(
@@ -69,6 +73,7 @@ OPERATION_IDS = {
     ("get", "/"): "get_service_info",
     ("get", "/health"): "get_health",
     ("get", "/ready"): "get_readiness",
+    ("get", "/metrics"): "get_metrics",
     ("post", "/users"): "sign_up",
     ("get", "/users/me"): "get_profile",
     ("delete", "/users/me"): "delete_account",
@@ -131,6 +136,8 @@ def _clean_operation(operation: dict[str, Any], method: str, path: str,
         if "application/json" in body.get("content", {}):  # json_media_type_middleware
             responses.setdefault("415", _error(
                 "The body is not labelled as JSON (Content-Type: application/json)", error_ref))
+    for response in responses.values():
+        response.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
     # Every 429 (password attempts) and 503 (outages, overload) says when to try again.
     for status in ("429", "503"):
         if status in responses:

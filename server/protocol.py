@@ -24,6 +24,9 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from .observability import metrics
+from .observability.context import CONTEXT, new_request_id
+
 log = logging.getLogger(__name__)
 SERVER_NAME = "imagerepo"
 # File descriptors a connection may hold: its socket, an upload's spool file, a storage
@@ -33,8 +36,11 @@ FDS_RESERVED = 100
 MAX_DEFAULT_CONNECTIONS = 4096
 
 
-def _envelope(status: int, code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+def _envelope(status: int, code: str, message: str, request_id: str | None = None) -> bytes:
+    error: dict[str, object] = {"code": code, "message": message, "details": {}}
+    if request_id is not None:
+        error["request_id"] = request_id
+    return json.dumps({"error": error}).encode()
 
 
 async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
@@ -56,18 +62,24 @@ class ApiRequestHandler(RequestHandler):
             # write failed). aiohttp ignores a ConnectionError from here quietly.
             log.debug("connection to %s broken mid-response", request.remote, exc_info=exc)
             raise ConnectionError("the response is sent already; the client went away")
+        # A request the parser refused never reached the middlewares: it gets its id here.
+        context = request.get(CONTEXT)
+        request_id = context.request_id if context is not None else new_request_id()
+        ids = {"request_id": request_id}
         if status >= 500:
-            log.error("error handling a request from %s", request.remote, exc_info=exc)
+            log.error("error handling a request from %s", request.remote, exc_info=exc,
+                      extra=ids)
             code, text = "internal_error", "Internal server error"
         else:
             # The parser's message quotes the offending line (an API key, say) on the lines
             # after its first: log only the first, and echo nothing.
             reason = (message or "").strip().split("\n", 1)[0][:100]
-            log.info("malformed request from %s: %s", request.remote, reason)
+            log.info("malformed request from %s: %s", request.remote, reason, extra=ids)
             code, text = "bad_request", "Malformed HTTP request"
-        response = web.Response(body=_envelope(status, code, text), status=status,
+        metrics.error_answered(status, code)
+        response = web.Response(body=_envelope(status, code, text, request_id), status=status,
                                 content_type="application/json",
-                                headers={"Server": SERVER_NAME})
+                                headers={"Server": SERVER_NAME, "X-Request-ID": request_id})
         response.force_close()
         return response
 
@@ -119,6 +131,7 @@ def protocol_factory(server: web.Server, max_connections: int) -> Callable[[], a
         nonlocal refused
         if len(server.connections) >= max_connections:
             refused += 1
+            metrics.error_answered(503, "too_many_connections")
             if refused == 1 or refused % 1000 == 0:  # a line now and then, not a flood
                 log.warning("connection cap (%d) reached: %d refused so far", max_connections,
                             refused)

@@ -21,6 +21,7 @@ from .passwords import PasswordHasher
 from .services import copies
 from .services.cursors import Cursors
 from .storage import open_storage
+from .storage.measured import MeasuredStorage
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ async def postings_merger_ctx(app: web.Application) -> AsyncIterator[None]:
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[CONFIG].storage_url) as storage:
         log.info("storage: %s", storage.describe())
-        app[STORAGE] = storage
+        app[STORAGE] = MeasuredStorage(storage)
         yield
 
 

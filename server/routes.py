@@ -16,6 +16,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", system.index)
     app.router.add_get("/health", system.health)
     app.router.add_get("/ready", system.ready)
+    app.router.add_get("/metrics", system.metrics)
 
     app.router.add_post("/users", users.sign_up)
     app.router.add_get("/users/me", users.me)

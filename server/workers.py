@@ -17,10 +17,12 @@ import asyncio
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -29,6 +31,7 @@ from .config import Config
 from .db.migrations import migrate
 from .db.pool import create_pool
 from .embedded import start_embedded, stop_embedded
+from .observability.exposition import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 FD_ENV = "IMAGEREPO_LISTEN_FD"
@@ -138,6 +141,7 @@ class Supervisor:
                 if code is None or self.stopping:
                     continue
                 self.ready.discard(slot)
+                forget_worker_gauges(process.pid, self.env[MULTIPROC_ENV])
                 quick = time.monotonic() - started < QUICK_DEATH
                 self.backoff = min(MAX_BACKOFF, max(1.0, self.backoff * 2)) if quick else 0.0
                 log.error("worker %d (pid %d) exited with status %s; starting another%s",
@@ -170,10 +174,34 @@ class Supervisor:
         return status
 
 
+def metrics_folder() -> tuple[str, bool]:
+    """Where the workers keep their metrics (summed by whichever worker is scraped): the
+    operator's PROMETHEUS_MULTIPROC_DIR, emptied of a previous run's values, or a new
+    temporary folder (then True: ours to remove)."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return tempfile.mkdtemp(prefix="imagerepo-metrics-"), True
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+    return folder, False
+
+
+def forget_worker_gauges(pid: int, folder: str) -> None:
+    """A dead worker's gauges (connections, requests in flight) stop counting; its counters
+    and histograms stay in the sums, which therefore never go back."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+
+
 def serve_workers(config: Config, count: int) -> int:
     """Run `count` workers until SIGTERM or SIGINT; the exit status for the command."""
     sock = listening_socket(config.host, config.port)
     env = dict(os.environ)
+    folder, own_folder = metrics_folder()
+    env[MULTIPROC_ENV] = folder
     embedded = None
     try:
         dsn = config.database_url
@@ -192,6 +220,8 @@ def serve_workers(config: Config, count: int) -> int:
         return supervisor.run()  # logs "listening" once every worker accepts
     finally:
         sock.close()
+        if own_folder:
+            shutil.rmtree(folder, ignore_errors=True)
         if embedded is not None:
             stop_embedded(embedded)
             log.info("embedded PostgreSQL stopped")

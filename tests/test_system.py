@@ -22,7 +22,9 @@ Client = TestClient[web.Request, web.Application]
 def assert_envelope(body: Any, code: str) -> dict[str, Any]:
     assert set(body) == {"error"}
     error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
+    # Every error names its request (quoted back to an operator), as the header does.
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert len(error["request_id"]) == 32
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     return error
@@ -182,7 +184,7 @@ async def test_every_operation_is_named_summarised_and_answers_as_documented(
                 optional = (method, path) == ("post", "/keys")
                 assert operation["requestBody"]["required"] is not optional, (method, path)
                 assert {"408", "413"} <= set(operation["responses"]), (method, path)
-    assert len(ids) == len(set(ids)) == 21
+    assert len(ids) == len(set(ids)) == 22
 
 
 async def test_retry_after_and_idempotent_replayed_are_declared_where_sent(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
+
+from ..observability import metrics
 
 if TYPE_CHECKING:
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
@@ -20,6 +23,31 @@ if TYPE_CHECKING:
 else:  # asyncpg's classes are generic only in its stubs
     Pool = asyncpg.Pool
     Connection = asyncpg.Connection
+
+
+class MeasuredPool(Pool):
+    """asyncpg's pool, reporting its size, the connections lent, the requests waiting for
+    one and how long they waited. asyncpg has no hook for this: `acquire()` goes through
+    `_acquire`, stable since asyncpg 0.18 (tests/test_operability.py notices a change)."""
+
+    async def _acquire(self, timeout: float | None) -> Any:
+        metrics.db_waiting(1)
+        started = time.perf_counter()
+        try:
+            connection = await super()._acquire(timeout)  # type: ignore[misc]
+        finally:
+            metrics.db_waiting(-1)
+        metrics.db_acquired(time.perf_counter() - started)
+        self._report()
+        return connection
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        await super().release(connection, timeout=timeout)
+        self._report()
+
+    def _report(self) -> None:
+        size = self.get_size()
+        metrics.db_pool(size, size - self.get_idle_size(), self.get_max_size())
 
 
 async def init_connection(conn: Connection) -> None:
@@ -36,16 +64,21 @@ STATEMENT_TIMEOUT_MS = 15_000
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
-    pool = await asyncpg.create_pool(
+    # What asyncpg.create_pool does, with the measured class.
+    pool = MeasuredPool(
         dsn,
         min_size=1,
         max_size=max_size,
+        max_queries=50_000,
         command_timeout=30,
         # Connections go stale when PostgreSQL restarts; recycle idle ones.
         max_inactive_connection_lifetime=60,
         init=init_connection,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        loop=None,
     )
-    assert pool is not None
+    await pool
     return pool
 
 

@@ -9,7 +9,10 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from .. import __version__
-from ..keys import POOL, QUERIES, STORAGE
+from ..errors import NotFound, Unauthorized
+from ..keys import CONFIG, POOL, QUERIES, STORAGE
+from ..observability import exposition
+from ..openapi import METRICS_TOKEN
 from ..schemas.system import INDEX_RESPONSES, HealthSchema, ReadinessSchema
 from .web import page_response, prefers_html
 
@@ -65,3 +68,31 @@ async def ready(request: web.Request) -> web.Response:
     body = {"status": "ready" if ok else "unavailable",
             "checks": {"database": database, "storage": storage}}
     return web.json_response(body, status=200 if ok else 503)
+
+
+METRICS_CHALLENGE = 'Bearer realm="metrics"'
+
+
+@docs(tags=["service"], summary="Metrics in Prometheus' text format (for the operator)",
+      description="Every worker's values summed. Answers 404 unless METRICS_TOKEN is set, "
+                  "then asks for it as a bearer token (not an API key). docs/operations.md "
+                  "says what each metric means.",
+      security=METRICS_TOKEN,
+      responses={200: {"description": "The metrics",
+                       "content": {"text/plain": {"schema": {"type": "string"}}}},
+                 401: {"description": "No token, or the wrong one"},
+                 404: {"description": "Metrics are not exposed (no METRICS_TOKEN, or "
+                                      "METRICS=off)"}})
+async def metrics(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    if not config.metrics or config.metrics_token is None:
+        raise NotFound("No such resource")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    presented = token.strip() if scheme.lower() == "bearer" else None
+    if not exposition.token_matches(presented, config.metrics_token):
+        raise Unauthorized("The metrics token is required",
+                           headers={"WWW-Authenticate": METRICS_CHALLENGE})
+    # Under several workers this reads a file per worker and metric kind: off the loop.
+    body = await asyncio.to_thread(exposition.render)
+    return web.Response(body=body, headers={"Content-Type": exposition.CONTENT_TYPE,
+                                            "Cache-Control": "no-store"})

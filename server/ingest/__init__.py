@@ -28,6 +28,7 @@ from ..cpu import run_cpu
 from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..imaging import ImageFacts
+from ..observability import metrics
 from ..services.images import NewImage
 from ..storage import Storage
 from . import derive
@@ -117,10 +118,11 @@ async def query_facts(reader: MultipartReader, cpu: Executor,
     features unless `match` is `exact`."""
     query = await read_query_image(reader, limits)
     try:
-        facts = await analyse_query(
-            cpu, query.spool.path, query.format, query.label, limits.max_pixels,
-            variants=query.fields.get("orientations") == "all",
-            robust=query.fields.get("match", "robust") != "exact")
+        with metrics.image_search_stage("analysis"):
+            facts = await analyse_query(
+                cpu, query.spool.path, query.format, query.label, limits.max_pixels,
+                variants=query.fields.get("orientations") == "all",
+                robust=query.fields.get("match", "robust") != "exact")
     finally:
         await asyncio.to_thread(query.spool.remove)
     return facts, query.fields

@@ -13,6 +13,7 @@ from ..db.pool import Pool
 from ..db.queries import Queries, Record
 from ..errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..imaging import HASH_VERSION, ImageFacts, ImageRejected, TooManyPixels, UnsupportedFormat
+from ..observability import metrics
 from ..services import images
 from ..services.images import NewImage
 from ..services.thumbnails import StoredThumbnail
@@ -115,4 +116,6 @@ async def commit(pool: Pool, queries: Queries, owner_id: UUID,
                  new: list[NewImage]) -> list[Record]:
     """Write the batch's rows in one transaction (services.images.create_images)."""
     async with pool.acquire() as conn:
-        return await images.create_images(conn, queries, owner_id, new)
+        rows = await images.create_images(conn, queries, owner_id, new)
+    metrics.images_stored(len(rows))
+    return rows

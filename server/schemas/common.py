@@ -14,6 +14,9 @@ class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
     details = fields.Dict(required=True, metadata={"description": "Per-field details, if any"})
+    request_id = fields.String(metadata={
+        "description": "The request's id, as in the X-Request-ID header and the server's "
+                       "logs: quote it when reporting a problem"})
 
 
 class ErrorSchema(Schema):
@@ -39,6 +42,11 @@ def error_responses(*statuses: int) -> dict[int, dict[str, object]]:
 
 
 # Response headers more than one answer sends.
+REQUEST_ID_HEADER = {
+    "description": "The request's id (a trusted proxy's, else a new one): in the server's "
+                   "logs and in any error body",
+    "schema": {"type": "string"},
+}
 RETRY_AFTER_HEADER = {
     "description": "Seconds to wait before trying again",
     "schema": {"type": "integer", "minimum": 1},

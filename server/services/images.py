@@ -18,6 +18,7 @@ from ..db.queries import Queries, Record
 from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..imaging.features import Features
 from ..imaging.signals import REGIONS, Signal
+from ..observability import metrics
 from ..storage import Storage
 from ..usernames import username_key
 from . import copies
@@ -228,6 +229,7 @@ async def delete_image(
     row = await queries.delete_image(conn, owner_id=caller_id, image_id=image_id)
     if row is None:
         raise NotFound("No such image")
+    metrics.images_deleted(1)
     await delete_objects(storage, object_keys([row]))
 
 
@@ -236,6 +238,7 @@ async def delete_many(
 ) -> tuple[list[UUID], list[UUID]]:
     wanted = list(dict.fromkeys(ids))
     rows = [row async for row in queries.delete_images(conn, owner_id=caller_id, ids=wanted)]
+    metrics.images_deleted(len(rows))
     await delete_objects(storage, object_keys(rows))
     deleted = {row["id"] for row in rows}
     return [i for i in wanted if i in deleted], [i for i in wanted if i not in deleted]

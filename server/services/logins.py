@@ -10,6 +10,7 @@ from uuid import UUID
 from ..db.pool import Connection, Pool
 from ..db.queries import Queries, Record
 from ..errors import TooManyRequests, Unauthorized
+from ..observability import metrics
 from ..passwords import PasswordHasher
 from ..usernames import username_key
 
@@ -40,6 +41,7 @@ async def _reserve(conn: Connection, queries: Queries, subject: str, window: flo
 
 def _check_address(seat: Record) -> None:
     if not seat["allowed"]:
+        metrics.login_refused("address_rate")
         raise _too_many("Too many password attempts from this address; try again later",
                         seat["retry_after"])
 
@@ -80,11 +82,13 @@ async def log_in(
         _check_address(by_address)
         assert by_name is not None
         if not by_name["allowed"]:
+            metrics.login_refused("name_locked")
             raise _too_many("Too many failed password attempts for this user; try again later",
                             by_name["retry_after"])
         login = await queries.get_login(conn, username_key=key)
     # Same cost whether or not the user exists: timing does not reveal accounts.
     ok = await hasher.check(password, login["password_hash"] if login else None)
+    metrics.password_checked(ok and login is not None)
     if not ok or login is None:
         raise _wrong()
     async with pool.acquire() as conn:

@@ -24,6 +24,7 @@ from ..imaging.bits import hamming
 from ..imaging.features import Features
 from ..imaging.regions import Corners
 from ..imaging.signals import REGIONS, SIGNALS_VERSION, Signal, radius_of, verify
+from ..observability import metrics
 from . import copies, similar
 from .cursors import Cursors, scope_of
 from .similar import CHUNKS, SimilarFilters, chunk_probe_values, filter_params
@@ -103,9 +104,12 @@ async def find(
     if not variants:
         return []
     params = candidate_params(variants)
-    # One plan for every query: the probes' shape never changes, only their values.
-    async with plan_cache_mode(conn, "force_generic_plan"):
-        rows = [r async for r in queries.signal_candidates(conn, viewer_id=viewer_id, **params)]
+    with metrics.image_search_stage("signal_candidates"):
+        # One plan for every query: the probes' shape never changes, only their values.
+        async with plan_cache_mode(conn, "force_generic_plan"):
+            rows = [r async for r in queries.signal_candidates(conn, viewer_id=viewer_id,
+                                                               **params)]
+    metrics.image_search_candidates("signals", len(rows))
     best: dict[UUID, Match] = {}
     for row in rows:
         variant = variants[row["variant"] - 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from uuid import UUID
 from ..db.pool import Connection, plan_cache_mode
 from ..db.queries import Queries, Record
 from ..errors import ValidationFailed
+from ..observability import metrics
 from .cursors import Cursors, scope_of
 
 MAX_QUERY_CHARS = 1000
@@ -103,6 +105,7 @@ async def search(
         )
         if mode not in MODES:
             raise ValidationFailed("Malformed cursor", details={"cursor": ["Unknown mode."]})
+    started = time.perf_counter()
     # Both statements are planned for these very words, never from a cached generic plan:
     # the estimate picks the plan, and the plan fits the words.
     async with plan_cache_mode(conn, "force_custom_plan", timeout=timeout):
@@ -120,6 +123,7 @@ async def search(
             # No title or tag matches after all (the filters or the estimate misled).
             mode = "recent"
             rows = await _fetch_page(conn, queries, mode, params)
+    metrics.text_search(str(mode), time.perf_counter() - started)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -10,6 +10,7 @@ from ..credentials import new_api_key
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Conflict, NotFound
+from ..observability import metrics
 from ..storage import Storage
 from .images import delete_objects, object_keys
 
@@ -42,7 +43,8 @@ async def delete_account(
 ) -> None:
     """Delete the user, its keys and its images: rows in one transaction, then the objects."""
     async with conn.transaction():
-        keys = object_keys([row async for row in queries.delete_all_images(conn, owner_id=user_id)])
+        rows = [row async for row in queries.delete_all_images(conn, owner_id=user_id)]
         if await queries.delete_user(conn, user_id=user_id) is None:
             raise NotFound("No such user")
-    await delete_objects(storage, keys)
+    metrics.images_deleted(len(rows))
+    await delete_objects(storage, object_keys(rows))
