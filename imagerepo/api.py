@@ -28,9 +28,12 @@ T = TypeVar("T")
 class ApiError(Exception):
     """An answer the service gave (status, error code, message), or no answer at all."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 request_id: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        # The server's name for the request (X-Request-ID): what its operator's logs know.
+        self.request_id = request_id
 
     def __str__(self) -> str:
         # The message may come from a hostile server: no terminal escapes reach the screen.
@@ -38,7 +41,10 @@ class ApiError(Exception):
         if not self.status:
             return text
         said = "; ".join(printable(line, 200) for line in described_details(self.details)[:10])
-        return f"{text} ({self.status} {printable(self.code, 60)})" + (f": {said}" if said else "")
+        line = f"{text} ({self.status} {printable(self.code, 60)})" + (f": {said}" if said else "")
+        if self.request_id:
+            line += f" [request id {printable(self.request_id, 128)}]"
+        return line
 
 
 # Where webargs says a field came from: not part of the field's name for a person.
@@ -195,9 +201,12 @@ async def _json(resp: aiohttp.ClientResponse) -> Any:
 
 
 async def _error(resp: aiohttp.ClientResponse) -> ApiError:
+    request_id = resp.headers.get("X-Request-ID")
     try:
         error = (await _json(resp))["error"]
         return ApiError(resp.status, str(error.get("code", "")), str(error.get("message", "")),
-                        error.get("details"))
+                        error.get("details"), str(error.get("request_id") or request_id or "")
+                        or None)
     except (ApiError, KeyError, TypeError, AttributeError):
-        return ApiError(resp.status, "http_error", resp.reason or "HTTP error")
+        return ApiError(resp.status, "http_error", resp.reason or "HTTP error",
+                        request_id=request_id)

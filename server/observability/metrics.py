@@ -34,8 +34,8 @@ REQUEST_SECONDS = Histogram("imagerepo_http_request_duration_seconds", "From the
                             buckets=LATENCY)
 RECEIVED = Counter("imagerepo_http_received_bytes", "Request body bytes read (uploads, query "
                    "images, JSON)", ["route"])
-SENT = Counter("imagerepo_http_sent_bytes", "Response body bytes sent (downloads, "
-               "thumbnails, JSON)", ["route"])
+SENT = Counter("imagerepo_http_sent_bytes", "Bytes of answers sent, headers and bodies "
+               "(downloads, thumbnails, JSON)", ["route"])
 IN_FLIGHT = Gauge("imagerepo_http_requests_in_flight", "Requests being handled",
                   multiprocess_mode="livesum")
 ERRORS = Counter("imagerepo_http_errors", "Error answers by status and error code (the "
