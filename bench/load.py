@@ -2,11 +2,17 @@
 uploads, text searches, image searches, metadata reads and downloads.
 
     python -m bench.load [--clients 50] [--seconds 60] [--workers 1 2] [--mix full|reads]
+                         [--metrics on off] [--rounds 1]
 
 Starts ``python -m server serve --workers N`` for each N in turn (local storage; $DATABASE_URL
 when set, else embedded), drives it from this process (the load generator is a process of its
 own), and reports requests/s and p50/p95 per kind, the number of 5xx answers (must be 0), the
 peak RSS of one worker, and the ratio of requests/s to the first N's.
+
+``--metrics on off`` runs each N with metrics recorded (and /metrics scraped every
+SCRAPE_EVERY seconds, as Prometheus would) and with METRICS=off, in that order, `--rounds`
+times (the order alternating from round to round, so that a drift of the machine does not
+favour either): what recording the metrics costs.
 """
 
 from __future__ import annotations
@@ -116,7 +122,15 @@ class Load:
             await self.timed(kind, calls[kind])
 
 
-async def main(clients: int, seconds: float, workers: list[int]) -> None:
+METRICS_TOKEN = "bench-load-metrics-token"
+SCRAPE_EVERY = 5.0
+
+
+async def main(clients: int, seconds: float, workers: list[int],
+               metrics: list[str] | None = None, rounds: int = 1) -> None:
+    if metrics:
+        await compare_metrics(clients, seconds, workers, metrics, rounds)
+        return
     rates = [await run_once(clients, seconds, n) for n in workers]
     if len(rates) > 1:
         print("requests/s by workers: " + ", ".join(
@@ -124,9 +138,41 @@ async def main(clients: int, seconds: float, workers: list[int]) -> None:
                                                                           strict=True)))
 
 
-async def run_once(clients: int, seconds: float, workers: int) -> float:
+async def compare_metrics(clients: int, seconds: float, workers: list[int],
+                          settings: list[str], rounds: int) -> None:
+    rates: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for n in workers:
+        for round_ in range(rounds):
+            order = settings if round_ % 2 == 0 else settings[::-1]
+            for setting in order:
+                print(f"\n[METRICS={setting}, round {round_ + 1}]", end="")
+                rates[n, setting].append(await run_once(clients, seconds, n, setting))
+    for n in workers:
+        summary = {s: sum(rates[n, s]) / len(rates[n, s]) for s in settings}
+        runs = "; ".join(f"{s}: " + ", ".join(f"{r:.1f}" for r in rates[n, s])
+                         for s in settings)
+        line = ", ".join(f"{s} {rate:.1f}" for s, rate in summary.items())
+        if "on" in summary and "off" in summary:
+            line += f"; on/off {summary['on'] / summary['off']:.3f}"
+        print(f"{n} worker(s), mean requests/s: {line} (runs: {runs})")
+
+
+async def scrape_forever(session: aiohttp.ClientSession, url: str) -> None:
+    while True:
+        await asyncio.sleep(SCRAPE_EVERY)
+        async with session.get(f"{url}/metrics",
+                               headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as resp:
+            await resp.read()
+            assert resp.status == 200, resp.status
+
+
+async def run_once(clients: int, seconds: float, workers: int,
+                   metrics: str | None = None) -> float:
     random.seed(1)
-    with running_server({"WORKERS": str(workers)}) as server:
+    env = {"WORKERS": str(workers)}
+    if metrics is not None:
+        env.update(METRICS=metrics, METRICS_TOKEN=METRICS_TOKEN)
+    with running_server(env) as server:
         connector = aiohttp.TCPConnector(limit=clients)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -140,8 +186,12 @@ async def run_once(clients: int, seconds: float, workers: int) -> float:
             load.latency.clear()
             server.reset_peak()
             started = time.monotonic()
+            scraper = asyncio.create_task(scrape_forever(session, server.url)) \
+                if metrics == "on" else None
             await asyncio.gather(*(load.client(started + seconds) for _ in range(clients)))
             elapsed = time.monotonic() - started
+            if scraper is not None:
+                scraper.cancel()
         peak = server.peak_rss_kib() / 1024
     total = sum(len(v) for v in load.latency.values())
     print(f"\n{workers} worker(s), {clients} clients for {elapsed:.0f} s on loopback: "
@@ -162,6 +212,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="server processes, one run per value")
     parser.add_argument("--mix", choices=sorted(MIXES), default="full")
+    parser.add_argument("--metrics", nargs="+", choices=["on", "off"],
+                        help="compare runs with metrics recorded (and scraped) and without")
+    parser.add_argument("--rounds", type=int, default=1, help="with --metrics: repeats")
     args = parser.parse_args()
     MIX[:] = MIXES[args.mix]
-    asyncio.run(main(args.clients, args.seconds, args.workers))
+    asyncio.run(main(args.clients, args.seconds, args.workers, args.metrics, args.rounds))
