@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+OPS = "tests/test_operability.py::"
+
 
 @dataclass(frozen=True)
 class Mutation:
@@ -950,6 +952,120 @@ MUTATIONS = (
         "        original = _Original(BytesIO(file.read()))\n",
         ("tests/test_ingest_memory.py::"
          "test_a_40_mp_jpeg_raises_the_servers_peak_rss_by_less_than_32_mib[without-gps]",),
+    ),
+    Mutation(
+        'operability: answers without X-Request-ID', 'server/app.py',
+        '    app.on_response_prepare.append(echo_request_id)\n',
+        '',
+        (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
+    ),
+    Mutation(
+        'operability: error bodies without the request id', 'server/middlewares.py',
+        '        error["request_id"] = request_id\n',
+        '        pass\n',
+        ('tests/test_system.py::test_unknown_route_is_404_envelope',),
+    ),
+    Mutation(
+        'operability: requests labelled by path, not route template',
+        'server/observability/access_log.py',
+        '        route = route_of(request)\n',
+        '        route = request.path\n',
+        (OPS + 'test_what_requests_do_moves_the_metrics',),
+    ),
+    Mutation(
+        'operability: workers not given a shared metrics folder', 'server/workers.py',
+        '    env[MULTIPROC_ENV] = folder\n',
+        '',
+        (OPS + 'test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one',),
+    ),
+    Mutation(
+        "operability: a dead worker's gauges kept in the sums", 'server/workers.py',
+        '                forget_worker_gauges(process.pid, self.env[MULTIPROC_ENV])\n',
+        '',
+        (OPS + 'test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one',),
+    ),
+    Mutation(
+        "operability: CPU jobs run outside the request's context", 'server/cpu.py',
+        '        return cast(T, await loop.run_in_executor(executor, '
+        'contextvars.copy_context().run,\n'
+        '                                                  job))\n',
+        '        return cast(T, await loop.run_in_executor(executor, job))\n',
+        (OPS + 'test_json_logs_name_the_request_in_every_line_a_handler_writes',),
+    ),
+    Mutation(
+        'operability: a CPU job cancelled while queued still counted as waiting', 'server/cpu.py',
+        '        job.given_up()  # nothing, unless it was cancelled while still queued\n',
+        '        pass\n',
+        (OPS + 'test_a_job_given_up_while_queued_is_no_longer_counted_as_waiting',),
+    ),
+    Mutation(
+        'operability: the pool created without its measurements', 'server/db/pool.py',
+        '    pool = MeasuredPool(\n',
+        '    pool = asyncpg.Pool(\n',
+        (OPS + 'test_the_pool_reports_connections_in_use_and_requests_waiting',),
+    ),
+    Mutation(
+        'operability: /metrics open to any bearer token', 'server/observability/exposition.py',
+        '    return presented is not None and hmac.compare_digest(presented.encode(), '
+        'expected.encode())\n',
+        '    return presented is not None\n',
+        (OPS + 'test_metrics_are_not_public',),
+    ),
+    Mutation(
+        'operability: health checks logged', 'server/observability/access_log.py',
+        '        if path in self.quiet_paths:\n',
+        '        if path in ():\n',
+        (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
+    ),
+    Mutation(
+        'operability: successes logged whatever the sample', 'server/observability/access_log.py',
+        '        return self.sample >= 1.0 or random.random() < self.sample\n',
+        '        return True\n',
+        (OPS + 'test_access_lines_can_be_switched_off_and_sampled',),
+    ),
+    Mutation(
+        'operability: ACCESS_LOG=off ignored', 'server/observability/access_log.py',
+        '        if not self.enabled:\n            return False\n',
+        '',
+        (OPS + 'test_access_lines_can_be_switched_off_and_sampled',),
+    ),
+    Mutation(
+        "operability: the CLI's errors without the request id", 'imagerepo/api.py',
+        '        if self.request_id:\n',
+        '        if False:\n',
+        (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
+    ),
+    Mutation(
+        'operability: storage operations not measured', 'server/resources.py',
+        '        app[STORAGE] = MeasuredStorage(storage)\n',
+        '        app[STORAGE] = storage\n',
+        (OPS + 'test_what_requests_do_moves_the_metrics',),
+    ),
+    Mutation(
+        'operability: statement timeouts not counted', 'server/middlewares.py',
+        '        metrics.statement_timeout()\n',
+        '',
+        ('tests/test_edges.py::'
+         'test_a_search_that_cannot_finish_in_time_is_503_and_frees_its_connection',),
+    ),
+    Mutation(
+        'operability: lockouts not counted', 'server/services/logins.py',
+        '        metrics.login_refused("address_rate")\n',
+        '',
+        (OPS + 'test_refusals_and_429s_are_counted',),
+    ),
+    Mutation(
+        'operability: METRICS=off still records', 'server/observability/metrics.py',
+        '    if not _enabled:\n        return\n'
+        '    method = method if method in METHODS else "other"\n',
+        '    method = method if method in METHODS else "other"\n',
+        (OPS + 'test_metrics_off_records_nothing_and_hides_the_route',),
+    ),
+    Mutation(
+        'operability: the user left out of the logs', 'server/auth.py',
+        '    note_user(current_user_id(request))\n',
+        '',
+        (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
     ),
 )
 

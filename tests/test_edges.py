@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 from pytest_aiohttp import AiohttpClient
 
 from server.app import create_app
@@ -186,8 +187,11 @@ async def test_a_search_that_cannot_finish_in_time_is_503_and_frees_its_connecti
     finally:
         await conn.close()
     words = " or ".join(["golden", "sunset", "blue", "gradient", "sky"] * 10)
+    timeouts = REGISTRY.get_sample_value("imagerepo_db_statement_timeouts_total") or 0
     resp = await client.get("/search", params={"q": words})
     error = await error_of(resp, 503, "query_timeout")
+    # The operator sees it too (docs/operations.md: "Statement timeouts").
+    assert REGISTRY.get_sample_value("imagerepo_db_statement_timeouts_total") == timeouts + 1
     assert resp.headers["Retry-After"]
     assert "too long" in error["message"]
     assert (await client.get("/health")).status == 200

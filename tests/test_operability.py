@@ -205,14 +205,16 @@ async def test_a_job_given_up_while_queued_is_no_longer_counted_as_waiting() -> 
     release = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         busy = asyncio.ensure_future(run_cpu(pool, release.wait))
-        queued = asyncio.ensure_future(run_cpu(pool, time.sleep, 0))
-        await asyncio.sleep(0.05)
-        assert REGISTRY.get_sample_value("imagerepo_cpu_jobs_waiting") == 1
-        queued.cancel()
-        await asyncio.gather(queued, return_exceptions=True)
-        assert REGISTRY.get_sample_value("imagerepo_cpu_jobs_waiting") == 0
-        release.set()
-        await busy
+        try:
+            queued = asyncio.ensure_future(run_cpu(pool, time.sleep, 0))
+            await asyncio.sleep(0.05)
+            assert REGISTRY.get_sample_value("imagerepo_cpu_jobs_waiting") == 1
+            queued.cancel()
+            await asyncio.gather(queued, return_exceptions=True)
+            assert REGISTRY.get_sample_value("imagerepo_cpu_jobs_waiting") == 0
+        finally:
+            release.set()  # else the pool's thread never ends
+            await busy
     assert REGISTRY.get_sample_value("imagerepo_cpu_jobs_waiting") == 0
 
 

@@ -13,6 +13,7 @@ from ..errors import NotFound, Unauthorized
 from ..keys import CONFIG, POOL, QUERIES, STORAGE
 from ..observability import exposition
 from ..openapi import METRICS_TOKEN
+from ..schemas.common import ErrorSchema
 from ..schemas.system import INDEX_RESPONSES, HealthSchema, ReadinessSchema
 from .web import page_response, prefers_html
 
@@ -80,9 +81,9 @@ METRICS_CHALLENGE = 'Bearer realm="metrics"'
       security=METRICS_TOKEN,
       responses={200: {"description": "The metrics",
                        "content": {"text/plain": {"schema": {"type": "string"}}}},
-                 401: {"description": "No token, or the wrong one"},
-                 404: {"description": "Metrics are not exposed (no METRICS_TOKEN, or "
-                                      "METRICS=off)"}})
+                 401: {"schema": ErrorSchema, "description": "No token, or the wrong one"},
+                 404: {"schema": ErrorSchema, "description": "Metrics are not exposed (no "
+                                                             "METRICS_TOKEN, or METRICS=off)"}})
 async def metrics(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     if not config.metrics or config.metrics_token is None:
