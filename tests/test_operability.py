@@ -39,6 +39,7 @@ from tests.test_cli import serve_own_database, start_server
 from tests.test_workers import children
 
 Client = TestClient[web.Request, web.Application]
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-token-for-the-tests"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -305,7 +306,8 @@ def test_one_request_id_across_the_answer_the_logs_and_the_cli(
 
         # The CLI quotes the id a user can hand to the operator.
         env = {**os.environ, "IMAGEREPO_URL": url, "IMAGEREPO_KEY": key,
-               "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path)}
+               "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path),
+               "PYTHONPATH": str(ROOT)}  # this checkout's client, not an installed one
         cli = subprocess.run([sys.executable, "-m", "imagerepo", "get", image["id"], "-o",
                               str(tmp_path / "out")], env=env, capture_output=True,
                              text=True, timeout=60, cwd=tmp_path)
