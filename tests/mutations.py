@@ -981,6 +981,13 @@ MUTATIONS = (
         ("tests/test_proxies.py::"
          "test_a_malformed_header_from_the_proxy_is_400_and_counts_nothing",),
     ),
+    Mutation(
+        "compose: Prometheus given a token of its own, not the app's", "docker-compose.yml",
+        "            credentials: ${METRICS_TOKEN:-change-me-imagerepo-metrics}\n",
+        "            credentials: change-me-imagerepo-metrics\n",
+        ("tests/test_packaging.py::"
+         "test_prometheus_scrapes_every_replica_with_the_token_the_app_asks_for",),
+    ),
 )
 
 
