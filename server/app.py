@@ -13,7 +13,7 @@ from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
 from .middlewares import close_when_draining, error_middleware, in_flight_middleware
 from .observability.middleware import echo_request_id, observe_middleware
-from .observability.proxies import TrustedProxies
+from .observability.proxies import TrustedProxies, forwarded_middleware
 from .openapi import setup_openapi
 from .protocol import name_the_server
 from .resources import cpu_pool_ctx, database_ctx, postings_merger_ctx, storage_ctx
@@ -24,10 +24,13 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(config: Config) -> web.Application:
-    trusted = TrustedProxies(config.trusted_proxies)
+    trusted = TrustedProxies(config.trusted_proxies, config.forwarded_header)
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[observe_middleware(trusted), in_flight_middleware,
+        # The request's id first, then the client's address behind a trusted proxy: every
+        # middleware and handler after them sees it as request.remote.
+        middlewares=[observe_middleware(trusted), forwarded_middleware(trusted),
+                     in_flight_middleware,
                      cors_preflight_middleware, error_middleware, auth_middleware,
                      json_media_type_middleware, validation_middleware],
     )

@@ -98,8 +98,8 @@ async def _key_user(request: web.Request, secret: str) -> User:
 
 
 def client_address(request: web.Request) -> str:
-    """The peer's address (behind a proxy: the proxy's, unless it is configured to pass the
-    client's on; see docs/operations.md)."""
+    """The client's address: the peer's, or behind a trusted proxy the one it forwarded
+    (observability/proxies.py has already put it in request.remote)."""
     return request.remote or "unknown"
 
 

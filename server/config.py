@@ -157,6 +157,9 @@ class Config:
     # Peers (addresses or networks) whose X-Forwarded-For / Forwarded and X-Request-ID are
     # believed; everyone else's are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # The header those proxies name the client in: `x-forwarded-for` or `forwarded` (RFC
+    # 7239); the other is ignored (a proxy passes it on as the client wrote it).
+    forwarded_header: str = "x-forwarded-for"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -203,6 +206,8 @@ class Config:
             access_log_quiet_paths=_list(env, "ACCESS_LOG_QUIET_PATHS",
                                          ("/health", "/ready", "/metrics")),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            forwarded_header=_choice(env, "FORWARDED_HEADER", ("x-forwarded-for", "forwarded"),
+                                     "x-forwarded-for"),
         )
 
     def with_overrides(self, **changes: object) -> Config:

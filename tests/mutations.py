@@ -1067,6 +1067,43 @@ MUTATIONS = (
         '',
         (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
     ),
+    # Behind a load balancer (issue 25): the client's address from trusted proxies only.
+    Mutation(
+        "forwarded headers believed from any peer", "server/observability/proxies.py",
+        "        if not trusted.trusts(request.remote):\n",
+        "        if False:\n",
+        ("tests/test_proxies.py::test_a_strangers_forwarded_headers_and_request_id_are_ignored",),
+    ),
+    Mutation(
+        "the left-most untrusted forwarded address taken", "server/observability/proxies.py",
+        "        for value in reversed(self.chain(request)):\n",
+        "        for value in self.chain(request):\n",
+        ("tests/test_proxies.py::test_x_forwarded_for_names_the_right_most_untrusted_address",
+         "tests/test_proxies.py::test_forwarded_names_the_right_most_untrusted_node"),
+    ),
+    Mutation(
+        "the forwarded address logged but not handed to the password limit",
+        "server/observability/proxies.py",
+        "        return await handler(request.clone(remote=client))\n",
+        "        return await handler(request)\n",
+        ("tests/test_proxies.py::"
+         "test_each_forwarded_client_has_its_own_quota_and_its_own_log_lines",),
+    ),
+    Mutation(
+        "junk in the proxy's part of the chain skipped", "server/observability/proxies.py",
+        "            address = node(value)\n",
+        "            try:\n                address = node(value)\n"
+        "            except MalformedForwarding:\n                continue\n",
+        ("tests/test_proxies.py::"
+         "test_a_malformed_header_from_the_proxy_is_400_and_counts_nothing",),
+    ),
+    Mutation(
+        "compose: Prometheus given a token of its own, not the app's", "docker-compose.yml",
+        "            credentials: ${METRICS_TOKEN:-change-me-imagerepo-metrics}\n",
+        "            credentials: change-me-imagerepo-metrics\n",
+        ("tests/test_packaging.py::"
+         "test_prometheus_scrapes_every_replica_with_the_token_the_app_asks_for",),
+    ),
 )
 
 
