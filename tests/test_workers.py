@@ -206,7 +206,8 @@ def test_a_graceful_stop_of_all_workers_finishes_an_upload(tmp_path: Path, dsn: 
         assert process.wait(60) == 0, log.read_text()
         assert time.monotonic() - signalled < 6, "the stop waited for more than the upload"
         text = log.read_text()
-        assert "stopping 2 workers" in text and text.count("] server.lifecycle: stopped") == 2
+        assert "stopping 2 workers" in text, text
+        assert text.count("] server.lifecycle: stopped") == 2, text  # the whole log if not
         assert text.count("POST /images 201") == 1
         assert text.count("POST /images 503") == refused
         with pytest.raises(OSError):
