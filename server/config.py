@@ -160,6 +160,10 @@ class Config:
     # The header those proxies name the client in: `x-forwarded-for` or `forwarded` (RFC
     # 7239); the other is ignored (a proxy passes it on as the client wrote it).
     forwarded_header: str = "x-forwarded-for"
+    # OpenTelemetry spans (requests, SQL statements, storage calls) exported by OTLP/HTTP; the
+    # exporter, the service's name and the sampling come from the standard OTEL_* variables,
+    # which the SDK reads itself. Needs `pip install 'imagerepo[tracing]'`.
+    tracing: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -208,6 +212,7 @@ class Config:
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             forwarded_header=_choice(env, "FORWARDED_HEADER", ("x-forwarded-for", "forwarded"),
                                      "x-forwarded-for"),
+            tracing=_bool(env, "TRACING", False),
         )
 
     def with_overrides(self, **changes: object) -> Config:
