@@ -19,7 +19,7 @@ from .db.pool import Pool, create_pool
 from .db.queries import load_queries
 from .embedded import embedded_postgres
 from .imaging.thumbnails import LARGE, SIZES, SMALL
-from .observability import logs, metrics
+from .observability import logs, metrics, tracing
 from .services.rehash import RehashReport, rehash
 from .services.sweep import SweepReport, sweep
 from .services.thumbnails import BackfillReport, backfill
@@ -58,8 +58,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def serve(config: Config, workers: int) -> int:
     if workers > 1 and inherited_socket() is None:
+        tracing.check(config)  # each worker sets tracing up for itself: fail before any starts
         return serve_workers(config, workers)
-    asyncio.run(lifecycle.serve(config))
+    tracing.setup(config)  # before the app is built (its instrumentation wraps the app)
+    try:
+        asyncio.run(lifecycle.serve(config))
+    finally:
+        tracing.shutdown()  # the last spans exported, off the event loop
     return 0
 
 
@@ -124,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers is not None and args.workers < 1:
             print("--workers must be at least 1", file=sys.stderr)
             return 2
-        return serve(config.with_overrides(host=args.host, port=args.port),
-                     args.workers or config.workers)
+        try:
+            return serve(config.with_overrides(host=args.host, port=args.port),
+                         args.workers or config.workers)
+        except tracing.TracingUnavailable as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "migrate":
         applied = asyncio.run(run_migrations(config))
         print("applied: " + ", ".join(applied) if applied else "database is up to date")

@@ -12,6 +12,7 @@ from .inflight import InFlight
 from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
 from .middlewares import close_when_draining, error_middleware, in_flight_middleware
+from .observability import tracing
 from .observability.middleware import echo_request_id, observe_middleware
 from .observability.proxies import TrustedProxies, forwarded_middleware
 from .openapi import setup_openapi
@@ -27,10 +28,11 @@ def create_app(config: Config) -> web.Application:
     trusted = TrustedProxies(config.trusted_proxies, config.forwarded_header)
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        # The request's id first, then the client's address behind a trusted proxy: every
-        # middleware and handler after them sees it as request.remote.
-        middlewares=[observe_middleware(trusted), forwarded_middleware(trusted),
-                     in_flight_middleware,
+        # With tracing on, the request span's middleware first (observe names it); then the
+        # request's id, then the client's address behind a trusted proxy: every middleware and
+        # handler after them sees it as request.remote.
+        middlewares=[*tracing.middlewares(), observe_middleware(trusted),
+                     forwarded_middleware(trusted), in_flight_middleware,
                      cors_preflight_middleware, error_middleware, auth_middleware,
                      json_media_type_middleware, validation_middleware],
     )

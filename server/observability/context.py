@@ -26,6 +26,8 @@ class RequestContext:
     # The client's address (behind a trusted proxy: the one it forwarded).
     client: str | None = None
     user_id: UUID | None = None
+    # With tracing on: the request span's trace and span ids (hex), for its log lines.
+    trace: tuple[str, str] | None = None
 
 
 CONTEXT = web.RequestKey("observed", RequestContext)

@@ -11,13 +11,16 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from . import tracing
 from .context import current
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 class RequestFields(logging.Filter):
-    """Adds the current request's id and user to a record that does not carry them."""
+    """Adds the current request's id and user to a record that does not carry them, and,
+    with tracing on, the trace and span it was written in (those of the request's span when
+    no span is current any more)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = current()
@@ -26,6 +29,10 @@ class RequestFields(logging.Filter):
                 record.request_id = context.request_id
             if getattr(record, "user_id", None) is None and context.user_id is not None:
                 record.user_id = str(context.user_id)
+        if getattr(record, "trace_id", None) is None:
+            ids = tracing.current_ids() or (context.trace if context is not None else None)
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 
@@ -40,7 +47,8 @@ class TextFormatter(logging.Formatter):
 
 def json_formatter() -> logging.Formatter:
     # time: ISO 8601 in UTC; then the level, the logger, the message, the process, and the
-    # record's extra fields (request_id, route, status, duration_ms, user_id, ...).
+    # record's extra fields (request_id, route, status, duration_ms, user_id, and with tracing
+    # on trace_id and span_id, ...).
     return JsonFormatter("{levelname}{name}{message}{process}", style="{", timestamp="time",
                          rename_fields={"levelname": "level", "name": "logger",
                                         "process": "pid"})

@@ -1,4 +1,5 @@
-"""Any storage back-end, each operation timed and its failures counted (metrics)."""
+"""Any storage back-end, each operation timed and its failures counted (metrics), and with
+tracing on a span for each (`storage.get`, ...: opening a reader, not reading it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..observability import metrics
+from ..observability import metrics, tracing
 from .base import InvalidRange, ObjectInfo, ObjectNotFound, ObjectReader, Storage
 
 # Answers, not failures: the caller asked for something that is not there.
@@ -18,15 +19,19 @@ _EXPECTED = (ObjectNotFound, InvalidRange)
 def _measured(operation: str) -> Iterator[None]:
     started = time.perf_counter()
     failed = False
-    try:
-        yield
-    except _EXPECTED:
-        raise
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        metrics.storage_operation(operation, time.perf_counter() - started, failed)
+    answer: BaseException | None = None
+    with tracing.span(f"storage.{operation}", **{"storage.operation": operation}):
+        try:
+            yield
+        except _EXPECTED as exc:
+            answer = exc  # raised below, once the span has ended as a success
+        except BaseException:
+            failed = True  # the span records it, and ends as an error
+            raise
+        finally:
+            metrics.storage_operation(operation, time.perf_counter() - started, failed)
+    if answer is not None:
+        raise answer
 
 
 class MeasuredStorage:
