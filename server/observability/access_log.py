@@ -66,7 +66,5 @@ class AccessLogger(AbstractAccessLogger):
             fields["request_id"] = context.request_id
             if context.user_id is not None:
                 fields["user_id"] = str(context.user_id)
-            if context.trace is not None:  # tracing on: the request span's
-                fields["trace_id"], fields["span_id"] = context.trace
         self.logger.info("%s %s %d %.1fms", request.method, request.path, status,
                          time * 1000, extra=fields)

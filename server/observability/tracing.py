@@ -166,7 +166,8 @@ def setup(config: Config, processor: SpanProcessor | None = None) -> bool:
     if _state is not None:
         raise RuntimeError("tracing is set up already")
     otel = _import()
-    resource = otel["Resource"].create()
+    # The process's pid tells the workers of `serve --workers N` apart.
+    resource = otel["Resource"]({"process.pid": os.getpid()}).merge(otel["Resource"].create())
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(otel["Resource"]({"service.name": SERVICE_NAME}))
     # shutdown_on_exit: no; `shutdown()` does it, within FLUSH_SECONDS.
