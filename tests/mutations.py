@@ -1104,6 +1104,61 @@ MUTATIONS = (
         ("tests/test_packaging.py::"
          "test_prometheus_scrapes_every_replica_with_the_token_the_app_asks_for",),
     ),
+    Mutation(
+        "tracing: storage calls without their spans", "server/storage/measured.py",
+        '    with tracing.span(f"storage.{operation}", **{"storage.operation": operation}):\n',
+        '    with __import__("contextlib").nullcontext():\n',
+        ("tests/test_tracing.py::"
+         "test_each_request_has_a_span_with_its_statements_and_storage_calls_under_it",),
+    ),
+    Mutation(
+        "tracing: the request span without the request id", "server/observability/tracing.py",
+        "    current.set_attribute(REQUEST_ID, request_id)  # a no-op on a span that is not "
+        "recorded\n",
+        "",
+        ("tests/test_tracing.py::"
+         "test_each_request_has_a_span_with_its_statements_and_storage_calls_under_it",),
+    ),
+    Mutation(
+        "tracing: the provider not shut down on stop (the last spans lost)", "server/__main__.py",
+        "        tracing.shutdown()  # the last spans exported, off the event loop\n",
+        "        pass\n",
+        ("tests/test_tracing.py::test_a_real_server_exports_its_spans_by_otlp_when_it_stops",),
+    ),
+    Mutation(
+        "tracing: opentelemetry imported when tracing is off", "server/observability/tracing.py",
+        "from aiohttp import web\n\nfrom .proxies import TrustedProxies\n",
+        "from aiohttp import web\nfrom opentelemetry import trace as _eager  # noqa: F401\n\n"
+        "from .proxies import TrustedProxies\n",
+        ("tests/test_tracing.py::test_off_by_default_nothing_of_opentelemetry_is_imported",),
+    ),
+    Mutation(
+        "tracing: query strings left in the request span", "server/observability/tracing.py",
+        "    provider.add_span_processor(_without_query_strings())\n",
+        "",
+        ("tests/test_tracing.py::"
+         "test_spans_hold_no_query_string_credentials_or_statement_parameters",),
+    ),
+    Mutation(
+        "tracing: anyone's traceparent followed", "server/observability/tracing.py",
+        "            if not trusted.trusts(getattr(carrier, \"remote\", None)):\n",
+        "            if False:\n",
+        ("tests/test_tracing.py::test_a_traceparent_is_followed_only_from_a_trusted_proxy",),
+    ),
+    Mutation(
+        "tracing: the last spans' export not bounded on stop", "server/observability/tracing.py",
+        "    stopping.join(timeout)\n",
+        "    stopping.join()\n",
+        ("tests/test_tracing.py::test_a_collector_that_is_down_does_not_hold_the_stop",),
+    ),
+    Mutation(
+        "tracing: log lines name only a current span (the access line, written once the "
+        "request span has ended, names none)", "server/observability/logs.py",
+        "            ids = tracing.current_ids() or (context.trace if context is not None else "
+        "None)\n",
+        "            ids = tracing.current_ids()\n",
+        ("tests/test_tracing.py::test_a_real_server_exports_its_spans_by_otlp_when_it_stops",),
+    ),
 )
 
 
