@@ -7,7 +7,8 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY imagerepo ./imagerepo
 COPY sql ./sql
-RUN pip install . && useradd --create-home --uid 10001 imagerepo
+# With the tracing extra, so that TRACING=on works in the image (off by default).
+RUN pip install '.[tracing]' && useradd --create-home --uid 10001 imagerepo
 USER imagerepo
 
 ENV HOST=0.0.0.0 PORT=8080 DATA_DIR=/home/imagerepo/data

@@ -357,6 +357,12 @@ def test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one(
     tmp_path: Path, admin_dsn: str
 ) -> None:
     with two_workers(tmp_path, admin_dsn) as (url, log, supervisor):
+        # /ready answered by one worker says nothing of the other: wait for the supervisor's
+        # word that both accept (each has opened its pool, and reported it, by then).
+        deadline = time.monotonic() + 60
+        while " with 2 workers" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         for _ in range(40):
             assert fetch(url + "/health")[0] == 200
         assert fetch(url + "/no/such/thing")[0] == 404

@@ -82,7 +82,7 @@ def test_compose_wires_postgres_minio_and_the_app() -> None:
     assert config.storage_url == "s3://images" and config.host == "0.0.0.0"
 
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert '"server", "serve"' in dockerfile and "pip install ." in dockerfile
+    assert '"server", "serve"' in dockerfile and "pip install '.[tracing]'" in dockerfile
     # Every package pyproject.toml lists is copied into the image (else `pip install .` fails).
     for package in ("server", "imagerepo", "sql"):
         assert f"COPY {package} ./{package}" in dockerfile
