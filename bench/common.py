@@ -51,6 +51,17 @@ class ServerProcess:
         """The largest peak RSS of one serving process."""
         return max(_status_kib(pid, "VmHWM") for pid in self.pids())
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the serving processes have used: per request, a cost
+        that other work on the machine disturbs far less than it does throughput."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            # Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
     def reset_peak(self) -> None:
         """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
         for pid in self.pids():

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import io
 import random
+import statistics
 import time
 import uuid
 from collections import defaultdict
@@ -39,6 +40,9 @@ MIXES = {
     # No image work: what the event loops do (JSON, SQL, streaming), which more processes
     # spread over the cores; image work already runs on every core in one process.
     "reads": [("text search", 35), ("metadata", 40), ("download", 25)],
+    # The cheapest answers (an image's row, a page of the list): where a fixed cost per
+    # request, such as recording metrics, weighs the most.
+    "metadata": [("metadata", 100)],
 }
 MIX = list(MIXES["full"])  # the mix of this run (--mix)
 
@@ -123,6 +127,7 @@ class Load:
 
 
 METRICS_TOKEN = "bench-load-metrics-token"
+CPU_PER_REQUEST: list[float] = []  # the server's CPU seconds per request, run by run
 SCRAPE_EVERY = 5.0
 
 
@@ -141,13 +146,32 @@ async def main(clients: int, seconds: float, workers: list[int],
 async def compare_metrics(clients: int, seconds: float, workers: list[int],
                           settings: list[str], rounds: int) -> None:
     rates: dict[tuple[int, str], list[float]] = defaultdict(list)
+    cpu: dict[tuple[int, str], list[float]] = defaultdict(list)
     for n in workers:
         for round_ in range(rounds):
             order = settings if round_ % 2 == 0 else settings[::-1]
             for setting in order:
                 print(f"\n[METRICS={setting}, round {round_ + 1}]", end="")
                 rates[n, setting].append(await run_once(clients, seconds, n, setting))
+                cpu[n, setting].append(CPU_PER_REQUEST[-1])
     for n in workers:
+        mean_cpu = {s: 1000 * sum(cpu[n, s]) / len(cpu[n, s]) for s in settings}
+        line = ", ".join(f"{s} {ms:.2f}" for s, ms in mean_cpu.items())
+        if "on" in mean_cpu and "off" in mean_cpu:
+            line += f"; on/off {mean_cpu['on'] / mean_cpu['off']:.3f}"
+        print(f"{n} worker(s), mean server CPU ms per request: {line}")
+        if "on" in settings and "off" in settings:
+            # Each round's two runs are adjacent in time: their ratio is the least disturbed
+            # by the machine's drift; the median of the rounds' ratios is the figure.
+            pairs = sorted(on / off for on, off in zip(rates[n, "on"], rates[n, "off"],
+                                                        strict=True))
+            cpu_pairs = sorted(on / off for on, off in zip(cpu[n, "on"], cpu[n, "off"],
+                                                           strict=True))
+            print(f"{n} worker(s), rounds' on/off: requests/s "
+                  + ", ".join(f"{r:.3f}" for r in pairs)
+                  + f" (median {statistics.median(pairs):.3f}); server CPU per request "
+                  + ", ".join(f"{r:.3f}" for r in cpu_pairs)
+                  + f" (median {statistics.median(cpu_pairs):.3f})")
         summary = {s: sum(rates[n, s]) / len(rates[n, s]) for s in settings}
         runs = "; ".join(f"{s}: " + ", ".join(f"{r:.1f}" for r in rates[n, s])
                          for s in settings)
@@ -185,18 +209,22 @@ async def run_once(clients: int, seconds: float, workers: int,
                 await load.upload()
             load.latency.clear()
             server.reset_peak()
+            cpu_before = server.cpu_seconds()
             started = time.monotonic()
             scraper = asyncio.create_task(scrape_forever(session, server.url)) \
                 if metrics == "on" else None
             await asyncio.gather(*(load.client(started + seconds) for _ in range(clients)))
             elapsed = time.monotonic() - started
+            cpu = server.cpu_seconds() - cpu_before
             if scraper is not None:
                 scraper.cancel()
         peak = server.peak_rss_kib() / 1024
     total = sum(len(v) for v in load.latency.values())
     print(f"\n{workers} worker(s), {clients} clients for {elapsed:.0f} s on loopback: "
           f"{total / elapsed:.1f} requests/s, 5xx: {load.server_errors}, connection errors: "
-          f"{load.other_errors}, peak RSS of one worker {peak:.0f} MiB")
+          f"{load.other_errors}, peak RSS of one worker {peak:.0f} MiB, server CPU "
+          f"{cpu * 1000 / max(total, 1):.2f} ms a request")
+    CPU_PER_REQUEST.append(cpu / max(total, 1))
     print(f"{'kind':<14} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
     for kind, _ in MIX:
         values = load.latency[kind]

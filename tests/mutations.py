@@ -1159,6 +1159,13 @@ MUTATIONS = (
         "            ids = tracing.current_ids()\n",
         ("tests/test_tracing.py::test_a_real_server_exports_its_spans_by_otlp_when_it_stops",),
     ),
+    Mutation(
+        "operability: anyone's X-Request-ID believed", "server/observability/middleware.py",
+        "        presented = request.headers.get(REQUEST_ID) if trusted.trusts(request.remote) "
+        "else None\n",
+        "        presented = request.headers.get(REQUEST_ID)\n",
+        ("tests/test_proxies.py::test_a_strangers_forwarded_headers_and_request_id_are_ignored",),
+    ),
 )
 
 
