@@ -1166,6 +1166,13 @@ MUTATIONS = (
         "        presented = request.headers.get(REQUEST_ID)\n",
         ("tests/test_proxies.py::test_a_strangers_forwarded_headers_and_request_id_are_ignored",),
     ),
+    Mutation(
+        "operability: a previous run's metrics left in the operator's folder",
+        "server/workers.py",
+        "            os.remove(os.path.join(folder, name))\n",
+        "            pass\n",
+        (OPS + "test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one",),
+    ),
 )
 
 

@@ -353,10 +353,29 @@ def scrape_url(url: str) -> Samples:
     return parse(body.decode())
 
 
+def metrics_folder_of(pid: int) -> Path:
+    """The PROMETHEUS_MULTIPROC_DIR a process was started with."""
+    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        name, _, value = item.decode().partition("=")
+        if name == "PROMETHEUS_MULTIPROC_DIR":
+            return Path(value)
+    raise AssertionError(f"process {pid} has no PROMETHEUS_MULTIPROC_DIR")
+
+
+@pytest.mark.parametrize("operators_folder", [False, True], ids=["own folder", "operator's"])
 def test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one(
-    tmp_path: Path, admin_dsn: str
+    tmp_path: Path, admin_dsn: str, operators_folder: bool
 ) -> None:
-    with two_workers(tmp_path, admin_dsn) as (url, log, supervisor):
+    extra = {}
+    if operators_folder:
+        # The operator's folder, holding a previous run's values: they must not count.
+        extra["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+        (tmp_path / "metrics").mkdir()
+        subprocess.run([sys.executable, "-c", "from server.observability import metrics; "
+                        "metrics.request_finished('/health', 'GET', 200, 0.1, 0, 0)"],
+                       env={**os.environ, **extra}, check=True, cwd=ROOT)
+        assert list((tmp_path / "metrics").glob("counter_*.db"))
+    with two_workers(tmp_path, admin_dsn, **extra) as (url, log, supervisor):
         # /ready answered by one worker says nothing of the other: wait for the supervisor's
         # word that both accept (each has opened its pool, and reported it, by then).
         deadline = time.monotonic() + 60
@@ -368,25 +387,32 @@ def test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one(
         assert fetch(url + "/no/such/thing")[0] == 404
         scrapes = [scrape_url(url) for _ in range(8)]
         healthy = {total(s, "imagerepo_http_requests_total", route="/health") for s in scrapes}
-        # Whichever worker answers, the scrape counts every worker's requests.
+        # Whichever worker answers, the scrape counts every worker's requests (and only this
+        # run's).
         assert healthy == {40}
         assert {total(s, "imagerepo_http_errors_total", code="not_found") for s in scrapes} \
             == {1}
         # Gauges are summed over the live workers: two pools of 3.
         assert total(scrapes[0], "imagerepo_db_pool_max_connections") == 6
 
-        (victim, *_) = sorted(children(supervisor))
+        (victim, other) = sorted(children(supervisor))
+        folder = metrics_folder_of(victim)
+        assert metrics_folder_of(other) == folder  # one folder for the workers, not one each
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
-        while True:  # the supervisor replaces it
-            replaced = children(supervisor)
-            if victim not in replaced and len(replaced) == 2 and fetch(url + "/ready")[0] == 200:
+        while True:  # the supervisor replaces it, and the new worker reports its pool
+            workers = children(supervisor)
+            if victim not in workers and len(workers) == 2 and fetch(url + "/ready")[0] == 200:
                 samples = scrape_url(url)
                 if total(samples, "imagerepo_db_pool_max_connections") == 6:
                     break
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
-        # The dead worker's requests still count (counters never go back); its pool does not.
+        # The dead worker's gauges no longer count: its file is gone (else the sum would
+        # reach three pools once the new worker reports); its requests still count
+        # (counters never go back).
+        assert not (folder / f"gauge_livesum_{victim}.db").exists()
+        assert (folder / f"counter_{victim}.db").exists()
         assert total(samples, "imagerepo_http_requests_total", route="/health") == 40
 
 
