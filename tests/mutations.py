@@ -1166,6 +1166,52 @@ MUTATIONS = (
         "        presented = request.headers.get(REQUEST_ID)\n",
         ("tests/test_proxies.py::test_a_strangers_forwarded_headers_and_request_id_are_ignored",),
     ),
+    # Scoped API keys (issue 26).
+    Mutation(
+        "scopes: bulk delete declared with read instead of write", "server/handlers/images.py",
+        '@access(Access.KEY, scope=WRITE)\n@docs(tags=["images"], summary="Delete up to 100',
+        '@access(Access.KEY, scope=READ)\n@docs(tags=["images"], summary="Delete up to 100',
+        ("tests/test_scopes.py::test_every_operation_taking_a_key_names_its_scope_and_enforces_it",),
+    ),
+    Mutation(
+        "scopes: a key without the scope served as anonymous where anonymous callers are",
+        "server/auth.py",
+        "            user = request[USER] = await _key_user(request, secret)\n"
+        "            assert scope is not None\n"
+        "            require_scope(user, scope)\n",
+        "            user = await _key_user(request, secret)\n"
+        "            assert scope is not None\n"
+        "            if scope in user.scopes:\n"
+        "                request[USER] = user\n"
+        "            elif level is not Access.OPTIONAL_KEY:\n"
+        "                require_scope(user, scope)\n",
+        ("tests/test_scopes.py::test_a_key_without_read_is_refused_where_anonymous_callers_are_served",),
+    ),
+    Mutation(
+        "scopes: an expired key accepted", "sql/queries/keys.sql",
+        "(k.expires_at is not null and k.expires_at <= now()) as expired",
+        "false as expired",
+        ("tests/test_scopes.py::test_an_expired_key_is_401_and_says_so",),
+    ),
+    Mutation(
+        "scopes: a key makes a key with scopes it lacks", "server/services/keys.py",
+        "        if scope not in granted:\n",
+        "        if scope not in ALL_SCOPES:\n",
+        ("tests/test_scopes.py::test_a_key_cannot_make_a_broader_or_longer_lived_key",),
+    ),
+    Mutation(
+        "scopes: a key makes a key outliving it", "server/services/keys.py",
+        "(expires_at is None or expires_at > granted_until)",
+        "expires_at is None",
+        ("tests/test_scopes.py::test_a_key_cannot_make_a_broader_or_longer_lived_key",),
+    ),
+    Mutation(
+        "scopes: keys from before the migration get only read",
+        "sql/migrations/0013_key_scopes.sql",
+        "add column scopes text[] not null default '{read,upload,write,keys,share}'",
+        "add column scopes text[] not null default '{read}'",
+        ("tests/test_scopes.py::test_keys_from_before_the_scopes_keep_full_rights",),
+    ),
 )
 
 
