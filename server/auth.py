@@ -18,6 +18,7 @@ from uuid import UUID
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs
+from aiohttp_apigami.constants import API_SPEC_ATTR
 
 from .credentials import looks_like_api_key
 from .errors import MissingScope, Unauthorized
@@ -78,7 +79,7 @@ def access(level: Access, scope: str | None = None) -> Callable[[F], F]:
         elif level is Access.KEY_OR_PASSWORD:
             said = (f"HTTP Basic (username and password), or an API key with the `{scope}` "
                     "scope (else 403, code `missing_scope`).")
-        earlier = getattr(handler, "__apispec__", {}).get("description")
+        earlier = getattr(handler, API_SPEC_ATTR, {}).get("description")
         description = f"{earlier}\n\n{said}" if earlier else said
         extension: dict[str, Any] = {"x-scope": scope}  # for tools (and tests) reading the spec
         return docs(security=_SECURITY[level], description=description,

@@ -44,7 +44,8 @@ async def me(request: web.Request) -> web.Response:
 
 @access(Access.PASSWORD)
 @docs(tags=["accounts"], summary="Delete your account, its keys and its images",
-      description="Needs HTTP Basic with your username and password.",
+      description="Needs HTTP Basic with your username and password: no API key, whatever "
+                  "its scopes, can delete the account (it is more than every scope together).",
       responses={204: {"description": "Deleted"}, **error_responses(401, 429)})
 async def delete_me(request: web.Request) -> web.Response:
     caller = require_user(request)

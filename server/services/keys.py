@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
+
 from ..credentials import key_digest, new_api_key
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
-from ..errors import MissingScope, NotFound
+from ..errors import MissingScope, NotFound, Unauthorized
 from ..scopes import ALL_SCOPES, ordered
 
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -47,10 +49,13 @@ async def issue_key(
     key = new_api_key()
     # A key without a name still needs a label a person can tell apart in a list.
     name = name.strip() or f"key of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    row = await queries.insert_key(
-        conn, user_id=user_id, name=name, prefix=key.prefix, digest=key.digest,
-        scopes=wanted, expires_at=expires_at,
-    )
+    try:
+        row = await queries.insert_key(
+            conn, user_id=user_id, name=name, prefix=key.prefix, digest=key.digest,
+            scopes=wanted, expires_at=expires_at,
+        )
+    except asyncpg.CheckViolationError:  # the maker's key expired since it was checked
+        raise Unauthorized("This API key has expired") from None
     return {**dict(row), "api_key": key.secret}
 
 
