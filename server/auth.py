@@ -189,7 +189,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             # A key without the scope is refused, never served as if anonymous.
             user = request[USER] = await _key_user(request, secret)
             assert scope is not None
-            require_scope(user, scope)
+            if scope not in user.scopes:
+                note_user(user.id)  # the refusal's log line still names its caller
+                require_scope(user, scope)
         elif level is not Access.OPTIONAL_KEY:
             message, challenge = "An API key is required", BEARER_CHALLENGE
             if level is Access.KEY_OR_PASSWORD:
