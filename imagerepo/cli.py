@@ -1,6 +1,6 @@
 """imagerepo: the command-line client (and, by name, the server's own commands).
 
-    imagerepo signup | login | upload | search | similar | ls | rm | get
+    imagerepo signup | login | upload | search | similar | ls | rm | get | keys
     imagerepo serve | migrate | sweep | rehash | thumbnails     (the server, as python -m server)
 """
 
@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from .downloads import Refused, described, file_name, image_id, save
 from .importer import Importer, Options
 
 SERVER_COMMANDS = {"serve", "migrate", "sweep", "rehash", "thumbnails"}
+# The service's scope names (server/scopes.py); the service checks them again.
+SCOPES = ("read", "upload", "write", "keys", "share")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,7 +96,37 @@ def _parser() -> argparse.ArgumentParser:
                      help="file or folder to write to (default: the current folder, under a "
                           "safe form of the image's name with the suffix of its type)")
     get.add_argument("--force", action="store_true", help="replace an existing file")
+
+    keys = commands.add_parser("keys", help="your API keys: create, list, revoke")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", parents=[common],
+        help="make a key (with the kept key, which needs the `keys` scope); printed once")
+    create.add_argument("--name", default="", help="a label to tell keys apart")
+    create.add_argument("--scope", action="append", choices=SCOPES, dest="scopes",
+                        help="what the key may do (repeatable; default: all the kept key "
+                             "may do, and never more)")
+    create.add_argument("--expires", type=_days, metavar="DAYS",
+                        help="days until it stops working: `30` or `30d` (1 to 3650)")
+    actions.add_parser("list", parents=[common], help="your keys, their scopes and expiry")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke a key by its id")
+    revoke.add_argument("id", type=_key_id, metavar="ID")
     return parser
+
+
+def _days(value: str) -> int:
+    text = value.strip().lower().removesuffix("d")
+    if not text.isdigit() or not 1 <= int(text) <= 3650:
+        raise argparse.ArgumentTypeError(f"not a number of days from 1 to 3650: {value!r}")
+    return int(text)
+
+
+def _key_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a key id (a UUID): {printable(value, 80)!r}") from None
 
 
 def _id_argument(value: str) -> str:
@@ -142,7 +175,7 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     async with Api(url, config.key, notice=_notice) as api:
         command = {"upload": _upload, "search": _search, "similar": _similar, "ls": _ls,
-                   "rm": _rm, "get": _get}[args.command]
+                   "rm": _rm, "get": _get, "keys": _keys}[args.command]
         return await command(api, args)
 
 
@@ -175,7 +208,12 @@ def _password(args: argparse.Namespace, confirm: bool) -> str:
 async def _account(args: argparse.Namespace, url: str) -> int:
     if args.command == "login" and args.key:
         async with Api(url, args.key, notice=_notice) as api:
-            me = await api.call("GET", "/users/me")
+            try:
+                me = await api.call("GET", "/users/me")
+            except ApiError as exc:  # a scoped key (issue 26) need not see the profile
+                if exc.code != "missing_scope":
+                    raise
+                me = {"username": "a key without the `read` scope"}
         path = settings.save(url, args.key)
         print(f"logged in to {url} as {printable(me['username'], 80)}; key kept in {path}")
         return 0
@@ -366,6 +404,41 @@ async def _get(api: Api, args: argparse.Namespace) -> int:
         print(json.dumps({"id": wanted, "path": str(saved.path), "bytes": saved.size}))
     else:
         print(f"{saved.path}: {human_bytes(saved.size)}")
+    return 0
+
+
+async def _keys(api: Api, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        request: dict[str, Any] = {"name": args.name}
+        if args.scopes:
+            request["scopes"] = list(dict.fromkeys(args.scopes))
+        if args.expires:
+            request["expires_in_days"] = args.expires
+        body = await api.call("POST", "/keys", json=request)
+        if args.json:
+            print(json.dumps(body))
+        else:
+            print(printable(str(body["api_key"]), 200))
+            print(f"imagerepo: key {printable(str(body['id']), 40)} "
+                  f"({printable(','.join(body['scopes']), 80)}; expires "
+                  f"{printable(str(body['expires_at'] or 'never'), 40)}): shown only this once",
+                  file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        await api.call("DELETE", f"/keys/{args.id}")
+        if not args.json:
+            print(f"revoked {args.id}")
+        return 0
+    body = await api.call("GET", "/keys")
+    if args.json:
+        print(json.dumps(body))
+        return 0
+    mine = api.key or ""
+    rows = [[k["id"], ("* " if mine.startswith(k["prefix"]) else "") + k["name"],
+             ",".join(k["scopes"]), k["created_at"][:16], (k["expires_at"] or "never")[:16],
+             (k["last_used_at"] or "never")[:16], "revoked" if k["revoked_at"] else ""]
+            for k in body["keys"]]
+    table(rows, ["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", ""], sys.stdout)
     return 0
 
 

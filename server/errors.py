@@ -38,6 +38,12 @@ class Forbidden(ApiError):
     status, code = 403, "forbidden"
 
 
+class MissingScope(Forbidden):
+    """The API key is valid but lacks the scope the operation needs (details.missing_scope)."""
+
+    status, code = 403, "missing_scope"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

@@ -1173,6 +1173,47 @@ MUTATIONS = (
         "            pass\n",
         (OPS + "test_with_two_workers_one_scrape_sums_them_and_survives_a_dead_one",),
     ),
+    # Scoped API keys (issue 26).
+    Mutation(
+        "scopes: bulk delete declared with read instead of write", "server/handlers/images.py",
+        '@access(Access.KEY, scope=WRITE)\n@docs(tags=["images"], summary="Delete up to 100',
+        '@access(Access.KEY, scope=READ)\n@docs(tags=["images"], summary="Delete up to 100',
+        ("tests/test_scopes.py::test_every_operation_taking_a_key_names_its_scope_and_enforces_it",),
+    ),
+    Mutation(
+        "scopes: a key without the scope served as anonymous where anonymous callers are",
+        "server/auth.py",
+        "                require_scope(user, scope)\n",
+        "                if level is not Access.OPTIONAL_KEY:\n"
+        "                    require_scope(user, scope)\n"
+        "                del request[USER]\n",
+        ("tests/test_scopes.py::test_a_key_without_read_is_refused_where_anonymous_callers_are_served",),
+    ),
+    Mutation(
+        "scopes: an expired key accepted", "sql/queries/keys.sql",
+        "(k.expires_at is not null and k.expires_at <= now()) as expired",
+        "false as expired",
+        ("tests/test_scopes.py::test_an_expired_key_is_401_and_says_so",),
+    ),
+    Mutation(
+        "scopes: a key makes a key with scopes it lacks", "server/services/keys.py",
+        "        if scope not in granted:\n",
+        "        if scope not in ALL_SCOPES:\n",
+        ("tests/test_scopes.py::test_a_key_cannot_make_a_broader_or_longer_lived_key",),
+    ),
+    Mutation(
+        "scopes: a key makes a key outliving it", "server/services/keys.py",
+        "(expires_at is None or expires_at > granted_until)",
+        "expires_at is None",
+        ("tests/test_scopes.py::test_a_key_cannot_make_a_broader_or_longer_lived_key",),
+    ),
+    Mutation(
+        "scopes: keys from before the migration get only read",
+        "sql/migrations/0013_key_scopes.sql",
+        "add column scopes text[] not null default '{read,upload,write,keys,share}'",
+        "add column scopes text[] not null default '{read}'",
+        ("tests/test_scopes.py::test_keys_from_before_the_scopes_keep_full_rights",),
+    ),
 )
 
 

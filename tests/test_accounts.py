@@ -186,7 +186,9 @@ async def test_issue_list_and_revoke_keys(client: Client) -> None:
     resp = await client.post("/keys", headers=basic("erin"), json={"name": "laptop"})
     assert resp.status == 201
     new = await resp.json()
-    assert set(new) == {"id", "name", "prefix", "created_at", "api_key"}
+    assert set(new) == {"id", "name", "prefix", "scopes", "created_at", "expires_at", "api_key"}
+    assert new["scopes"] == ["read", "upload", "write", "keys", "share"]  # by default: all
+    assert new["expires_at"] is None
     assert new["name"] == "laptop" and new["api_key"].startswith(new["prefix"])
     assert (await client.get("/users/me", headers=bearer(new["api_key"]))).status == 200
 
@@ -194,7 +196,8 @@ async def test_issue_list_and_revoke_keys(client: Client) -> None:
     listed = (await resp.json())["keys"]
     assert [k["name"] for k in listed] == ["default", "laptop"]
     for key in listed:
-        assert set(key) == {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"}
+        assert set(key) == {"id", "name", "prefix", "scopes", "created_at", "expires_at",
+                            "last_used_at", "revoked_at"}
         assert key["revoked_at"] is None
     assert first not in str(listed) and new["api_key"] not in str(listed)
 
@@ -233,12 +236,16 @@ async def test_a_malformed_key_id_is_422(client: Client, key_id: str) -> None:
     assert "id" in error["details"]
 
 
-async def test_issuing_a_key_needs_the_password(client: Client) -> None:
+async def test_issuing_a_key_needs_the_password_or_a_key(client: Client) -> None:
     key = (await sign_up(client, "judy"))["api_key"]
-    for headers in ({}, bearer(key), basic("judy", "wrong password"), basic("nobody")):
+    for headers in ({}, bearer("irk_" + "x" * 43), basic("judy", "wrong password"),
+                    basic("nobody")):
         resp = await client.post("/keys", headers=headers, json={})
         await error_of(resp, 401, "unauthorized")
-        assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        challenge = resp.headers["WWW-Authenticate"]
+        assert challenge.startswith("Basic" if "Bearer" not in str(headers) else "Bearer")
+    resp = await client.post("/keys", headers=bearer(key), json={})  # a key with `keys`
+    assert resp.status == 201
     resp = await client.post("/keys", headers=basic("JUDY"))  # any case; no body at all
     assert resp.status == 201
     assert (await resp.json())["name"].startswith("key of ")  # a label, never ""
@@ -452,7 +459,8 @@ async def test_account_routes_are_documented_with_their_security(client: Client)
     assert "security" not in paths["/users"]["post"]
     assert paths["/users/me"]["get"]["security"] == [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
     assert paths["/users/me"]["delete"]["security"] == [{"PasswordBasic": []}]
-    assert paths["/keys"]["post"]["security"] == [{"PasswordBasic": []}]
+    assert paths["/keys"]["post"]["security"] == [{"PasswordBasic": []}, {"ApiKeyBearer": []},
+                                                  {"ApiKeyHeader": []}]
     assert "201" in paths["/users"]["post"]["responses"]
     assert "409" in paths["/users"]["post"]["responses"]
     assert paths["/keys/{id}"]["delete"]["parameters"][0]["in"] == "path"

@@ -345,3 +345,43 @@ def test_a_phones_folder_uploads_whole_and_downloads_with_true_suffixes(
     suffixes = {path.suffix: path.read_bytes() for path in out.iterdir()}
     assert sorted(suffixes) == [".avif", ".dng", ".heic", ".jxl"]
     assert sorted(suffixes.values()) == sorted(files.values())  # the owner's originals
+
+
+def test_keys_create_list_revoke_and_an_upload_only_key(server: str, tmp_path: Path) -> None:
+    """Scoped keys (issue 26): an upload-only key made by `keys create` uploads, and a listing
+    with it is refused with the scope named."""
+    result = run(tmp_path, server, "signup", "--username", "scoper", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    made = run(tmp_path, server, "keys", "create", "--name", "camera", "--scope", "upload",
+               "--expires", "30d")
+    assert made.returncode == 0, made.stderr
+    upload_only = made.stdout.strip()
+    assert upload_only.startswith("irk_") and "\n" not in upload_only
+    assert "upload" in made.stderr and "only this once" in made.stderr
+
+    listed = run(tmp_path, server, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    camera = next(line for line in listed.stdout.splitlines() if "camera" in line)
+    assert " upload " in camera and "never" not in camera.split("upload")[1][:20]
+    assert "read,upload,write,keys,share" in listed.stdout  # the kept key: every scope
+
+    refused = run(tmp_path, server, "ls", key=upload_only)
+    assert refused.returncode == 1
+    assert "`read`" in refused.stderr and "403 missing_scope" in refused.stderr
+    broader = run(tmp_path, server, "keys", "create", "--scope", "read", key=upload_only)
+    assert broader.returncode == 1 and "`keys`" in broader.stderr
+
+    photo = tmp_path / "one.png"
+    photo.write_bytes(make_image("PNG", seed=4242))
+    uploaded = run(tmp_path, server, "upload", str(photo), key=upload_only)
+    assert uploaded.returncode == 0, uploaded.stderr
+
+    as_json = json.loads(run(tmp_path, server, "keys", "list", "--json").stdout)
+    camera_id = next(k["id"] for k in as_json["keys"] if k["name"] == "camera")
+    revoked = run(tmp_path, server, "keys", "revoke", camera_id)
+    assert revoked.returncode == 0 and camera_id in revoked.stdout
+    again = run(tmp_path, server, "upload", str(photo), key=upload_only)
+    assert again.returncode != 0 and "401" in again.stderr
+    bad = run(tmp_path, server, "keys", "create", "--scope", "admin")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -169,3 +169,42 @@ def main_flow(server: str, clients: ExitStack) -> None:
         file=[types.File(payload=io.BytesIO(b"not an image"), file_name="x.jpg")]))
     assert bad.status_code == 415 and isinstance(bad.parsed, models.Error)
 
+
+
+def test_scoped_keys_through_a_generated_client(api: ModuleType, server: str) -> None:
+    """Issue 26: a key made with one scope, its scopes and expiry as typed fields, and the 403
+    of an operation outside it parsed into the error model, the scope named."""
+    client_mod, models = mod("client"), mod("models")
+    with ExitStack() as clients:
+        anonymous = clients.enter_context(
+            client_mod.Client(base_url=server, raise_on_unexpected_status=True))
+        mod("api.accounts.sign_up").sync(client=anonymous, body=models.SignUp(
+            username="gen_scoped", password="a long password"))
+        basic = clients.enter_context(client_mod.AuthenticatedClient(
+            base_url=server, prefix="Basic", raise_on_unexpected_status=True,
+            token=base64.b64encode(b"gen_scoped:a long password").decode()))
+        scope = models.NewKeyRequestScopesItem
+        made = mod("api.keys.create_key").sync(client=basic, body=models.NewKeyRequest(
+            name="uploader", scopes=[scope.UPLOAD], expires_in_days=7))
+        assert isinstance(made, models.NewKey)
+        assert [str(s) for s in made.scopes] == ["upload"] and made.expires_at is not None
+        uploader = clients.enter_context(client_mod.AuthenticatedClient(
+            base_url=server, token=made.api_key, raise_on_unexpected_status=False))
+
+        refused = mod("api.images.list_images").sync_detailed(client=uploader)
+        assert refused.status_code == 403 and isinstance(refused.parsed, models.Error)
+        assert refused.parsed.error.code == "missing_scope"
+        assert refused.parsed.to_dict()["error"]["details"] == {"missing_scope": "read"}
+        broader = mod("api.keys.create_key").sync_detailed(
+            client=uploader, body=models.NewKeyRequest(scopes=[scope.READ]))
+        assert broader.status_code == 403 and isinstance(broader.parsed, models.Error)
+        assert broader.parsed.to_dict()["error"]["details"] == {"missing_scope": "keys"}
+
+        listed = mod("api.keys.list_keys").sync(client=clients.enter_context(
+            client_mod.AuthenticatedClient(base_url=server, raise_on_unexpected_status=True,
+                                           token=mod("api.keys.create_key").sync(
+                                               client=basic).api_key)))
+        assert isinstance(listed, models.KeyList)
+        by_name = {k.name: k for k in listed.keys}
+        assert [str(s) for s in by_name["uploader"].scopes] == ["upload"]
+        assert by_name["uploader"].expires_at is not None and by_name["default"].expires_at is None

@@ -505,6 +505,12 @@ def test_a_stranger_uses_the_page(
     page.locator("#auth-dialog").get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#who")).to_have_text("Signed in as ada")
     expect(cards(page)).to_have_count(3)
+    # The sign-in key has the scopes the page uses, and no more (issue 26).
+    signed_in = json.loads(page.evaluate("sessionStorage.getItem('imagerepo.session')"))
+    status, listed = api(f"{server}/keys", key=signed_in["key"])
+    assert status == 200
+    (own,) = [k for k in listed["keys"] if k["id"] == signed_in["id"]]
+    assert own["scopes"] == ["read", "upload", "write", "keys"] and own["name"] == "web page"
 
     # The README's picture: the cropped photo searched for again, its results under a
     # heading that says so.

@@ -35,7 +35,8 @@ class Queries(Protocol):
 
     # keys.sql
     async def insert_key(
-        self, conn: Connection, *, user_id: UUID, name: str, prefix: str, digest: bytes
+        self, conn: Connection, *, user_id: UUID, name: str, prefix: str, digest: bytes,
+        scopes: list[str], expires_at: datetime | None,
     ) -> Record: ...
     async def authenticate_key(self, conn: Connection, *, digest: bytes) -> Record | None: ...
     async def touch_key(self, conn: Connection, *, key_id: UUID) -> str: ...

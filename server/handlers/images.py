@@ -37,6 +37,7 @@ from ..schemas.images import (
     ListImagesQuerySchema,
     image_json,
 )
+from ..scopes import READ, UPLOAD, WRITE
 from ..services import idempotency, images, matching
 from ..services.images import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from .downloads import serve_image_file
@@ -45,7 +46,7 @@ R = TypeVar("R")
 UPLOAD_ROUTE = "POST /images"
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=UPLOAD)
 @docs(tags=["images"], summary="Upload one or more images (all or nothing)",
       description="Multipart: one or more `file` parts, plus `title`, `description`, `tags`, "
                   "`visibility`, before or after the files. Optional `metadata` parts, JSON "
@@ -110,7 +111,7 @@ async def _store_upload(
     return body, idempotency.fingerprint(UPLOAD_ROUTE, ingested.fields, ingested.files)
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=UPLOAD)
 @docs(tags=["images"], summary="Which of these SHA-256 digests your images have",
       description="For resumable imports: a client hashes its files and uploads only those "
                   "the service does not hold yet. Only your own images count.",
@@ -126,7 +127,7 @@ async def known_images(request: web.Request) -> web.Response:
     return web.json_response({"known": found})
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["images"], summary="Visible images: public ones and your own, newest first",
       responses=error_responses(401, 422))
 @querystring_schema(ListImagesQuerySchema)
@@ -145,7 +146,7 @@ async def list_images(request: web.Request) -> web.Response:
                               "next_cursor": next_cursor})
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["images"], summary="One image's metadata", responses=error_responses(401, 404, 422))
 @match_info_schema(ImagePathSchema)
 @response_schema(ImageSchema, 200, description="The image")
@@ -156,7 +157,7 @@ async def get_image(request: web.Request) -> web.Response:
     return web.json_response(image_json(row, current_user_id(request)))
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["images"], summary="The original bytes (Range and If-None-Match supported)",
       parameters=FILE_PARAMETERS,
       responses={**FILE_RESPONSES, **error_responses(401, 404, 416, 422, 503)})
@@ -173,7 +174,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         redirect_seconds=config.download_url_seconds if config.downloads == "redirect" else None)
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=WRITE)
 @docs(tags=["images"], summary="Change title, description, tags or visibility (owner only)",
       responses=error_responses(400, 401, 403, 404, 422))
 @match_info_schema(ImagePathSchema)
@@ -202,7 +203,7 @@ def _maybe(changes: dict[str, Any], name: str, check: Callable[[Any], R]) -> R |
     return check(changes[name]) if name in changes else None
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=WRITE)
 @docs(tags=["images"], summary="Delete one of your images: the row, then the object",
       responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 422)})
 @match_info_schema(ImagePathSchema)
@@ -214,7 +215,7 @@ async def delete_image(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=WRITE)
 @docs(tags=["images"], summary="Delete up to 100 of your images at once",
       responses=error_responses(400, 401, 422))
 @json_schema(BulkDeleteSchema, required=True)

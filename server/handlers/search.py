@@ -11,11 +11,12 @@ from ..keys import CONFIG, CURSORS, POOL, QUERIES
 from ..schemas.common import error_responses
 from ..schemas.images import image_json
 from ..schemas.search import SearchPageSchema, SearchQuerySchema
+from ..scopes import READ
 from ..services import search
 from ..services.images import resolve_owner
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["search"], summary="Full-text search of titles, tags and descriptions",
       responses=error_responses(401, 422, 503))
 @querystring_schema(SearchQuerySchema)

@@ -25,6 +25,7 @@ from ..schemas.similar import (
     SimilarPageSchema,
     SimilarParamsSchema,
 )
+from ..scopes import READ
 from ..services import copies, matching, similar
 from ..services.images import resolve_owner
 
@@ -82,7 +83,7 @@ def _answer(query_hashes: dict[str, Any], results: Results | None) -> web.Respon
                               "next_cursor": next_cursor})
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["search"], summary="Find images similar to a posted one (it is not stored)",
       description="Multipart: `file`, and optionally `match`, `max_distance`, `limit`, "
                   "`cursor`, `q`, `tag`, `owner`, `orientations`. The query image goes through "
@@ -123,7 +124,7 @@ async def search_by_image(request: web.Request) -> web.Response:
                                 facts.colorhash), results)
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["search"], summary="Images similar to a stored one (the image itself left out)",
       responses=error_responses(401, 404, 422))
 @match_info_schema(ImagePathSchema)

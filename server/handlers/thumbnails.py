@@ -19,6 +19,7 @@ from ..schemas.images import (
     ImagePathSchema,
     ThumbnailQuerySchema,
 )
+from ..scopes import READ
 from ..services import images
 from ..services.thumbnails import thumbnail_bytes
 from .accept import quality
@@ -45,7 +46,7 @@ def _cache_control(request: web.Request, image: Record, public_seconds: int) -> 
     return f"{scope}, max-age={public_seconds}"
 
 
-@access(Access.OPTIONAL_KEY)
+@access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["images"], summary="A thumbnail: upright, no metadata, WebP or JPEG",
       description="The same visibility as the image. Thumbnails missing (images from before "
                   "thumbnails, or the large size before its first request) are made on "

@@ -9,6 +9,7 @@ from ..auth import Access, access, client_address, require_user
 from ..keys import CONFIG, PASSWORDS, POOL, QUERIES, STORAGE
 from ..schemas.accounts import SignedUpSchema, SignUpSchema, UserSchema, dump
 from ..schemas.common import error_responses
+from ..scopes import READ
 from ..services import users
 from ..services.logins import reserve_address_attempt
 
@@ -31,7 +32,7 @@ async def sign_up(request: web.Request) -> web.Response:
     return web.json_response({**dump(UserSchema(), user), "api_key": api_key}, status=201)
 
 
-@access(Access.KEY)
+@access(Access.KEY, scope=READ)
 @docs(tags=["accounts"], summary="Your own profile", responses=error_responses(401))
 @response_schema(UserSchema, 200, description="The caller")
 async def me(request: web.Request) -> web.Response:
@@ -43,7 +44,8 @@ async def me(request: web.Request) -> web.Response:
 
 @access(Access.PASSWORD)
 @docs(tags=["accounts"], summary="Delete your account, its keys and its images",
-      description="Needs HTTP Basic with your username and password.",
+      description="Needs HTTP Basic with your username and password: no API key, whatever "
+                  "its scopes, can delete the account (it is more than every scope together).",
       responses={204: {"description": "Deleted"}, **error_responses(401, 429)})
 async def delete_me(request: web.Request) -> web.Response:
     caller = require_user(request)

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..credentials import PASSWORD_MAX_BYTES
+from ..scopes import DESCRIPTIONS, SCOPES
 from ..usernames import USERNAME_PATTERN, is_username
 from .common import Text
 
@@ -27,6 +28,11 @@ def _validate_password(value: str) -> None:
         raise ValidationError(f"Must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8.")
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+
+
+def _validate_unique(value: list[str]) -> None:
+    if len(set(value)) != len(value):
+        raise ValidationError("Each scope at most once.")
 
 
 class SignUpSchema(Schema):
@@ -62,13 +68,31 @@ class NewKeyRequestSchema(Schema):
     name = Text(load_default="", validate=validate.Length(max=100),
                 metadata={"description": "A label to tell keys apart; without one, the key is "
                                          "named after the time it was made"})
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf(SCOPES)),
+        validate=[validate.Length(min=1, max=len(SCOPES)), _validate_unique],
+        metadata={"description": "What the key may do (default: everything the caller may). "
+                                 "A key making a key can give only scopes it has. "
+                                 + "; ".join(f"`{k}`: {v}" for k, v in DESCRIPTIONS.items()),
+                  "uniqueItems": True})
+    expires_in_days = fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=3650),
+        metadata={"description": "Days until the key stops working (1 to 3650; default: never, "
+                                 "or when the key making it expires, whichever is sooner)"})
+
+
+_SCOPES_FIELD_DESCRIPTION = "What the key may do; fixed when it is made (never changed)"
 
 
 class KeySchema(Schema):
     id = fields.UUID(required=True)
     name = fields.String(required=True)
     prefix = fields.String(required=True, metadata={"description": "The key's first characters"})
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         metadata={"description": _SCOPES_FIELD_DESCRIPTION})
     created_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(allow_none=True, required=True,
+                                      metadata={"description": "null: never expires"})
     last_used_at = fields.AwareDateTime(allow_none=True, required=True)
     revoked_at = fields.AwareDateTime(allow_none=True, required=True)
 
@@ -77,7 +101,11 @@ class NewKeySchema(Schema):
     id = fields.UUID(required=True)
     name = fields.String(required=True)
     prefix = fields.String(required=True)
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         metadata={"description": _SCOPES_FIELD_DESCRIPTION})
     created_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(allow_none=True, required=True,
+                                      metadata={"description": "null: never expires"})
     api_key = fields.String(required=True, metadata={"description": "The key, shown only once"})
 
 

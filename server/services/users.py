@@ -11,6 +11,7 @@ from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import Conflict, NotFound
 from ..observability import metrics
+from ..scopes import SCOPES
 from ..storage import Storage
 from .images import delete_objects, object_keys
 
@@ -24,7 +25,8 @@ async def sign_up(
         async with conn.transaction():
             user = await queries.insert_user(conn, username=username, password_hash=password_hash)
             await queries.insert_key(
-                conn, user_id=user["id"], name="default", prefix=key.prefix, digest=key.digest
+                conn, user_id=user["id"], name="default", prefix=key.prefix, digest=key.digest,
+                scopes=list(SCOPES), expires_at=None,
             )
     except asyncpg.UniqueViolationError:
         raise Conflict("This username is taken", details={"username": ["already taken"]}) from None

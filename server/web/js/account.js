@@ -5,6 +5,10 @@ import { basicAuth, call } from "./api.js";
 import * as session from "./session.js";
 
 const KEY_NAME = "web page";
+// What the page does with its key, and no more (issue 26): it shows, searches and finds
+// images (read), uploads them (upload), changes and deletes them (write), and revokes its
+// own key at sign-out (keys). Not `share`.
+export const KEY_SCOPES = ["read", "upload", "write", "keys"];
 
 const bearer = (key) => `Bearer ${key}`;
 
@@ -24,7 +28,7 @@ export async function signUp(username, password) {
 }
 
 export async function signIn(username, password) {
-  const created = await call("/keys", { method: "POST", json: { name: KEY_NAME },
+  const created = await call("/keys", { method: "POST", json: { name: KEY_NAME, scopes: KEY_SCOPES },
     authorization: basicAuth(username, password) });
   const me = await call("/users/me", { authorization: bearer(created.api_key) });
   session.start({ key: created.api_key, id: created.id, username: me.username });

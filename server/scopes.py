@@ -1,0 +1,28 @@
+"""What an API key may do (issue 26). The names are part of the API; the migration
+sql/migrations/0013_key_scopes.sql checks the same list."""
+
+from __future__ import annotations
+
+READ = "read"  # see images, search, find similar ones, list; the profile
+UPLOAD = "upload"  # add images (and ask which ones are already there)
+WRITE = "write"  # change and delete images
+KEYS = "keys"  # list, revoke and make keys (never broader than the key making them)
+SHARE = "share"  # reserved for share links and albums
+
+SCOPES: tuple[str, ...] = (READ, UPLOAD, WRITE, KEYS, SHARE)
+ALL_SCOPES: frozenset[str] = frozenset(SCOPES)
+
+DESCRIPTIONS = {
+    READ: "see images (metadata, files, thumbnails), search, find similar images, list them; "
+          "your profile",
+    UPLOAD: "upload images, and ask which of your files are already stored",
+    WRITE: "change and delete your images",
+    KEYS: "list and revoke your keys, and make keys with no more scopes than its own",
+    SHARE: "reserved for share links and albums (accepted, grants nothing yet)",
+}
+
+
+def ordered(scopes: object) -> list[str]:
+    """Known scope names in their canonical order, each once."""
+    given = set(scopes)  # type: ignore[call-overload]
+    return [s for s in SCOPES if s in given]
