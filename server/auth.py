@@ -186,17 +186,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     elif level in _KEYED:
         secret = _presented_key(request)
         if secret is not None:
-            # A key without the scope is refused, never served as if anonymous.
-            user = request[USER] = await _key_user(request, secret)
-            assert scope is not None
-            if scope not in user.scopes:
-                note_user(user.id)  # the refusal's log line still names its caller
-                require_scope(user, scope)
+            request[USER] = await _key_user(request, secret)
         elif level is not Access.OPTIONAL_KEY:
             message, challenge = "An API key is required", BEARER_CHALLENGE
             if level is Access.KEY_OR_PASSWORD:
                 message = "HTTP Basic username and password, or an API key, is required"
                 challenge = f"{BASIC_CHALLENGE}, {BEARER_CHALLENGE}"
             raise Unauthorized(message, headers={"WWW-Authenticate": challenge})
-    note_user(current_user_id(request))
+    note_user(current_user_id(request))  # every line about the request names its caller
+    user = current_user(request)
+    if user is not None and scope is not None:
+        # A key without the scope is refused, never served as if anonymous (a password
+        # grants every scope).
+        require_scope(user, scope)
     return await handler(request)

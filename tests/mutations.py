@@ -1063,7 +1063,8 @@ MUTATIONS = (
     ),
     Mutation(
         'operability: the user left out of the logs', 'server/auth.py',
-        '    note_user(current_user_id(request))\n',
+        '    note_user(current_user_id(request))  '
+        '# every line about the request names its caller\n',
         '',
         (OPS + 'test_one_request_id_across_the_answer_the_logs_and_the_cli',),
     ),
@@ -1183,10 +1184,10 @@ MUTATIONS = (
     Mutation(
         "scopes: a key without the scope served as anonymous where anonymous callers are",
         "server/auth.py",
-        "                require_scope(user, scope)\n",
-        "                if level is not Access.OPTIONAL_KEY:\n"
-        "                    require_scope(user, scope)\n"
-        "                del request[USER]\n",
+        "        require_scope(user, scope)\n",
+        "        if level is not Access.OPTIONAL_KEY:\n"
+        "            require_scope(user, scope)\n"
+        "        del request[USER]\n",
         ("tests/test_scopes.py::test_a_key_without_read_is_refused_where_anonymous_callers_are_served",),
     ),
     Mutation(
