@@ -92,6 +92,14 @@ OPERATION_IDS = {
     ("get", "/images/{id}/similar"): "find_similar_images",
     ("get", "/search"): "search_text",
     ("post", "/search/image"): "search_by_image",
+    ("post", "/albums"): "create_album",
+    ("get", "/albums"): "list_albums",
+    ("get", "/albums/{id}"): "get_album",
+    ("patch", "/albums/{id}"): "update_album",
+    ("delete", "/albums/{id}"): "delete_album",
+    ("get", "/albums/{id}/images"): "list_album_images",
+    ("post", "/albums/{id}/images"): "add_album_images",
+    ("post", "/albums/{id}/images/remove"): "remove_album_images",
 }
 
 
