@@ -13,6 +13,7 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import bearer
+from tests.families import edited, original
 from tests.images import make_image
 
 Client = TestClient[web.Request, web.Application]
@@ -302,3 +303,101 @@ async def test_albums_are_documented(client: Client) -> None:
     assert new["title"]["maxLength"] == 200 and new["description"]["maxLength"] == 5000
     assert spec["paths"]["/albums/{id}"]["get"]["x-scope"] == "read"
     assert spec["paths"]["/albums/{id}"]["patch"]["x-scope"] == "write"
+
+
+async def search_ids(client: Client, key: str | None, status: int = 200,
+                     **params: str) -> Any:
+    body = await call(client, "GET", "/search", key, status, params=params)
+    return body if status != 200 else [r["id"] for r in body["results"]]
+
+
+async def image_search_ids(client: Client, key: str | None, content: bytes, status: int = 200,
+                           **fields: str) -> Any:
+    data = FormData()
+    data.add_field("file", io.BytesIO(content), filename="q.jpg")
+    for name, value in fields.items():
+        data.add_field(name, value)
+    body = await call(client, "POST", "/search/image", key, status, data=data)
+    return body if status != 200 else [r["id"] for r in body["results"]]
+
+
+async def similar_ids(client: Client, key: str | None, image: str, status: int = 200,
+                      **params: str) -> Any:
+    body = await call(client, "GET", f"/images/{image}/similar", key, status, params=params)
+    return body if status != 200 else [r["id"] for r in body["results"]]
+
+
+async def test_search_within_an_album_finds_only_its_images_the_viewer_may_see(
+    client: Client, alice: str, bob: str,
+) -> None:
+    """Every match outside the album, or in it but hidden from the viewer, is left out: the
+    owner's other images with the same words and picture, and the viewer's own private
+    ones (which the same search without `album` finds)."""
+    picture = original(40)
+    in_public = await upload(client, alice, "lighthouse", "public", content=picture)
+    in_private = await upload(client, alice, "lighthouse", "private", content=picture)
+    outside = await upload(client, alice, "lighthouse", "public", content=picture)
+    bobs_private = await upload(client, bob, "lighthouse", "private", content=picture)
+    bobs_public = await upload(client, bob, "lighthouse", "public", content=picture)
+    album = await new_album(client, alice, visibility="public")
+    await add(client, alice, album, [in_public, in_private])
+    query = edited(40, "recompress")
+    assert set(await search_ids(client, bob, q="lighthouse")) == {
+        in_public, outside, bobs_private, bobs_public}
+    assert set(await image_search_ids(client, bob, query)) == {
+        in_public, outside, bobs_private, bobs_public}
+    cases = {alice: {in_public, in_private}, bob: {in_public}, None: {in_public}}
+    for key, expected in cases.items():
+        assert set(await search_ids(client, key, q="lighthouse", album=album)) == expected
+        assert set(await search_ids(client, key, q="lighth", album=album)) == expected
+        for match in ("robust", "exact"):
+            found = await image_search_ids(client, key, query, album=album, match=match)
+            assert set(found) == expected, (key, match)
+            found = await similar_ids(client, key, outside, album=album, match=match)
+            assert set(found) == expected, (key, match)
+        found = await similar_ids(client, key, in_public, album=album)
+        assert set(found) == expected - {in_public}
+    # The owner's own image outside the album, as a query: still only the album's.
+    assert set(await similar_ids(client, bob, bobs_private, album=album)) == {in_public}
+    await call(client, "PATCH", f"/albums/{album}", alice, json={"visibility": "private"})
+    for key in (bob, None):
+        assert (await search_ids(client, key, 404, q="lighthouse", album=album))["error"][
+            "code"] == "not_found"
+        await image_search_ids(client, key, query, 404, album=album)
+        await similar_ids(client, key, outside, 404, album=album)
+    await search_ids(client, bob, 404, q="lighthouse", album=FAKE_ID)
+    assert set(await search_ids(client, alice, q="lighthouse", album=album)) == {
+        in_public, in_private}
+
+
+async def test_a_search_cursor_does_not_cross_albums(client: Client, alice: str) -> None:
+    ids = [await upload(client, alice, "harbour", seed=n) for n in range(3)]
+    first, second = await new_album(client, alice), await new_album(client, alice)
+    await add(client, alice, first, ids)
+    await add(client, alice, second, ids)
+    page = await call(client, "GET", "/search", alice,
+                      params={"q": "harbour", "album": first, "limit": 1})
+    assert page["next_cursor"]
+    await call(client, "GET", "/search", alice, 422,
+               params={"q": "harbour", "album": second, "cursor": page["next_cursor"]})
+    await call(client, "GET", "/search", alice, 422,
+               params={"q": "harbour", "cursor": page["next_cursor"]})
+    seen = [r["id"] for r in page["results"]]
+    cursor = page["next_cursor"]
+    while cursor:
+        page = await call(client, "GET", "/search", alice,
+                          params={"q": "harbour", "album": first, "limit": 1, "cursor": cursor})
+        seen += [r["id"] for r in page["results"]]
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(ids)
+
+
+async def test_album_search_parameters_are_documented(client: Client) -> None:
+    spec = await (await client.get("/openapi.json")).json()
+    for path, method in (("/search", "get"), ("/images/{id}/similar", "get")):
+        operation = spec["paths"][path][method]
+        names = {p["name"]: p for p in operation["parameters"]}
+        assert names["album"]["schema"]["format"] == "uuid", path
+        assert "404" in operation["responses"]
+    body = spec["paths"]["/search/image"]["post"]["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["properties"]["album"]["format"] == "uuid"

@@ -136,7 +136,7 @@ class Queries(Protocol):
     def search_ranked(
         self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
         last_word: str | None, in_head: bool, owner_id: UUID | None, tag: str | None,
-        visibility: str | None,
+        visibility: str | None, within: list[UUID] | None,
         created_after: datetime | None, created_before: datetime | None,
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int,
@@ -144,7 +144,7 @@ class Queries(Protocol):
     def search_recent(
         self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
         last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
-        created_after: datetime | None, created_before: datetime | None,
+        within: list[UUID] | None, created_after: datetime | None, created_before: datetime | None,
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int, candidates: int,
     ) -> AsyncIterator[Record]: ...
@@ -154,14 +154,15 @@ class Queries(Protocol):
         self, conn: Connection, *, query: int, others: list[int], c0: list[int], c1: list[int],
         c2: list[int], c3: list[int], viewer_id: UUID | None, max_distance: int,
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
-        tag: str | None, owner_id: UUID | None, after_distance: int | None,
-        after_id: UUID | None, limit: int,
+        tag: str | None, owner_id: UUID | None, within: list[UUID] | None,
+        after_distance: int | None, after_id: UUID | None, limit: int,
     ) -> AsyncIterator[Record]: ...
     def similar_scan(
         self, conn: Connection, *, query: int, others: list[int], viewer_id: UUID | None,
         max_distance: int, exclude_id: UUID | None, q: str | None, head: str | None,
         last_word: str | None, tag: str | None, owner_id: UUID | None,
-        after_distance: int | None, after_id: UUID | None, limit: int,
+        within: list[UUID] | None, after_distance: int | None, after_id: UUID | None,
+        limit: int,
     ) -> AsyncIterator[Record]: ...
     async def get_hashes(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
@@ -176,6 +177,7 @@ class Queries(Protocol):
         self, conn: Connection, *, regions: list[int], hashes: list[int], radii: list[int],
         p0: list[int], n0: list[int], p1: list[int], n1: list[int], p2: list[int],
         n2: list[int], p3: list[int], n3: list[int], viewer_id: UUID | None,
+        within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
     def signals_of(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
@@ -195,7 +197,7 @@ class Queries(Protocol):
     def visible_images(
         self, conn: Connection, *, ids: list[UUID], viewer_id: UUID | None,
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
-        tag: str | None, owner_id: UUID | None,
+        tag: str | None, owner_id: UUID | None, within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
 
     # features.sql
@@ -209,8 +211,9 @@ class Queries(Protocol):
     ) -> Record: ...
     def visible_features(
         self, conn: Connection, *, seqs: list[int], viewer_id: UUID | None,
-        exclude_id: UUID | None,
+        exclude_id: UUID | None, within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
+    async def feature_seqs_of(self, conn: Connection, *, ids: list[UUID]) -> list[int]: ...
     def features_by_seqs(self, conn: Connection, *, seqs: list[int]) -> AsyncIterator[Record]: ...
     async def features_of(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID

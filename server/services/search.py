@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +15,7 @@ from ..db.queries import Queries, Record
 from ..errors import ValidationFailed
 from ..observability import metrics
 from .cursors import Cursors, scope_of
+from .within import Within, param
 
 MAX_QUERY_CHARS = 1000
 # Above this many estimated matches, ranking them all costs more than it is worth: only the
@@ -36,6 +37,11 @@ class SearchFilters:
     visibility: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    within: Within | None = None  # only these images (an album's, a share link's)
+
+    def scope(self) -> list[object]:
+        """What of the filters goes into a cursor's scope (of `within`, its source)."""
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 def split_last_word(q: str) -> tuple[str, str | None]:
@@ -96,7 +102,7 @@ async def search(
     service's choice: made from the estimate on the first page, and carried by the signed
     cursor (which is valid only for these words, filters and viewer) to the next ones."""
     head, last_word = split_last_word(check_query(q))
-    scope = scope_of("search", viewer_id, q, *astuple(filters))
+    scope = scope_of("search", viewer_id, q, *filters.scope())
     mode: object = None
     after_rank = after_created = after_id = None
     if cursor:
@@ -110,10 +116,13 @@ async def search(
     # the estimate picks the plan, and the plan fits the words.
     async with plan_cache_mode(conn, "force_custom_plan", timeout=timeout):
         if not cursor:
-            mode = await _choose_mode(conn, queries, q, head, last_word)
+            # Within a set (at most an album's 10,000 images), ranking every match is cheap.
+            mode = ("exact" if filters.within is not None
+                    else await _choose_mode(conn, queries, q, head, last_word))
         params = {
             "viewer_id": viewer_id, "q": q, "head": head, "last_word": last_word,
             "owner_id": filters.owner_id, "tag": filters.tag, "visibility": filters.visibility,
+            "within": param(filters.within),
             "created_after": filters.created_after, "created_before": filters.created_before,
             "after_rank": after_rank, "after_created": after_created, "after_id": after_id,
             "limit": limit + 1,

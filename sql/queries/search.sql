@@ -1,6 +1,8 @@
 -- Text search. Visibility rule as everywhere: public images, plus the viewer's own.
 -- Ranking: ts_rank_cd (title A > tags B > description C); ties newest first, then by id.
 -- Keyset pagination on (rank, created_at, id); headlines by image_headline (migration 0009).
+-- :within (uuid[]) restricts the search to those images (an album's, a share link's); null
+-- searches them all: planned for its value (custom plans), the null arm folds away.
 -- The query expression is repeated rather than
 -- kept in a CTE: with a custom plan it folds into a constant the planner can estimate.
 
@@ -13,7 +15,7 @@ select 1 from images
 where (not :in_head and search_doc @@ image_search_query(:q, :head, :last_word))
    or (:in_head and search_head @@ image_search_query(:q, :head, :last_word));
 
--- name: search_ranked(viewer_id, q, head, last_word, in_head, owner_id, tag, visibility, created_after, created_before, after_rank, after_created, after_id, limit)
+-- name: search_ranked(viewer_id, q, head, last_word, in_head, owner_id, tag, visibility, within, created_after, created_before, after_rank, after_created, after_id, limit)
 -- Every match is ranked (GIN bitmap scan, then rank them): right while matches are few. With
 -- :in_head, only the images matching in their title or tags (the smaller head index and set
 -- of rows), ranked on the whole document. The false arm folds away in a custom plan.
@@ -26,6 +28,7 @@ with ranked as (
       and (:owner_id::uuid is null or i.owner_id = :owner_id)
       and (:tag::text is null or i.tags @> array[:tag::text])
       and (:visibility::text is null or i.visibility = :visibility)
+      and (:within::uuid[] is null or i.id = any(:within::uuid[]))
       and (:created_after::timestamptz is null or i.created_at >= :created_after)
       and (:created_before::timestamptz is null or i.created_at < :created_before)
 ),
@@ -43,7 +46,7 @@ from page
 join image_view v on v.id = page.id
 order by page.rank desc, page.created_at desc, page.id desc;
 
--- name: search_recent(viewer_id, q, head, last_word, owner_id, tag, visibility, created_after, created_before, after_rank, after_created, after_id, limit, candidates)
+-- name: search_recent(viewer_id, q, head, last_word, owner_id, tag, visibility, within, created_after, created_before, after_rank, after_created, after_id, limit, candidates)
 -- For frequent words: rank only the newest :candidates matches (found by walking the
 -- created_at index), never all of them.
 with candidates as (
@@ -54,6 +57,7 @@ with candidates as (
       and (:owner_id::uuid is null or i.owner_id = :owner_id)
       and (:tag::text is null or i.tags @> array[:tag::text])
       and (:visibility::text is null or i.visibility = :visibility)
+      and (:within::uuid[] is null or i.id = any(:within::uuid[]))
       and (:created_after::timestamptz is null or i.created_at >= :created_after)
       and (:created_before::timestamptz is null or i.created_at < :created_before)
     order by i.created_at desc, i.id desc
