@@ -178,6 +178,9 @@ async def test_only_own_images_go_in(client: Client, alice: str, bob: str) -> No
     assert done == {"added": [own], "moved": [],
                     "not_found": [theirs_private, theirs_public, FAKE_ID]}
     assert await order(client, alice, album) == [own]
+    done = await add(client, alice, album, [theirs_public, theirs_private], before=own)
+    assert done == {"added": [], "moved": [], "not_found": [theirs_public, theirs_private]}
+    assert await order(client, alice, album) == [own]
     # Someone else's album is not found, for adding as for removing.
     await add(client, bob, album, [theirs_public], status=404)
     await call(client, "POST", f"/albums/{album}/images/remove", bob, 404,

@@ -142,16 +142,17 @@ async def add_images(
             raise AlbumFull(f"An album holds at most {MAX_IMAGES} images",
                             details={"image_count": album["image_count"],
                                      "max_images": MAX_IMAGES})
-        ids = [i for i in wanted if i in own]
+        # Every id goes to the SQL, which takes only the owner's images itself: what
+        # `own` found decides the answer, never what goes in.
         if before is not None:
-            await _insert_before(conn, queries, owner_id, album_id, ids, before)
-        elif ids:
+            await _insert_before(conn, queries, owner_id, album_id, wanted, before)
+        elif own:
             last = album["last_position"]
-            if last + len(ids) > MAX_POSITION:
+            if last + len(wanted) > MAX_POSITION:
                 await queries.renumber_album(conn, album_id=album_id)
                 last = album["image_count"]
             await queries.append_album_images(conn, owner_id=owner_id, album_id=album_id,
-                                              ids=ids, last_position=last)
+                                              ids=wanted, last_position=last)
         await queries.touch_album(conn, album_id=album_id)
     return Added(added, moved, [i for i in wanted if i not in own])
 
