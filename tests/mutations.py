@@ -1246,8 +1246,23 @@ MUTATIONS = (
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(
+        "albums: the set ignored by text search's plan for frequent words",
+        "sql/queries/search.sql",
+        "    where i.id = any(:within::uuid[])\n      and (i.visibility = 'public'",
+        "    where (i.visibility = 'public'",
+        (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
+    ),
+    Mutation(
+        "albums: visibility dropped from text search's plan for frequent words",
+        "sql/queries/search.sql",
+        "    where i.id = any(:within::uuid[])\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
+        "    where i.id = any(:within::uuid[])\n",
+        (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
+    ),
+    Mutation(
         "albums: within ignored in exact search by image", "sql/queries/similar.sql",
-        "  and (:within::uuid[] is null or s.id = any(:within::uuid[]))\n", "",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n", "",
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(

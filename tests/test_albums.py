@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
@@ -371,6 +372,40 @@ async def test_search_within_an_album_finds_only_its_images_the_viewer_may_see(
     await search_ids(client, bob, 404, q="lighthouse", album=FAKE_ID)
     assert set(await search_ids(client, alice, q="lighthouse", album=album)) == {
         in_public, in_private}
+
+
+@pytest.mark.parametrize("plan", ["exact", "within"])
+async def test_text_search_within_an_album_by_either_plan(
+    client: Client, alice: str, bob: str, monkeypatch: pytest.MonkeyPatch, plan: str,
+) -> None:
+    """The word's index with the set as a filter, or the set's own rows (frequent words)."""
+    from server.services import search
+    monkeypatch.setattr(search, "WITHIN_FACTOR", 0 if plan == "within" else 10**9)
+    in_public = await upload(client, alice, "pebble beach", "public", seed=1)
+    in_private = await upload(client, alice, "pebble", "private", seed=2,
+                              description="pebble pebble")
+    outside = await upload(client, alice, "pebble", "public", seed=3)
+    bobs_private = await upload(client, bob, "pebble", "private", seed=4)
+    album = await new_album(client, alice, visibility="public")
+    await add(client, alice, album, [in_public, in_private])
+    assert set(await search_ids(client, bob, q="pebble")) == {in_public, outside, bobs_private}
+    for key, expected in {alice: [in_private, in_public], bob: [in_public],
+                          None: [in_public]}.items():
+        assert await search_ids(client, key, q="pebble", album=album) == expected
+    assert await search_ids(client, alice, q="pebble", album=album, visibility="private") == [
+        in_private]
+    assert await search_ids(client, alice, q="beach", album=album) == [in_public]
+    pages: list[str] = []
+    cursor = None
+    while True:
+        params = {"q": "pebble", "album": album, "limit": "1", **(
+            {"cursor": cursor} if cursor else {})}
+        page = await call(client, "GET", "/search", alice, params=params)
+        pages += [r["id"] for r in page["results"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [in_private, in_public]
 
 
 async def test_a_search_cursor_does_not_cross_albums(client: Client, alice: str) -> None:

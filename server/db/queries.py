@@ -144,9 +144,16 @@ class Queries(Protocol):
     def search_recent(
         self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
         last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
-        within: list[UUID] | None, created_after: datetime | None, created_before: datetime | None,
+        created_after: datetime | None, created_before: datetime | None,
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int, candidates: int,
+    ) -> AsyncIterator[Record]: ...
+    def search_within(
+        self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
+        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
+        within: list[UUID] | None, created_after: datetime | None,
+        created_before: datetime | None, after_rank: float | None,
+        after_created: datetime | None, after_id: UUID | None, limit: int,
     ) -> AsyncIterator[Record]: ...
 
     # similar.sql

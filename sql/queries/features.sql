@@ -46,7 +46,7 @@ join images i on i.id = f.image_id
 where f.seq = any(:seqs::int4[])
   and (i.visibility = 'public' or i.owner_id = :viewer_id)
   and (:exclude_id::uuid is null or i.id <> :exclude_id)
-  and (:within::uuid[] is null or i.id = any(:within::uuid[]));
+  and (:within::uuid[] is null or i.id in (select unnest(:within::uuid[])));
 
 -- name: feature_seqs_of(ids)$
 -- The feature numbers of these images (a search within them counts only their votes).

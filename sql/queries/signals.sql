@@ -53,7 +53,7 @@ from hits h
 join image_signals s on s.image_id = h.image_id and s.region = h.region
 join images i on i.id = h.image_id
 where (i.visibility = 'public' or i.owner_id = :viewer_id)
-  and (:within::uuid[] is null or h.image_id = any(:within::uuid[]))
+  and (:within::uuid[] is null or h.image_id in (select unnest(:within::uuid[])))
 order by h.image_id, h.region, h.n;
 
 -- name: signals_of(viewer_id, image_id)
@@ -102,4 +102,4 @@ where v.id = any(:ids::uuid[])
   and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
   and (:tag::text is null or v.tags @> array[:tag::text])
   and (:owner_id::uuid is null or v.owner_id = :owner_id)
-  and (:within::uuid[] is null or v.id = any(:within::uuid[]));
+  and (:within::uuid[] is null or v.id in (select unnest(:within::uuid[])));

@@ -50,7 +50,7 @@ where (:exclude_id::uuid is null or s.id <> :exclude_id)
   and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
   and (:tag::text is null or i.tags @> array[:tag::text])
   and (:owner_id::uuid is null or i.owner_id = :owner_id)
-  and (:within::uuid[] is null or s.id = any(:within::uuid[]))
+  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))
   and (:after_distance::int is null
        or (s.distance, s.id) > (:after_distance::int, :after_id::uuid))
 order by s.distance, s.id
@@ -73,7 +73,7 @@ with scored as (
       and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
       and (:tag::text is null or i.tags @> array[:tag::text])
       and (:owner_id::uuid is null or i.owner_id = :owner_id)
-      and (:within::uuid[] is null or i.id = any(:within::uuid[]))
+      and (:within::uuid[] is null or i.id in (select unnest(:within::uuid[])))
 ),
 page as (
     select * from scored
