@@ -161,8 +161,9 @@ def clean_spec(spec: dict[str, Any]) -> None:
                       if name.startswith("Error") and "error" in schemas[name].get(
                           "properties", {})), None)
     # Rules marshmallow cannot state: a change names at least one field.
-    if "ImageChanges" in schemas:
-        schemas["ImageChanges"]["minProperties"] = 1
+    for changes in ("ImageChanges", "AlbumChanges"):
+        if changes in schemas:
+            schemas[changes]["minProperties"] = 1
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():
