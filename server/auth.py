@@ -24,11 +24,13 @@ from .credentials import looks_like_api_key
 from .errors import MissingScope, Unauthorized
 from .keys import CONFIG, PASSWORDS, POOL, QUERIES
 from .observability.context import note_user
-from .openapi import API_KEY, API_KEY_OPTIONAL, PASSWORD
+from .openapi import API_KEY, API_KEY_OPTIONAL, PASSWORD, SHARE_TOKEN
 from .schemas.common import error_responses
 from .scopes import ALL_SCOPES, SCOPES
 from .services.keys import resolve_key
 from .services.logins import BASIC_CHALLENGE, log_in
+from .services.shares import HEADER as SHARE_HEADER
+from .services.shares import OpenLink, open_link
 
 BEARER_CHALLENGE = 'Bearer realm="imagerepo"'
 _ACCESS_ATTR = "__access__"
@@ -41,6 +43,7 @@ class Access(enum.Enum):
     KEY = "key"  # an API key is required
     PASSWORD = "password"  # HTTP Basic username and password
     KEY_OR_PASSWORD = "key_or_password"  # HTTP Basic, or an API key (with the scope)
+    SHARE_LINK = "share_link"  # a live share link's token (X-Share-Token), no account
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,9 @@ class User:
 
 
 USER = web.RequestKey("user", User)
+SHARED_LINK = web.RequestKey("shared_link", OpenLink)
 _SECURITY = {Access.KEY: API_KEY, Access.OPTIONAL_KEY: API_KEY_OPTIONAL, Access.PASSWORD: PASSWORD,
-             Access.KEY_OR_PASSWORD: [*PASSWORD, *API_KEY]}
+             Access.KEY_OR_PASSWORD: [*PASSWORD, *API_KEY], Access.SHARE_LINK: SHARE_TOKEN}
 _KEYED = (Access.KEY, Access.OPTIONAL_KEY, Access.KEY_OR_PASSWORD)
 
 
@@ -140,6 +144,16 @@ async def _key_user(request: web.Request, secret: str) -> User:
     return User(owner.user_id, owner.username, owner.key_id, owner.scopes, owner.expires_at)
 
 
+async def _shared_link(request: web.Request) -> OpenLink:
+    """The live share link whose token the request carries: 401 without one, 404 for one that
+    is unknown, revoked or expired. Checked before the request is read, as a key is."""
+    token = request.headers.get(SHARE_HEADER, "").strip()
+    if not token:
+        raise Unauthorized(f"A share link's token is required, in the {SHARE_HEADER} header")
+    async with request.app[POOL].acquire() as conn:
+        return await open_link(conn, request.app[QUERIES], token)
+
+
 def client_address(request: web.Request) -> str:
     """The client's address: the peer's, or behind a trusted proxy the one it forwarded
     (observability/proxies.py has already put it in request.remote)."""
@@ -181,7 +195,9 @@ async def _password_user(request: web.Request) -> User:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     level, scope = getattr(request.match_info.handler, _ACCESS_ATTR, (Access.PUBLIC, None))
-    if level is Access.PASSWORD or (level is Access.KEY_OR_PASSWORD and _sends_basic(request)):
+    if level is Access.SHARE_LINK:
+        request[SHARED_LINK] = await _shared_link(request)
+    elif level is Access.PASSWORD or (level is Access.KEY_OR_PASSWORD and _sends_basic(request)):
         request[USER] = await _password_user(request)
     elif level in _KEYED:
         secret = _presented_key(request)

@@ -178,6 +178,10 @@ def clean_spec(spec: dict[str, Any]) -> None:
     for changes in ("ImageChanges", "AlbumChanges"):
         if changes in schemas:
             schemas[changes]["minProperties"] = 1
+    # ...and a share link is made to exactly one image or album.
+    if "NewShareRequest" in schemas:
+        schemas["NewShareRequest"]["oneOf"] = [{"required": ["image_id"]},
+                                               {"required": ["album_id"]}]
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():

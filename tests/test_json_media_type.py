@@ -161,6 +161,7 @@ async def test_the_spec_declares_415_for_every_json_body(client: Client) -> None
     assert with_json == {("post", "/users"), ("post", "/keys"), ("patch", "/images/{id}"),
                          ("post", "/images/delete"), ("post", "/images/known"),
                          ("post", "/albums"), ("patch", "/albums/{id}"),
-                         ("post", "/albums/{id}/images"), ("post", "/albums/{id}/images/remove")}
+                         ("post", "/albums/{id}/images"), ("post", "/albums/{id}/images/remove"),
+                         ("post", "/shares")}
     keys = spec["paths"]["/keys"]["post"]
     assert keys["requestBody"]["required"] is False

@@ -13,11 +13,10 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, response_schema
 
-from ..auth import Access, access
+from ..auth import SHARED_LINK, Access, access
 from ..db.pool import Connection
-from ..errors import DownloadNotAllowed, Unauthorized
+from ..errors import DownloadNotAllowed
 from ..keys import CONFIG, CURSORS, POOL, QUERIES, STORAGE
-from ..openapi import SHARE_TOKEN
 from ..schemas.common import error_responses
 from ..schemas.images import (
     FILE_PARAMETERS,
@@ -65,23 +64,15 @@ async def keep_shared_answers_private(request: web.Request, response: web.Stream
             response.headers.add(hdrs.VARY, HEADER)
 
 
-async def _open(request: web.Request) -> OpenLink:
-    token = request.headers.get(HEADER, "").strip()
-    if not token:
-        raise Unauthorized(f"A share link's token is required, in the {HEADER} header")
-    async with request.app[POOL].acquire() as conn:
-        return await shares.open_link(conn, request.app[QUERIES], token)
-
-
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="What a share link shows: an image, or an album",
       description="No account needed: send the link's token as `X-Share-Token`. An unknown, "
                   "revoked or expired token, or one whose image or album was made private "
                   "since, is 404.",
-      security=SHARE_TOKEN, responses=_TOKEN_ERRORS)
+      responses=_TOKEN_ERRORS)
 @response_schema(SharedSchema, 200, description="The link's image or album")
 async def get_shared(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     body: dict[str, Any] = SharedSchema().dump(
         {"kind": link.kind, "owner": link.owner, "allow_download": link.allow_download,
          "expires_at": link.expires_at, "image": None, "album": None})
@@ -97,14 +88,14 @@ async def get_shared(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="A share link's images, in the album's order",
       description="An image link's one image; an album link's images.",
-      security=SHARE_TOKEN, responses={**_TOKEN_ERRORS, **error_responses(422)})
+      responses={**_TOKEN_ERRORS, **error_responses(422)})
 @querystring_schema(SharedImagesQuerySchema)
 @response_schema(SharedImagePageSchema, 200, description="One page of the link's images")
 async def list_shared_images(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     query = request["querystring"]
     async with request.app[POOL].acquire() as conn:
         rows, next_cursor = await shares.images(conn, request.app[QUERIES],
@@ -114,29 +105,29 @@ async def list_shared_images(request: web.Request) -> web.Response:
                               "next_cursor": next_cursor})
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="One of a share link's images",
-      security=SHARE_TOKEN, responses={**_TOKEN_ERRORS, **error_responses(422)})
+      responses={**_TOKEN_ERRORS, **error_responses(422)})
 @match_info_schema(ImagePathSchema)
 @response_schema(SharedImageSchema, 200, description="The image, as the link shows it")
 async def get_shared_image(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     async with request.app[POOL].acquire() as conn:
         row = await shares.image(conn, request.app[QUERIES], link, request["match_info"]["id"])
     return web.json_response(shared_image_json(row))
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="A thumbnail of one of a share link's images",
       description="As `GET /images/{id}/thumbnail`, but never cached by anyone but the "
                   "recipient, and never a redirect to storage (whose URL would outlive a "
                   "revoke).",
-      security=SHARE_TOKEN, parameters=THUMBNAIL_PARAMETERS,
+      parameters=THUMBNAIL_PARAMETERS,
       responses={**THUMBNAIL_RESPONSES, **_TOKEN_ERRORS, **error_responses(422, 503)})
 @match_info_schema(ImagePathSchema)
 @querystring_schema(ThumbnailQuerySchema)
 async def shared_thumbnail(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     app = request.app
     size: int = request["querystring"]["size"]
     async with app[POOL].acquire() as conn:
@@ -147,17 +138,17 @@ async def shared_thumbnail(request: web.Request) -> web.Response:
                                  vary=f"Accept, {HEADER}", redirect=False)
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="The file of one of a share link's images, if the link allows",
       description="The copy without location (never an original with a GPS position), only "
                   "for a link made with `allow_download`; else 403 `download_not_allowed`. "
                   "Range and If-None-Match as `GET /images/{id}/file`; always streamed by the "
                   "server, never a redirect to storage.",
-      security=SHARE_TOKEN, parameters=FILE_PARAMETERS,
+      parameters=FILE_PARAMETERS,
       responses={**FILE_RESPONSES, **error_responses(401, 403, 404, 416, 422, 503)})
 @match_info_schema(ImagePathSchema)
 async def shared_file(request: web.Request) -> web.StreamResponse:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     if not link.allow_download:
         raise DownloadNotAllowed("This share link shows the picture but does not give its file")
     app = request.app
@@ -174,14 +165,14 @@ async def _within(conn: Connection, request: web.Request, link: OpenLink) -> Wit
                   tuple(await shares.image_ids(conn, request.app[QUERIES], link)))
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="Full-text search among a share link's images",
       description="As `GET /search`, among the images the link shows and no others.",
-      security=SHARE_TOKEN, responses={**_TOKEN_ERRORS, **error_responses(422, 503)})
+      responses={**_TOKEN_ERRORS, **error_responses(422, 503)})
 @querystring_schema(SharedSearchQuerySchema)
 @response_schema(SearchPageSchema, 200, description="One page of results, best first")
 async def shared_text_search(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
     args = request["querystring"]
     app = request.app
     async with app[POOL].acquire() as conn:
@@ -196,15 +187,15 @@ async def shared_text_search(request: web.Request) -> web.Response:
     return web.json_response({"results": results, "next_cursor": next_cursor})
 
 
-@access(Access.PUBLIC)
+@access(Access.SHARE_LINK)
 @docs(tags=["shared"], summary="Search by image among a share link's images",
       description="As `POST /search/image` (without `owner` and `album`), among the images "
                   "the link shows and no others. The query image is not stored.",
-      security=SHARE_TOKEN, requestBody=SHARED_IMAGE_SEARCH_BODY,
+      requestBody=SHARED_IMAGE_SEARCH_BODY,
       responses={**_TOKEN_ERRORS, **error_responses(400, 413, 415, 422)})
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
 async def shared_image_search(request: web.Request) -> web.Response:
-    link = await _open(request)
+    link = request[SHARED_LINK]
 
     async def filters_for(conn: Connection, args: dict[str, Any]) -> similar.SimilarFilters:
         return similar.SimilarFilters(q=args.get("q"),

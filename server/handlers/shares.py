@@ -26,7 +26,7 @@ from ..scopes import READ, SHARE
 from ..services import shares
 
 
-@access(Access.KEY_OR_PASSWORD, scope=SHARE)
+@access(Access.KEY, scope=SHARE)
 @docs(tags=["shares"], summary="Make a share link to one of your images or albums",
       description="Whoever holds the link sees the image (or the album and its images): "
                   "metadata, previews and thumbnails, and the file only with "
@@ -50,7 +50,7 @@ async def create_share(request: web.Request) -> web.Response:
     return web.json_response(share_json(link), status=201)
 
 
-@access(Access.KEY_OR_PASSWORD, scope=SHARE)
+@access(Access.KEY, scope=SHARE)
 @docs(tags=["shares"], summary="Your share links, newest first, never their tokens",
       description="Expired links are listed (`expired`) until revoked; `active` is false for "
                   "a link that shows nothing now.",
@@ -67,7 +67,7 @@ async def list_shares(request: web.Request) -> web.Response:
     return web.json_response({"shares": [share_json(r) for r in rows]})
 
 
-@access(Access.KEY_OR_PASSWORD, scope=SHARE)
+@access(Access.KEY, scope=SHARE)
 @docs(tags=["shares"], summary="Revoke one of your share links",
       description="From the moment this answers, the link's token is refused (404) by every "
                   "process and host.",
