@@ -391,7 +391,7 @@ def test_keys_create_list_revoke_and_an_upload_only_key(server: str, tmp_path: P
 
 
 def _uploaded(tmp_path: Path, server: str, names: list[str]) -> dict[str, str]:
-    """Upload one small PNG per name; their ids by title."""
+    """Upload one small PNG per name; their ids by that name."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for i, name in enumerate(names):
@@ -399,7 +399,7 @@ def _uploaded(tmp_path: Path, server: str, names: list[str]) -> dict[str, str]:
     result = run(tmp_path, server, "upload", str(folder))
     assert result.returncode == 0, result.stderr
     listed = json.loads(run(tmp_path, server, "ls", "--owner", "me", "--json").stdout)
-    return {i["title"]: i["id"] for i in listed["images"]}
+    return {Path(i["filename"]).stem: i["id"] for i in listed["images"]}
 
 
 def _signed_up(tmp_path: Path, server: str, name: str) -> str:
@@ -413,8 +413,8 @@ def test_an_album_made_filled_ordered_searched_and_deleted(server: str, tmp_path
     """Albums (issue 26) from the command line: the order given, moves, removal, a search
     within the album, and deleting it keeps the images."""
     _signed_up(tmp_path, server, "albumist")
-    ids = _uploaded(tmp_path, server, ["red beach", "blue beach", "green beach"])
-    red, blue, green = ids["red beach"], ids["blue beach"], ids["green beach"]
+    ids = _uploaded(tmp_path, server, ["red-beach", "blue-beach", "green-beach"])
+    red, blue, green = ids["red-beach"], ids["blue-beach"], ids["green-beach"]
 
     made = run(tmp_path, server, "album", "create", "Summer", "--description", "by the sea")
     assert made.returncode == 0, made.stderr
@@ -452,12 +452,13 @@ def test_an_album_made_filled_ordered_searched_and_deleted(server: str, tmp_path
     missing = run(tmp_path, server, "album", "add", album, unknown)
     assert missing.returncode == 1 and unknown in missing.stderr
 
-    within = json.loads(run(tmp_path, server, "search", "beach", "--album", album,
-                            "--json").stdout)
+    searched = run(tmp_path, server, "search", "beach", "--album", album, "--json")
+    assert searched.returncode == 0, searched.stderr
+    within = json.loads(searched.stdout)
     assert sorted(r["id"] for r in within["results"]) == sorted([red, green])
     everywhere = json.loads(run(tmp_path, server, "search", "beach", "--json").stdout)
     assert len(everywhere["results"]) == 3
-    photo = tmp_path / "photos" / "blue beach.png"
+    photo = tmp_path / "photos" / "blue-beach.png"
     similar = json.loads(run(tmp_path, server, "similar", str(photo), "--album", album,
                              "--json").stdout)
     assert blue not in [r["id"] for r in similar["results"]]
