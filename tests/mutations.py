@@ -1261,6 +1261,12 @@ MUTATIONS = (
         '    if not shown.get("allow_download"):\n', "    if False:\n",
         ("tests/test_cli_hostile_server.py::test_shared_download_refused_when_the_link_does_not_allow_it",),
     ),
+    Mutation(
+        "client: album show reads only the first page", "imagerepo/cli.py",
+        "        params[\"cursor\"] = str(cursor)\n",
+        "        return items[:wanted], True\n",
+        ("tests/test_cli_hostile_server.py::test_album_show_reads_every_page_and_a_looping_cursor_ends",),
+    ),
 )
 
 

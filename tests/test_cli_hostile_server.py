@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
 import stat
@@ -52,6 +53,8 @@ class FakeService:
     bulk: Callable[[list[str]], dict[str, Any]] = lambda ids: {"added": ids, "moved": [],
                                                                "not_found": []}
     posted: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body)
+    album: Any = None  # GET /albums/{id}
+    pages: dict[str, Any] = field(default_factory=dict)  # GET /albums/{id}/images by cursor
     headers: list[dict[str, str]] = field(default_factory=list)  # of every request
 
     def add(self, filename: object, body: bytes = JPEG, **changes: Any) -> str:
@@ -78,6 +81,8 @@ class FakeService:
         app.router.add_get("/shared", self._shared)
         app.router.add_get("/shared/images/{id}/file", self._file)
         app.router.add_post("/albums/{id}/images", self._bulk)
+        app.router.add_get("/albums/{id}", self._album)
+        app.router.add_get("/albums/{id}/images", self._album_page)
         app.router.add_post("/albums/{id}/images/remove", self._bulk)
         app.router.add_route("*", "/{tail:.*}", self._anything)
         return app
@@ -124,6 +129,14 @@ class FakeService:
     async def _shared(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path)
         return web.json_response(self.shared)
+
+    async def _album(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        return web.json_response(self.album)
+
+    async def _album_page(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        return web.json_response(self.pages[request.query.get("cursor", "")])
 
     async def _bulk(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path)
@@ -690,3 +703,27 @@ def test_shared_download_refused_when_the_link_does_not_allow_it(
         refused = cli(service, place, "shared", bad)
         assert refused.returncode == 2 and "not a share link" in refused.stderr
     assert service.requests == ["/shared"]
+
+
+def test_album_show_reads_every_page_and_a_looping_cursor_ends(service: FakeService,
+                                                              place: Place) -> None:
+    album_id = str(uuid.uuid4())
+    service.album = {"id": album_id, "owner": "mallory", "title": "\x1b[31mtrip\nline",
+                     "description": "", "visibility": "public", "image_count": 3,
+                     "cover": None, "created_at": "2026-12-04T21:00:00Z",
+                     "updated_at": "2026-12-04T21:00:00Z"}
+    images = [{**service.images[service.add(f"{n}.jpg")], "position": i + 1}
+              for i, n in enumerate(["one", "two", "three"])]
+    service.pages = {"": {"images": images[:2], "next_cursor": "c2"},
+                     "c2": {"images": images[2:], "next_cursor": None}}
+    shown = cli(service, place, "album", "show", album_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [i["id"] for i in json.loads(shown.stdout)["images"]] == [i["id"] for i in images]
+    table = cli(service, place, "album", "show", album_id).stdout.splitlines()
+    assert table[0].startswith("\ufffd[31mtrip line (public, 3 images, by mallory")
+    assert [line.split()[:2] for line in table[2:]] == [[str(n), i["id"]] for n, i in
+                                                       enumerate(images, 1)]
+
+    service.pages["c2"]["next_cursor"] = "c2"  # a service that would page for ever
+    looped = cli(service, place, "album", "show", album_id, "--json")
+    assert looped.returncode == 0 and len(json.loads(looped.stdout)["images"]) == 3
