@@ -531,14 +531,29 @@ def test_share_links_made_listed_used_and_revoked(server: str, tmp_path: Path) -
     assert _shared(server, token)[0] == 404
     assert run(tmp_path / "stranger", server, "shared", link).returncode == 1
 
-    # An album link that allows downloads: `shared --download` saves its images.
-    album = run(tmp_path, server, "album", "create", "Coast").stdout.strip()
-    assert run(tmp_path, server, "album", "add", album, *ids.values()).returncode == 0
-    made = run(tmp_path, server, "share", album, "--album", "--download", "--json")
-    assert made.returncode == 0, made.stderr
-    album_link = json.loads(made.stdout)["link"]
+    # A link that allows downloads: `shared --download` saves the file as `get` would.
+    made = run(tmp_path, server, "share", ids["harbour"], "--download", "--expires", "30m")
+    assert made.returncode == 0 and "downloads allowed" in made.stderr, made.stderr
     out = tmp_path / "got"
     out.mkdir()
-    got = run(tmp_path / "stranger", server, "shared", album_link, "--download", "-o", str(out))
+    got = run(tmp_path / "stranger", server, "shared", made.stdout.strip(), "--download",
+              "-o", str(out))
     assert got.returncode == 0, got.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["harbour.png", "lighthouse.png"]
+    harbour = (tmp_path / "photos" / "harbour.png").read_bytes()
+    assert [(p.name, p.read_bytes()) for p in out.iterdir()] == [("harbour.png", harbour)]
+    again = run(tmp_path / "stranger", server, "shared", made.stdout.strip(), "--download",
+                "-o", str(out))
+    assert again.returncode == 1 and "exists" in again.stderr
+
+    # An album link: every image of the album, in its order.
+    album = run(tmp_path, server, "album", "create", "Coast").stdout.strip()
+    added = run(tmp_path, server, "album", "add", album, ids["harbour"], lighthouse)
+    assert added.returncode == 0, added.stderr
+    made = run(tmp_path, server, "share", album, "--album", "--json")
+    assert made.returncode == 0, made.stderr
+    album_link = json.loads(made.stdout)["link"]
+    seen = run(tmp_path / "stranger", server, "shared", album_link, "--json")
+    assert seen.returncode == 0, seen.stderr
+    shown = json.loads(seen.stdout)
+    assert shown["kind"] == "album" and shown["album"]["title"] == "Coast"
+    assert [i["id"] for i in shown["images"]] == [ids["harbour"], lighthouse]
