@@ -79,6 +79,7 @@ class FakeService:
         app.router.add_post("/images", self._upload)
         app.router.add_post("/shares", self._share)
         app.router.add_get("/shared", self._shared)
+        app.router.add_get("/shares", self._shares)
         app.router.add_get("/shared/images/{id}/file", self._file)
         app.router.add_post("/albums/{id}/images", self._bulk)
         app.router.add_get("/albums/{id}", self._album)
@@ -125,6 +126,10 @@ class FakeService:
         self.requests.append(request.path)
         self.posted.append((request.path, await request.json()))
         return web.json_response(self.share, status=201)
+
+    async def _shares(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        return web.json_response({"shares": self.share})
 
     async def _shared(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path)
@@ -727,3 +732,22 @@ def test_album_show_reads_every_page_and_a_looping_cursor_ends(service: FakeServ
     service.pages["c2"]["next_cursor"] = "c2"  # a service that would page for ever
     looped = cli(service, place, "album", "show", album_id, "--json")
     assert looped.returncode == 0 and len(json.loads(looped.stdout)["images"]) == 3
+
+
+def test_shares_lists_links_in_one_line_each_whatever_the_service_says(
+        service: FakeService, place: Place) -> None:
+    image_id = str(uuid.uuid4())
+    service.share = [
+        {**_share_answer(image_id=image_id, prefix="irs_\x1b[2J\nx", expired=True,
+                         expires_at="2026-12-01T00:00:00Z"), "token": None, "url": None},
+        {**_share_answer(kind="album", image_id=None, album_id="\u202eevil", allow_download=True,
+                         last_used_at="2026-12-04T21:05:31.123Z"), "token": None, "url": None}]
+    result = cli(service, place, "shares", "--image", image_id)
+    assert result.returncode == 0, result.stderr
+    header, first, second = result.stdout.splitlines()
+    assert header.split() == ["ID", "PREFIX", "KIND", "TARGET", "DOWNLOAD", "EXPIRES", "LAST",
+                              "USED"]
+    assert first.split()[-4:] == [image_id, "no", "expired", "never"]
+    assert "irs_\ufffd[2J x" in first  # the escape and the line break made harmless
+    assert second.split()[2:] == ["album", "\ufffdevil", "yes", "never", "2026-12-04", "21:05"]
+    assert service.requests == [f"/shares?image_id={image_id}"]
