@@ -125,7 +125,7 @@ def _sharing_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     share = commands.add_parser(
         "share", parents=[common],
         help="make a link to one of your images (or albums): prints its URL, once")
-    share.add_argument("id", type=_id_argument, metavar="ID")
+    share.add_argument("id", type=_target_id, metavar="ID")
     share.add_argument("--album", action="store_true", help="ID is an album's")
     share.add_argument("--expires", type=_lifetime, metavar="DURATION",
                        help="when the link stops working: 30m, 12h, 7d, 2w (1 minute to "
@@ -226,6 +226,14 @@ def _album_id(value: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not an album id (a UUID): {printable(value, 80)!r}") from None
+
+
+def _target_id(value: str) -> str:
+    try:
+        return image_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an image or album id (a UUID): {printable(value, 80)!r}") from None
 
 
 def _link_id(value: str) -> str:
@@ -735,16 +743,21 @@ async def _album_images(api: Api, args: argparse.Namespace) -> int:
     path = f"/albums/{args.album}/images" + ("/remove" if removing else "")
     done: dict[str, list[str]] = {"removed": []} if removing else {"added": [], "moved": []}
     done["not_found"] = []
+    sent = False
     try:
         for batch in batches(args.ids):
             request: dict[str, Any] = {"image_ids": batch}
             if not removing:
                 request["before"] = args.before
             body = await api.call("POST", path, json=request)
+            sent = True
             for name, ids in done.items():
                 ids += [str(i) for i in body.get(name) or []]
-    finally:  # also when a batch fails (409 album_full): what was done is said
-        _report_album_change(args, done)
+    except ApiError:
+        if sent:  # a later batch failed (409 album_full): what the earlier ones did is said
+            _report_album_change(args, done)
+        raise
+    _report_album_change(args, done)
     return 1 if done["not_found"] else 0
 
 
@@ -810,6 +823,8 @@ async def _shared_download(api: Api, args: argparse.Namespace, shown: dict[str, 
     folder = Path(args.output)
     if not folder.is_dir():
         return _refused(f"no such folder: {args.output}")
+    if not images:
+        print("imagerepo: the link shows no images (any more)", file=sys.stderr)
     failed = 0
     saved_list = []
     for image in images:

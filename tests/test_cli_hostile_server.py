@@ -148,6 +148,8 @@ class FakeService:
         body = await request.json()
         self.posted.append((request.path, body))
         answer = self.bulk(body["image_ids"])
+        if "error" in answer:
+            return web.json_response(answer, status=409)
         if request.path.endswith("/remove"):
             answer = {"removed": answer["added"], "not_found": answer["not_found"]}
         return web.json_response(answer)
@@ -751,3 +753,14 @@ def test_shares_lists_links_in_one_line_each_whatever_the_service_says(
     assert "irs_\ufffd[2J x" in first  # the escape and the line break made harmless
     assert second.split()[2:] == ["album", "\ufffdevil", "yes", "never", "2026-12-04", "21:05"]
     assert service.requests == [f"/shares?image_id={image_id}"]
+
+
+def test_a_batch_refused_after_others_says_what_was_done(service: FakeService,
+                                                         place: Place) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+    full = {"error": {"code": "album_full", "message": "The album holds 10,000 images"}}
+    service.bulk = lambda batch: full if batch[0] == ids[100] else {
+        "added": batch, "moved": [], "not_found": []}
+    result = cli(service, place, "album", "add", str(uuid.uuid4()), *ids)
+    assert result.returncode == 1 and "added 100, moved 0" in result.stdout
+    assert "(409 album_full)" in result.stderr
