@@ -111,7 +111,8 @@ class Api:
                                     data_maker=form, params=params, headers=headers)
 
     async def download(self, path: str,
-                       consume: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:
+                       consume: Callable[[AsyncIterator[bytes]], Awaitable[T]], *,
+                       headers: dict[str, str] | None = None) -> T:
         """What `consume` makes of a GET's body, given in chunks of at most CHUNK_BYTES (never
         read whole). A body that breaks off raises ApiError and is not tried again: `consume`
         has had part of it."""
@@ -120,7 +121,7 @@ class Api:
             return await consume(resp.content.iter_chunked(CHUNK_BYTES))
 
         return await self._attempts("GET", path, chunks, body_retried=False,
-                                    timeout=STREAM_TIMEOUT)
+                                    headers=headers, timeout=STREAM_TIMEOUT)
 
     async def _attempts(self, method: str, path: str,
                         consume: Callable[[aiohttp.ClientResponse], Awaitable[T]], *,

@@ -1,6 +1,7 @@
 """imagerepo: the command-line client (and, by name, the server's own commands).
 
     imagerepo signup | login | upload | search | similar | ls | rm | get | keys
+    imagerepo share | shares | shared | album     (sharing: links and albums)
     imagerepo serve | migrate | sweep | rehash | thumbnails     (the server, as python -m server)
 """
 
@@ -23,8 +24,9 @@ import aiohttp
 from . import settings, viewer
 from .api import Api, ApiError
 from .display import human_bytes, printable, table
-from .downloads import Refused, described, file_name, image_id, save
+from .downloads import Refused, Saved, described, file_name, image_id, save
 from .importer import Importer, Options
+from .sharing import batches, is_token, said_duration, seconds, share_link
 
 SERVER_COMMANDS = {"serve", "migrate", "sweep", "rehash", "thumbnails"}
 # The service's scope names (server/scopes.py); the service checks them again.
@@ -67,12 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=[common], help="text search")
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--album", type=_album_id, metavar="ALBUM_ID",
+                        help="only the images of this album")
 
     similar = commands.add_parser("similar", parents=[common],
                                   help="search by image: the same picture")
     similar.add_argument("photo", type=Path)
     similar.add_argument("--max-distance", type=int)
     similar.add_argument("--limit", type=int, default=20)
+    similar.add_argument("--album", type=_album_id, metavar="ALBUM_ID",
+                         help="only the images of this album")
     similar.add_argument("--open", action="store_true",
                          help="open the best match in the desktop's image viewer")
     similar.add_argument("--orientations", choices=("none", "all"), default="none",
@@ -111,7 +117,132 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", parents=[common], help="your keys, their scopes and expiry")
     revoke = actions.add_parser("revoke", parents=[common], help="revoke a key by its id")
     revoke.add_argument("id", type=_key_id, metavar="ID")
+    _sharing_parsers(commands, common)
     return parser
+
+
+def _sharing_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    share = commands.add_parser(
+        "share", parents=[common],
+        help="make a link to one of your images (or albums): prints its URL, once")
+    share.add_argument("id", type=_target_id, metavar="ID")
+    share.add_argument("--album", action="store_true", help="ID is an album's")
+    share.add_argument("--expires", type=_lifetime, metavar="DURATION",
+                       help="when the link stops working: 30m, 12h, 7d, 2w (1 minute to "
+                            "3650 days; default: never, until revoked)")
+    share.add_argument("--download", action="store_true",
+                       help="let the link download the files (without their location); "
+                            "default: view only")
+
+    # `shares` lists and `shares revoke` ends a link, as `keys list` / `keys revoke` do.
+    shares = commands.add_parser("shares", parents=[common],
+                                 help="your share links: list (the default), revoke")
+    targets = shares.add_mutually_exclusive_group()
+    targets.add_argument("--image", type=_id_argument, metavar="ID",
+                         help="only the links to this image")
+    targets.add_argument("--album", type=_album_id, metavar="ID",
+                         help="only the links to this album")
+    actions = shares.add_subparsers(dest="action", metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="your links (the default)")
+    targets = listing.add_mutually_exclusive_group()
+    # SUPPRESS: a value given before `list` is not reset by the subcommand's default.
+    targets.add_argument("--image", type=_id_argument, metavar="ID", default=argparse.SUPPRESS)
+    targets.add_argument("--album", type=_album_id, metavar="ID", default=argparse.SUPPRESS)
+    revoke = actions.add_parser("revoke", parents=[common],
+                                help="end a link at once: it shows nothing from then on")
+    revoke.add_argument("id", type=_link_id, metavar="LINK_ID")
+
+    shared = commands.add_parser(
+        "shared", parents=[common],
+        help="what a share link shows (no account needed); --download saves its files")
+    shared.add_argument("link", metavar="LINK",
+                        help="the link (https://host/#share=irs_…) or its token")
+    shared.add_argument("--download", action="store_true",
+                        help="save its images, when the link allows downloads")
+    shared.add_argument("-o", "--output", default=".", metavar="FOLDER",
+                        help="the folder to save in (default: the current folder)")
+    shared.add_argument("--force", action="store_true", help="replace existing files")
+
+    album = commands.add_parser("album", help="albums: create, list, show, add, remove, "
+                                              "move, rename, set, delete")
+    actions = album.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[common],
+                                help="a new album (private unless --public); prints its id")
+    create.add_argument("title")
+    create.add_argument("--description", default=None)
+    create.add_argument("--public", action="store_true")
+    listing = actions.add_parser("list", parents=[common],
+                                 help="albums you can see: yours and public ones, newest first")
+    listing.add_argument("--owner", help="`me` or a username")
+    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    listing.add_argument("--all", action="store_true", help="every one, however many")
+    show = actions.add_parser("show", parents=[common], help="an album's images, in order")
+    show.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    add = actions.add_parser("add", parents=[common],
+                             help="add your images (at the end, or before an image in it)")
+    add.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    add.add_argument("ids", nargs="+", type=_id_argument, metavar="IMAGE_ID")
+    add.add_argument("--before", type=_id_argument, metavar="IMAGE_ID",
+                     help="an image in the album to put them before")
+    remove = actions.add_parser("remove", parents=[common],
+                                help="take images out of the album (they are kept)")
+    remove.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    remove.add_argument("ids", nargs="+", type=_id_argument, metavar="IMAGE_ID")
+    move = actions.add_parser("move", parents=[common], help="reorder images in the album")
+    move.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    move.add_argument("ids", nargs="+", type=_id_argument, metavar="IMAGE_ID")
+    where = move.add_mutually_exclusive_group(required=True)
+    where.add_argument("--before", type=_id_argument, metavar="IMAGE_ID",
+                       help="put them before this image of the album")
+    where.add_argument("--to-end", action="store_true", help="put them at the end")
+    rename = actions.add_parser("rename", parents=[common], help="a new title")
+    rename.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    rename.add_argument("title")
+    change = actions.add_parser("set", parents=[common],
+                                help="make an album public or private, or describe it")
+    change.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+    visibility = change.add_mutually_exclusive_group()
+    visibility.add_argument("--public", dest="visibility", action="store_const",
+                            const="public")
+    visibility.add_argument("--private", dest="visibility", action="store_const",
+                            const="private",
+                            help="also ends the album's share links made before")
+    change.add_argument("--description")
+    delete = actions.add_parser("delete", parents=[common],
+                                help="delete an album (its images are kept)")
+    delete.add_argument("album", type=_album_id, metavar="ALBUM_ID")
+
+
+def _lifetime(value: str) -> int:
+    try:
+        return seconds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(printable(str(exc), 120)) from None
+
+
+def _album_id(value: str) -> str:
+    try:
+        return image_id(value)  # the same form: a UUID
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an album id (a UUID): {printable(value, 80)!r}") from None
+
+
+def _target_id(value: str) -> str:
+    try:
+        return image_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an image or album id (a UUID): {printable(value, 80)!r}") from None
+
+
+def _link_id(value: str) -> str:
+    try:
+        return image_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a link id (a UUID; `imagerepo shares` lists them): "
+            f"{printable(value, 80)!r}") from None
 
 
 def _days(value: str) -> int:
@@ -169,13 +300,16 @@ async def _run(args: argparse.Namespace) -> int:
     url = (args.url or config.url).rstrip("/")
     if args.command in ("signup", "login"):
         return await _account(args, url)
+    if args.command == "shared":  # a link needs no account (and gets no key: see _shared)
+        return await _shared(args, url)
     if config.key is None:
         print("imagerepo: no API key: run `imagerepo login` (or set IMAGEREPO_KEY)",
               file=sys.stderr)
         return 2
     async with Api(url, config.key, notice=_notice) as api:
         command = {"upload": _upload, "search": _search, "similar": _similar, "ls": _ls,
-                   "rm": _rm, "get": _get, "keys": _keys}[args.command]
+                   "rm": _rm, "get": _get, "keys": _keys, "share": _share,
+                   "shares": _shares, "album": _album}[args.command]
         return await command(api, args)
 
 
@@ -303,7 +437,10 @@ SIMILAR_COLUMNS: tuple[Extra, ...] = (
 
 
 async def _search(api: Api, args: argparse.Namespace) -> int:
-    body = await api.call("GET", "/search", params={"q": args.query, "limit": str(args.limit)})
+    params = {"q": args.query, "limit": str(args.limit)}
+    if args.album:
+        params["album"] = args.album
+    body = await api.call("GET", "/search", params=params)
     _print_images(args, body, body["results"])
     return 0
 
@@ -321,6 +458,8 @@ async def _similar(api: Api, args: argparse.Namespace) -> int:
         data.add_field("orientations", args.orientations)
         if args.max_distance is not None:
             data.add_field("max_distance", str(args.max_distance))
+        if args.album:
+            data.add_field("album", args.album)
         return data
 
     body = await api.call("POST", "/search/image", form=form)
@@ -440,6 +579,271 @@ async def _keys(api: Api, args: argparse.Namespace) -> int:
             for k in body["keys"]]
     table(rows, ["ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", ""], sys.stdout)
     return 0
+
+
+def _when(value: object) -> str:
+    """A time from the service, to the minute ("2026-12-04 21:30"); "" for none."""
+    return printable(str(value), 40)[:16].replace("T", " ") if value else ""
+
+
+async def _share(api: Api, args: argparse.Namespace) -> int:
+    kind = "album" if args.album else "image"
+    request: dict[str, Any] = {f"{kind}_id": args.id, "allow_download": args.download}
+    if args.expires is not None:
+        request["expires_in_seconds"] = args.expires
+    body = await api.call("POST", "/shares", json=request)
+    token = body.get("token") if isinstance(body, dict) else None
+    # The URL printed is ours (the service's address + the fragment): a service's answer
+    # can put nothing else on the line a script takes as the link.
+    if not is_token(token) or body.get("url") != f"/#share={token}":
+        return _refused("the service's answer has no valid share token and url")
+    link = f"{api.url}/#share={token}"
+    if args.json:
+        print(json.dumps({**body, "link": link}))
+        return 0
+    print(link)  # alone on standard output: LINK=$(imagerepo share ID)
+    expires = (f"expires {_when(body.get('expires_at'))} (in {said_duration(args.expires)})"
+               if args.expires else "never expires")
+    allowed = "downloads allowed" if body.get("allow_download") else "view only, no downloads"
+    print(f"imagerepo: link {printable(str(body.get('id')), 40)} to the {kind} {args.id}: "
+          f"{allowed}; {expires}. Shown only this once; `imagerepo shares revoke "
+          f"{printable(str(body.get('id')), 40)}` ends it", file=sys.stderr)
+    return 0
+
+
+async def _shares(api: Api, args: argparse.Namespace) -> int:
+    if args.action == "revoke":
+        await api.call("DELETE", f"/shares/{args.id}")
+        if not args.json:
+            print(f"revoked {args.id}: the link shows nothing from now on")
+        return 0
+    params = {name: value for name, value in (("image_id", getattr(args, "image", None)),
+                                              ("album_id", getattr(args, "album", None)))
+              if value}
+    body = await api.call("GET", "/shares", params=params)
+    if args.json:
+        print(json.dumps(body))
+        return 0
+    if not body["shares"]:
+        print("no share links")
+        return 0
+    rows = [[s["id"], s["prefix"], s["kind"], s["image_id"] or s["album_id"],
+             "yes" if s["allow_download"] else "no",
+             "expired" if s["expired"] else (_when(s["expires_at"]) or "never"),
+             _when(s["last_used_at"]) or "never"]
+            for s in body["shares"]]
+    table(rows, ["ID", "PREFIX", "KIND", "TARGET", "DOWNLOAD", "EXPIRES", "LAST USED"],
+          sys.stdout)
+    return 0
+
+
+async def _pages(api: Api, path: str, field: str, params: dict[str, str],
+                 wanted: int | None, headers: dict[str, str] | None = None,
+                 ) -> tuple[list[Any], bool]:
+    """Up to `wanted` (None: all) items of a listing that pages with next_cursor, and whether
+    there are more. A cursor seen before ends it (a service must not keep us looping)."""
+    items: list[Any] = []
+    params = {**params, "limit": "100" if wanted is None else str(min(100, max(1, wanted)))}
+    seen: set[str] = set()
+    while True:
+        page = await api.call("GET", path, params=params, headers=headers)
+        items += page[field]
+        cursor = page.get("next_cursor")
+        if not cursor or str(cursor) in seen:
+            return items[:wanted], bool(wanted is not None and len(items) > wanted)
+        if wanted is not None and len(items) >= wanted:
+            return items[:wanted], True
+        seen.add(str(cursor))
+        params["cursor"] = str(cursor)
+
+
+def _album_line(album: dict[str, Any]) -> str:
+    count = album.get("image_count")
+    said = {k: printable(str(album.get(k)), 200) for k in ("title", "visibility", "owner", "id")}
+    return (f"{said['title']} ({said['visibility']}, {printable(str(count), 20)} "
+            f"image{'' if count == 1 else 's'}, by {said['owner']}; id {said['id']})")
+
+
+async def _album(api: Api, args: argparse.Namespace) -> int:
+    action: str = args.action
+    if action in ("add", "move", "remove"):
+        return await _album_images(api, args)
+    if action == "create":
+        request: dict[str, Any] = {"title": args.title,
+                                   "visibility": "public" if args.public else "private"}
+        if args.description is not None:
+            request["description"] = args.description
+        body = await api.call("POST", "/albums", json=request)
+        if args.json:
+            print(json.dumps(body))
+        else:
+            print(printable(str(body["id"]), 40))  # alone: ALBUM=$(imagerepo album create T)
+            print(f"imagerepo: created the album {_album_line(body)}", file=sys.stderr)
+        return 0
+    if action == "list":
+        params = {"owner": args.owner} if args.owner else {}
+        albums, more = await _pages(api, "/albums", "albums", params,
+                                    None if args.all else args.limit)
+        if args.json:
+            print(json.dumps({"albums": albums, "more": more}))
+            return 0
+        if not albums:
+            print("no albums")
+            return 0
+        rows = [[a["id"], a["owner"], a["visibility"][:3], a["image_count"],
+                 _when(a["updated_at"]), a["title"]] for a in albums]
+        table(rows, ["id", "owner", "vis", "images", "updated", "title"], sys.stdout)
+        if more:
+            print(f"imagerepo: the first {len(albums)} shown; more with `--limit N` or `--all`",
+                  file=sys.stderr)
+        return 0
+    if action == "show":
+        album = await api.call("GET", f"/albums/{args.album}")
+        images, _ = await _pages(api, f"/albums/{args.album}/images", "images", {}, None)
+        if args.json:
+            print(json.dumps({"album": album, "images": images}))
+            return 0
+        print(_album_line(album))
+        if album.get("description"):
+            print(printable(str(album["description"]), 500))
+        if images:
+            rows = [[i.get("position"), *row] for i, row in zip(images, _image_rows(images),
+                                                                strict=True)]
+            table(rows, ["#", "id", "owner", "vis", "size", "bytes", "title"], sys.stdout)
+        else:
+            print("no images (that you can see)")
+        return 0
+    if action == "delete":
+        await api.call("DELETE", f"/albums/{args.album}")
+        if not args.json:
+            print(f"deleted the album {args.album}; its images are kept")
+        return 0
+    # rename, set: one PATCH
+    change: dict[str, Any] = ({"title": args.title} if action == "rename" else {
+        k: v for k, v in (("visibility", args.visibility), ("description", args.description))
+        if v is not None})
+    if not change:
+        print("imagerepo: album set: give --public, --private or --description", file=sys.stderr)
+        return 2
+    body = await api.call("PATCH", f"/albums/{args.album}", json=change)
+    if args.json:
+        print(json.dumps(body))
+    else:
+        print(_album_line(body))
+        if change.get("visibility") == "private":
+            print("imagerepo: its share links made before now show nothing any more",
+                  file=sys.stderr)
+    return 0
+
+
+async def _album_images(api: Api, args: argparse.Namespace) -> int:
+    """add, move, remove: in requests of at most 100 ids (the API's bound), in order, so a
+    long list keeps its order (each batch goes before the same image, or to the end)."""
+    removing = args.action == "remove"
+    path = f"/albums/{args.album}/images" + ("/remove" if removing else "")
+    done: dict[str, list[str]] = {"removed": []} if removing else {"added": [], "moved": []}
+    done["not_found"] = []
+    sent = False
+    try:
+        for batch in batches(args.ids):
+            request: dict[str, Any] = {"image_ids": batch}
+            if not removing:
+                request["before"] = args.before
+            body = await api.call("POST", path, json=request)
+            sent = True
+            for name, ids in done.items():
+                ids += [str(i) for i in body.get(name) or []]
+    except ApiError:
+        if sent:  # a later batch failed (409 album_full): what the earlier ones did is said
+            _report_album_change(args, done)
+        raise
+    _report_album_change(args, done)
+    return 1 if done["not_found"] else 0
+
+
+def _report_album_change(args: argparse.Namespace, done: dict[str, list[str]]) -> None:
+    if args.json:
+        print(json.dumps(done))
+    else:
+        counts = ", ".join(f"{name} {len(ids)}" for name, ids in done.items()
+                           if name != "not_found")
+        print(f"album {args.album}: {counts}")
+        if args.action == "move" and done.get("added"):
+            print(f"imagerepo: {len(done['added'])} of them were not in the album: added",
+                  file=sys.stderr)
+    for missing in done["not_found"]:
+        print(f"imagerepo: not found (or not yours): {printable(missing, 40)}", file=sys.stderr)
+
+
+async def _shared(args: argparse.Namespace, url: str) -> int:
+    """What a share link shows, and its files when it allows downloads. Only the link's
+    token goes to the service the link names: never the kept API key (a link may come from
+    anyone, for any host)."""
+    try:
+        base, token = share_link(args.link, url)
+    except ValueError as exc:
+        print(f"imagerepo: {exc}", file=sys.stderr)
+        return 2
+    headers = {"X-Share-Token": token}
+    async with Api(base, None, notice=_notice) as api:
+        shown = await api.call("GET", "/shared", headers=headers)
+        if shown.get("kind") == "album":
+            images, _ = await _pages(api, "/shared/images", "images", {}, None, headers)
+        else:
+            images = [shown["image"]] if shown.get("image") else []
+        if args.download:
+            return await _shared_download(api, args, shown, images, headers)
+    if args.json:
+        print(json.dumps({**shown, "images": images}))
+        return 0
+    what = (f"the album {_album_line(shown['album'])}" if shown.get("album")
+            else "an image")
+    print(f"{what}, shared by {printable(str(shown.get('owner')), 40)}; "
+          f"{'downloads allowed' if shown.get('allow_download') else 'view only'}; "
+          f"expires {_when(shown.get('expires_at')) or 'never'}", file=sys.stderr)
+    _print_images(args, shown, images)
+    return 0
+
+
+async def _save_shared(api: Api, image: Any, folder: Path, force: bool,
+                       headers: dict[str, str]) -> Saved:
+    """One image of a link, as `get` saves one: a name of ours, checked bytes."""
+    wanted, expected = described(image, None)
+    server_name = image.get("filename")
+    # The file's URL is made from the checked id, never taken from the answer.
+    return await api.download(f"/shared/images/{wanted}/file", lambda chunks: save(
+        chunks, folder, lambda kind: file_name(server_name, kind, wanted), expected,
+        force=force), headers=headers)
+
+
+async def _shared_download(api: Api, args: argparse.Namespace, shown: dict[str, Any],
+                           images: list[Any], headers: dict[str, str]) -> int:
+    if not shown.get("allow_download"):
+        return _refused("this link does not allow downloads (its owner can make one that does)")
+    folder = Path(args.output)
+    if not folder.is_dir():
+        return _refused(f"no such folder: {args.output}")
+    if not images:
+        print("imagerepo: the link shows no images (any more)", file=sys.stderr)
+    failed = 0
+    saved_list = []
+    for image in images:
+        try:
+            saved = await _save_shared(api, image, folder, args.force, headers)
+        except (Refused, ApiError) as exc:
+            failed += 1
+            print(f"imagerepo: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:
+            failed += 1
+            print(f"imagerepo: {exc.strerror}: {exc.filename}", file=sys.stderr)
+            continue
+        saved_list.append({"id": image["id"], "path": str(saved.path), "bytes": saved.size})
+        if not args.json:
+            print(f"{saved.path}: {human_bytes(saved.size)}")
+    if args.json:
+        print(json.dumps({"saved": saved_list, "failed": failed}))
+    return 1 if failed else 0
 
 
 def _destination(output: str | None, server_name: object,

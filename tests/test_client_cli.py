@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.images import encode, make_animated_gif, make_image, picture
 from tests.test_cli import serve_own_database
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+ROOT = Path(__file__).resolve().parents[1]  # the CLI run is this checkout's
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +39,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, admin_dsn: str) -> Iterator
 
 def run(home: Path, url: str, *args: str, stdin: str | None = None,
         key: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "IMAGEREPO_URL": url}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "IMAGEREPO_URL": url,
+           "PYTHONPATH": str(ROOT)}
     env.pop("IMAGEREPO_KEY", None)
     if key:
         env["IMAGEREPO_KEY"] = key
     return subprocess.run([sys.executable, "-m", "imagerepo", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def api(url: str, path: str, key: str) -> dict[str, object]:
@@ -385,3 +388,172 @@ def test_keys_create_list_revoke_and_an_upload_only_key(server: str, tmp_path: P
     assert again.returncode != 0 and "401" in again.stderr
     bad = run(tmp_path, server, "keys", "create", "--scope", "admin")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def _uploaded(tmp_path: Path, server: str, names: list[str]) -> dict[str, str]:
+    """Upload one small PNG per name; their ids by that name."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(names):
+        (folder / f"{name}.png").write_bytes(make_image("PNG", (48, 36), seed=2600 + i))
+    result = run(tmp_path, server, "upload", str(folder))
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(run(tmp_path, server, "ls", "--owner", "me", "--json").stdout)
+    return {Path(i["filename"]).stem: i["id"] for i in listed["images"]}
+
+
+def _signed_up(tmp_path: Path, server: str, name: str) -> str:
+    result = run(tmp_path, server, "signup", "--username", name, "--password-stdin",
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    return str(json.loads((tmp_path / "config" / "imagerepo" / "config.json").read_text())["key"])
+
+
+def test_an_album_made_filled_ordered_searched_and_deleted(server: str, tmp_path: Path) -> None:
+    """Albums (issue 26) from the command line: the order given, moves, removal, a search
+    within the album, and deleting it keeps the images."""
+    _signed_up(tmp_path, server, "albumist")
+    ids = _uploaded(tmp_path, server, ["red-beach", "blue-beach", "green-beach"])
+    red, blue, green = ids["red-beach"], ids["blue-beach"], ids["green-beach"]
+
+    made = run(tmp_path, server, "album", "create", "Summer", "--description", "by the sea")
+    assert made.returncode == 0, made.stderr
+    album = made.stdout.strip()
+    assert "\n" not in album and "Summer (private, 0 images" in made.stderr
+
+    def order() -> list[str]:
+        shown = run(tmp_path, server, "album", "show", album, "--json")
+        assert shown.returncode == 0, shown.stderr
+        body = json.loads(shown.stdout)
+        assert [i["position"] for i in body["images"]] == list(range(1, len(body["images"]) + 1))
+        return [i["id"] for i in body["images"]]
+
+    added = run(tmp_path, server, "album", "add", album, red, blue)
+    assert added.returncode == 0 and "added 2, moved 0" in added.stdout, added.stderr
+    before = run(tmp_path, server, "album", "add", album, green, "--before", red)
+    assert before.returncode == 0, before.stderr
+    assert order() == [green, red, blue]
+    moved = run(tmp_path, server, "album", "move", album, green, "--to-end")
+    assert moved.returncode == 0 and "moved 1" in moved.stdout, moved.stderr
+    assert order() == [red, blue, green]
+    moved = run(tmp_path, server, "album", "move", album, blue, "--before", red)
+    assert moved.returncode == 0, moved.stderr
+    assert order() == [blue, red, green]
+    table = run(tmp_path, server, "album", "show", album).stdout.splitlines()
+    assert table[0].startswith("Summer (private, 3 images, by albumist")
+    assert table[1] == "by the sea" and table[2].split()[:2] == ["#", "id"]
+    assert [line.split()[:2] for line in table[3:]] == [["1", blue], ["2", red], ["3", green]]
+
+    unknown = "00000000-0000-0000-0000-000000000000"
+    removed = run(tmp_path, server, "album", "remove", album, blue, unknown)
+    assert removed.returncode == 1 and "removed 1" in removed.stdout
+    assert f"not found (or not yours): {unknown}" in removed.stderr
+    assert order() == [red, green]
+    missing = run(tmp_path, server, "album", "add", album, unknown)
+    assert missing.returncode == 1 and unknown in missing.stderr
+
+    searched = run(tmp_path, server, "search", "beach", "--album", album, "--json")
+    assert searched.returncode == 0, searched.stderr
+    within = json.loads(searched.stdout)
+    assert sorted(r["id"] for r in within["results"]) == sorted([red, green])
+    everywhere = json.loads(run(tmp_path, server, "search", "beach", "--json").stdout)
+    assert len(everywhere["results"]) == 3
+    photo = tmp_path / "photos" / "blue-beach.png"
+    similar = json.loads(run(tmp_path, server, "similar", str(photo), "--album", album,
+                             "--json").stdout)
+    assert blue not in [r["id"] for r in similar["results"]]
+
+    renamed = run(tmp_path, server, "album", "rename", album, "Summer 2026")
+    assert renamed.returncode == 0 and renamed.stdout.startswith("Summer 2026 (private")
+    public = run(tmp_path, server, "album", "set", album, "--public")
+    assert public.returncode == 0 and "(public, 2 images" in public.stdout, public.stderr
+    listed = run(tmp_path, server, "album", "list", "--owner", "me")
+    assert album in listed.stdout and "Summer 2026" in listed.stdout
+
+    deleted = run(tmp_path, server, "album", "delete", album)
+    assert deleted.returncode == 0 and "its images are kept" in deleted.stdout
+    assert run(tmp_path, server, "album", "show", album).returncode == 1
+    assert len(json.loads(run(tmp_path, server, "ls", "--json").stdout)["images"]) == 3
+
+
+def _shared(url: str, token: str, path: str = "/shared") -> tuple[int, bytes]:
+    request = urllib.request.Request(url + path, headers={"X-Share-Token": token})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_share_links_made_listed_used_and_revoked(server: str, tmp_path: Path) -> None:
+    """Share links (issue 26): `share` prints the link alone, it works with its token in the
+    header, `shares` lists it, `shares revoke` ends it; `shared` downloads what a link
+    allows."""
+    _signed_up(tmp_path, server, "sharer")
+    ids = _uploaded(tmp_path, server, ["lighthouse", "harbour"])
+    lighthouse = ids["lighthouse"]
+
+    made = run(tmp_path, server, "share", lighthouse, "--expires", "7d")
+    assert made.returncode == 0, made.stderr
+    link = made.stdout.strip()
+    assert made.stdout == link + "\n" and link.startswith(f"{server}/#share=irs_")
+    assert "only this once" in made.stderr and "view only" in made.stderr
+    token = link.split("#share=", 1)[1]
+    status, body = _shared(server, token)
+    assert status == 200, body
+    shown = json.loads(body)
+    assert shown["kind"] == "image" and shown["image"]["id"] == lighthouse
+    assert not shown["allow_download"] and shown["expires_at"]
+
+    bad = run(tmp_path, server, "share", lighthouse, "--expires", "7x")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+    listed = run(tmp_path, server, "shares")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:6] == ["ID", "PREFIX", "KIND", "TARGET", "DOWNLOAD", "EXPIRES"]
+    link_id = row.split()[0]
+    assert token.startswith(row.split()[1]) and lighthouse in row and " no " in row
+    only = json.loads(run(tmp_path, server, "shares", "--image", ids["harbour"],
+                          "--json").stdout)
+    assert only["shares"] == []
+    assert "token" not in json.loads(run(tmp_path, server, "shares", "list",
+                                         "--json").stdout)["shares"][0]
+
+    # The link from the command line: what it shows, no account needed.
+    seen = run(tmp_path / "stranger", server, "shared", link)
+    assert seen.returncode == 0 and lighthouse in seen.stdout, seen.stderr
+    refused = run(tmp_path / "stranger", server, "shared", link, "--download")
+    assert refused.returncode == 1 and "does not allow downloads" in refused.stderr
+
+    revoked = run(tmp_path, server, "shares", "revoke", link_id)
+    assert revoked.returncode == 0 and link_id in revoked.stdout, revoked.stderr
+    assert _shared(server, token)[0] == 404
+    assert run(tmp_path / "stranger", server, "shared", link).returncode == 1
+
+    # A link that allows downloads: `shared --download` saves the file as `get` would.
+    made = run(tmp_path, server, "share", ids["harbour"], "--download", "--expires", "30m")
+    assert made.returncode == 0 and "downloads allowed" in made.stderr, made.stderr
+    out = tmp_path / "got"
+    out.mkdir()
+    got = run(tmp_path / "stranger", server, "shared", made.stdout.strip(), "--download",
+              "-o", str(out))
+    assert got.returncode == 0, got.stderr
+    harbour = (tmp_path / "photos" / "harbour.png").read_bytes()
+    assert [(p.name, p.read_bytes()) for p in out.iterdir()] == [("harbour.png", harbour)]
+    again = run(tmp_path / "stranger", server, "shared", made.stdout.strip(), "--download",
+                "-o", str(out))
+    assert again.returncode == 1 and "exists" in again.stderr
+
+    # An album link: every image of the album, in its order.
+    album = run(tmp_path, server, "album", "create", "Coast").stdout.strip()
+    added = run(tmp_path, server, "album", "add", album, ids["harbour"], lighthouse)
+    assert added.returncode == 0, added.stderr
+    made = run(tmp_path, server, "share", album, "--album", "--json")
+    assert made.returncode == 0, made.stderr
+    album_link = json.loads(made.stdout)["link"]
+    seen = run(tmp_path / "stranger", server, "shared", album_link, "--json")
+    assert seen.returncode == 0, seen.stderr
+    shown = json.loads(seen.stdout)
+    assert shown["kind"] == "album" and shown["album"]["title"] == "Coast"
+    assert [i["id"] for i in shown["images"]] == [ids["harbour"], lighthouse]
