@@ -8,6 +8,7 @@ from aiohttp_apigami import validation_middleware
 from .auth import auth_middleware
 from .config import Config
 from .cors import add_cors_headers, cors_preflight_middleware
+from .handlers.shared import keep_shared_answers_private
 from .inflight import InFlight
 from .json_media_type import json_media_type_middleware
 from .keys import CONFIG, IN_FLIGHT
@@ -42,6 +43,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(close_when_draining)
+    app.on_response_prepare.append(keep_shared_answers_private)
     app.cleanup_ctx.extend([cpu_pool_ctx, database_ctx, postings_merger_ctx, storage_ctx])
     setup_routes(app)
     setup_openapi(app)

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 from .keys import CONFIG
 
 ALLOWED_METHODS = "GET, POST, PATCH, DELETE"
-ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Range, If-None-Match"
+ALLOWED_HEADERS = "Authorization, X-API-Key, X-Share-Token, Content-Type, Range, If-None-Match"
 EXPOSED_HEADERS = "ETag, Content-Range, Content-Disposition, Retry-After, WWW-Authenticate"
 PREFLIGHT_MAX_AGE = "600"
 

@@ -16,6 +16,7 @@ import bcrypt
 
 BCRYPT_COST = 12
 KEY_PREFIX = "irk_"  # "image repository key": recognisable in logs and by secret scanners
+SHARE_PREFIX = "irs_"  # "image repository share": a share link's token
 KEY_RANDOM_BYTES = 32
 DISPLAY_PREFIX_CHARS = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores anything longer, so longer passwords are refused
@@ -47,10 +48,11 @@ class NewApiKey:
     digest: bytes  # what the database stores
 
 
-def new_api_key() -> NewApiKey:
+def new_api_key(prefix: str = KEY_PREFIX) -> NewApiKey:
+    """A fresh secret of 256 random bits: an API key, or with SHARE_PREFIX a share link's token."""
     token = base64.urlsafe_b64encode(secrets.token_bytes(KEY_RANDOM_BYTES)).rstrip(b"=").decode()
-    secret = KEY_PREFIX + token
-    return NewApiKey(secret, secret[: len(KEY_PREFIX) + DISPLAY_PREFIX_CHARS], key_digest(secret))
+    secret = prefix + token
+    return NewApiKey(secret, secret[: len(prefix) + DISPLAY_PREFIX_CHARS], key_digest(secret))
 
 
 def key_digest(secret: str) -> bytes:
@@ -60,3 +62,7 @@ def key_digest(secret: str) -> bytes:
 
 def looks_like_api_key(value: str) -> bool:
     return value.startswith(KEY_PREFIX) and 0 < len(value) <= 100
+
+
+def looks_like_share_token(value: str) -> bool:
+    return value.startswith(SHARE_PREFIX) and 0 < len(value) <= 100

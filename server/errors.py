@@ -44,6 +44,11 @@ class MissingScope(Forbidden):
     status, code = 403, "missing_scope"
 
 
+class DownloadNotAllowed(Forbidden):
+    """A share link made without `allow_download`, asked for the file."""
+    status, code = 403, "download_not_allowed"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

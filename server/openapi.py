@@ -34,12 +34,16 @@ SECURITY_SCHEMES = {
     "MetricsToken": {"type": "http", "scheme": "bearer",
                      "description": "`Authorization: Bearer <METRICS_TOKEN>`: the operator's "
                                     "setting, not an API key"},
+    "ShareToken": {"type": "apiKey", "in": "header", "name": "X-Share-Token",
+                   "description": "A share link's token (`irs_...`), as the link's maker got "
+                                  "it: no account needed"},
 }
 # Routes that take an API key list both ways of sending it; either one is enough.
 API_KEY: list[dict[str, list[str]]] = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
 API_KEY_OPTIONAL = [*API_KEY, {}]
 PASSWORD: list[dict[str, list[str]]] = [{"PasswordBasic": []}]
 METRICS_TOKEN: list[dict[str, list[str]]] = [{"MetricsToken": []}]
+SHARE_TOKEN: list[dict[str, list[str]]] = [{"ShareToken": []}]
 
 
 def raise_validation_error(
@@ -92,6 +96,14 @@ OPERATION_IDS = {
     ("get", "/images/{id}/similar"): "find_similar_images",
     ("get", "/search"): "search_text",
     ("post", "/search/image"): "search_by_image",
+    ("post", "/shares"): "create_share",
+    ("get", "/shares"): "list_shares",
+    ("delete", "/shares/{id}"): "revoke_share",
+    ("get", "/shared"): "get_shared",
+    ("get", "/shared/images"): "list_shared_images",
+    ("get", "/shared/images/{id}"): "get_shared_image",
+    ("get", "/shared/images/{id}/file"): "get_shared_image_file",
+    ("get", "/shared/images/{id}/thumbnail"): "get_shared_image_thumbnail",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import images, keys, search, similar, system, thumbnails, users
+from .handlers import images, keys, search, shared, shares, similar, system, thumbnails, users
 from .handlers.web import setup_web
 
 # One path, one resource: an image id is anything but the literals `delete` and `known`
@@ -39,6 +39,17 @@ def setup_routes(app: web.Application) -> None:
 
     app.router.add_get("/search", search.text_search)
     app.router.add_post("/search/image", similar.search_by_image)
+
+    app.router.add_post("/shares", shares.create_share)
+    app.router.add_get("/shares", shares.list_shares)
+    app.router.add_delete("/shares/{id}", shares.revoke_share)
+
+    # What a link shows, to whoever holds its token (X-Share-Token), without an account.
+    app.router.add_get("/shared", shared.get_shared)
+    app.router.add_get("/shared/images", shared.list_shared_images)
+    app.router.add_get("/shared/images/{id}", shared.get_shared_image)
+    app.router.add_get("/shared/images/{id}/file", shared.shared_file)
+    app.router.add_get("/shared/images/{id}/thumbnail", shared.shared_thumbnail)
 
     # The web page (at /app, and at / for browsers) and its files: outside the API's spec.
     setup_web(app)

@@ -7,7 +7,7 @@ READ = "read"  # see images, search, find similar ones, list; the profile
 UPLOAD = "upload"  # add images (and ask which ones are already there)
 WRITE = "write"  # change and delete images
 KEYS = "keys"  # list, revoke and make keys (never broader than the key making them)
-SHARE = "share"  # reserved for share links and albums
+SHARE = "share"  # make, list and revoke share links
 
 SCOPES: tuple[str, ...] = (READ, UPLOAD, WRITE, KEYS, SHARE)
 ALL_SCOPES: frozenset[str] = frozenset(SCOPES)
@@ -18,7 +18,8 @@ DESCRIPTIONS = {
     UPLOAD: "upload images, and ask which of your files are already stored",
     WRITE: "change and delete your images",
     KEYS: "list and revoke your keys, and make keys with no more scopes than its own",
-    SHARE: "reserved for share links and albums (accepted, grants nothing yet)",
+    SHARE: "make, list and revoke share links to your images and albums (making one needs "
+           "`read` too)",
 }
 
 

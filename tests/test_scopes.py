@@ -27,6 +27,9 @@ KEYLESS = {
     "get_service_info": "public", "get_health": "public", "get_readiness": "public",
     "get_metrics": "the operator's token", "sign_up": "public",
     "delete_account": "the password only: a key of any scopes cannot delete the account",
+    "get_shared": "a share link's token", "list_shared_images": "a share link's token",
+    "get_shared_image": "a share link's token", "get_shared_image_file": "a share link's token",
+    "get_shared_image_thumbnail": "a share link's token",
 }
 # The scope each operation taking a key needs (docs/api.md has the same table). An operation
 # missing here, or declaring another scope, fails the test below.
@@ -37,6 +40,7 @@ EXPECTED = {
     "upload_images": "upload", "find_known_images": "upload",
     "update_image": "write", "delete_image": "write", "delete_images": "write",
     "create_key": "keys", "list_keys": "keys", "revoke_key": "keys",
+    "create_share": "share", "list_shares": "share", "revoke_share": "share",
 }
 FAKE_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -123,7 +127,7 @@ async def test_keys_from_before_the_scopes_keep_full_rights(admin_dsn: str) -> N
             key = new_api_key()
             await conn.execute("insert into api_keys (user_id, name, prefix, digest) "
                                "values ($1, 'old', $2, $3)", user_id, key.prefix, key.digest)
-            assert await migrate(conn) == ["0013_key_scopes"]
+            assert (await migrate(conn))[0] == "0013_key_scopes"
             owner = await resolve_key(conn, load_queries(), key.secret)
             assert owner is not None and owner.scopes == frozenset(SCOPES)
             assert owner.expires_at is None and not owner.expired

@@ -100,10 +100,13 @@ async def redirect_to_storage(
 async def serve_image_file(
     request: web.Request, storage: Storage, row: Record | Mapping[str, Any], *,
     public_seconds: int, redirect_seconds: int | None = None,
+    caching: dict[str, str] | None = None,
 ) -> web.StreamResponse:
+    """The file's bytes (or a part, or a 304, or a redirect to storage). `caching` replaces
+    the Cache-Control and Vary that the image's visibility and the credentials would give."""
     etag = f'"{row["sha256"].hex()}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff",
-               **cache_control(request, row["visibility"], public_seconds)}
+               **(caching or cache_control(request, row["visibility"], public_seconds))}
     if etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     if redirect_seconds is not None:

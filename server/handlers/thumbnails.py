@@ -62,9 +62,21 @@ async def thumbnail(request: web.Request) -> web.Response:
         image = await images.get_visible(conn, app[QUERIES], current_user_id(request),
                                          request["match_info"]["id"])
         known = await app[QUERIES].get_thumbnail(conn, image_id=image["id"], size=size)
+    return await serve_thumbnail(
+        request, image, size, known,
+        cache_control=_cache_control(request, image, app[CONFIG].public_cache_seconds),
+        vary="Accept, Authorization, X-API-Key", redirect=True)
+
+
+async def serve_thumbnail(
+    request: web.Request, image: Record, size: int, known: Record | None, *,
+    cache_control: str, vary: str, redirect: bool,
+) -> web.Response:
+    """The thumbnail's bytes (made now if missing), or a 304, or (with `redirect`, where
+    storage presigns) a 302 to the stored WebP. The caller has decided access."""
+    app = request.app
     webp = accepts_webp(request.headers.get("Accept"))
-    headers = {"Cache-Control": _cache_control(request, image, app[CONFIG].public_cache_seconds),
-               "Vary": "Accept, Authorization, X-API-Key", "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": cache_control, "Vary": vary, "X-Content-Type-Options": "nosniff"}
 
     def etag(sha256: bytes) -> str:
         return f'"{sha256.hex()[:32]}{"" if webp else "-jpeg"}"'
@@ -74,12 +86,12 @@ async def thumbnail(request: web.Request) -> web.Response:
         return web.Response(status=304, headers={**headers, "ETag": etag(known["sha256"])})
     name = f"{PurePosixPath(image['filename']).stem or 'image'}-{size}.{'webp' if webp else 'jpg'}"
     config = app[CONFIG]
-    if config.downloads == "redirect" and webp and known is not None:
-        redirect = await redirect_to_storage(
+    if redirect and config.downloads == "redirect" and webp and known is not None:
+        redirected = await redirect_to_storage(
             request, app[STORAGE], known["storage_key"], content_type="image/webp",
             filename=name, cache=headers["Cache-Control"], seconds=config.download_url_seconds)
-        if redirect is not None:
-            return redirect
+        if redirected is not None:
+            return redirected
     stored, data = await thumbnail_bytes(app[POOL], app[QUERIES], app[STORAGE], app[CPU_POOL],
                                          image, size, known)
     if not webp:

@@ -57,3 +57,33 @@ create table share_links (
 create index share_links_owner_created on share_links (owner_id, created_at desc, id desc);
 create index share_links_image on share_links (image_id) where image_id is not null;
 create index share_links_album on share_links (album_id) where album_id is not null;
+
+-- The link rule, written once, here: what a live share link shows. A revoked link has no row;
+-- an expired one shows nothing; a link stops showing a picture (or album) made private after
+-- it was shared: after the link was made, and, in an album, after the picture was added.
+create view live_share_links as
+select l.*
+from share_links l
+left join images i on i.id = l.image_id
+left join albums a on a.id = l.album_id
+where (l.expires_at is null or l.expires_at > now())
+  and (i.privatised_at is null or i.privatised_at < l.created_at)
+  and (a.privatised_at is null or a.privatised_at < l.created_at);
+
+-- The images a live link shows, with their place (an image link's one image is first).
+-- Plain SQL and stable, so the planner inlines it into the query that calls it.
+create function share_link_images(link_digest bytea)
+returns table (link_id uuid, image_id uuid, "position" integer)
+language sql stable
+as $$
+    select l.id, l.image_id, 1
+    from live_share_links l
+    where l.digest = link_digest and l.image_id is not null
+    union all
+    select l.id, ai.image_id, ai.position
+    from live_share_links l
+    join album_images ai on ai.album_id = l.album_id
+    join images i on i.id = ai.image_id
+    where l.digest = link_digest
+      and (i.privatised_at is null or i.privatised_at < greatest(l.created_at, ai.added_at))
+$$;

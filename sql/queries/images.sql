@@ -37,12 +37,15 @@ order by created_at desc, id desc
 limit :limit;
 
 -- name: update_image(owner_id, image_id, title, description, tags, visibility)^
--- null leaves a field as it is.
+-- null leaves a field as it is. (SET's right-hand sides read the row as it was.)
 update images
 set title       = coalesce(:title, title),
     description = coalesce(:description, description),
     tags        = coalesce(:tags, tags),
     visibility  = coalesce(:visibility, visibility),
+    -- Made private again: every share link made before now stops showing it.
+    privatised_at = case when visibility = 'public' and :visibility = 'private' then now()
+                         else privatised_at end,
     updated_at  = now()
 where id = :image_id
   and owner_id = :owner_id
