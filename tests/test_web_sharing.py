@@ -288,13 +288,14 @@ def test_an_album_is_made_ordered_and_shared(
         open_detail(page, name)
         dialog = page.locator("#detail")
         dialog.get_by_role("button", name="Add to album…").click()
-        dialog.get_by_label("Album", exact=True).select_option(label="Summer trip")
+        dialog.get_by_label("Album").select_option(label="Summer trip")
         dialog.get_by_role("button", name="Add", exact=True).click()
         expect(dialog.locator(".add-to-album")).to_contain_text("Added to Summer trip.")
         page.keyboard.press("Escape")
     page.locator("#album-list").get_by_role("button", name=re.compile("Summer trip")).click()
     expect(page.locator("#results-title")).to_have_text("Album: Summer trip")
     assert album_order(page) == names
+    assert "null" not in page.locator("#album-bar").inner_text()  # no description: nothing
     page.get_by_role("button", name="Remove from the album: Not in it").click()
     expect(page.locator("#notice")).to_contain_text("the image itself is kept")
     assert album_order(page) == names[:2]
@@ -342,6 +343,7 @@ def test_an_album_is_made_ordered_and_shared(
     for hidden in ("#search", ".by-image", "#upload", "#albums", "#album-bar", ".account"):
         expect(other.locator(hidden)).to_be_hidden()
     assert "Not in it" not in other.content()
+    assert "null" not in other.locator("#shared").inner_text()  # no description: nothing
     cards(other).filter(has_text="First shot").click()
     dialog = other.locator("#detail")
     expect(dialog.locator("h2")).to_have_text("First shot")

@@ -166,11 +166,9 @@ export function setupAlbumView({ bar, results, notice, onChanged, onGone }) {
   function render() {
     const status = el("p", { class: "error", role: "alert" });
     const facts = [`by ${album.owner}`, count(), album.visibility];
-    bar.replaceChildren(
-      el("p", { class: "facts" }, facts.join(" · ")),
-      album.description ? el("p", { class: "description" }, album.description) : null,
-      ...(isOwner(album) ? ownerTools(status) : []),
-      searchForm(), status);
+    bar.replaceChildren(el("p", { class: "facts" }, facts.join(" · ")));
+    if (album.description) bar.append(el("p", { class: "description" }, album.description));
+    bar.append(...(isOwner(album) ? ownerTools(status) : []), searchForm(), status);
     bar.hidden = false;
   }
 

@@ -86,18 +86,19 @@ export function setupSharedView({ token, section, grid, results, dialog, notice 
 
   function showImage() {
     const status = el("p", { class: "error", role: "alert" });
-    section.replaceChildren(el("p", { class: "shared-note" },
-      `Shared with you by ${link.owner}. ${expiry()}`),
-    ...imageView({ image: link.image, link, token, pictures, headingId: "shared-title", status }),
-    status);
+    const [title, ...rest] = imageView({ image: link.image, link, token, pictures,
+      headingId: "shared-title", status });
+    section.replaceChildren(title,
+      el("p", { class: "shared-note" }, `Shared with you by ${link.owner}. ${expiry()}`),
+      ...rest, status);
   }
 
   function showAlbum() {
     const album = link.album;
     section.replaceChildren(
       el("h2", { id: "shared-title", class: "shared-title" }, album.title),
-      el("p", { class: "shared-note" }, `An album shared with you by ${link.owner}. ${expiry()}`),
-      album.description ? el("p", { class: "description" }, album.description) : null);
+      el("p", { class: "shared-note" }, `An album shared with you by ${link.owner}. ${expiry()}`));
+    if (album.description) section.append(el("p", { class: "description" }, album.description));
     for (const part of grid) part.hidden = false;
     return results.show("Images in this album", async (cursor) => {
       const page = await call("/shared/images", { share: token, query: { limit: PAGE, cursor } });
