@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 OPS = "tests/test_operability.py::"
+SH = "tests/test_shares.py::"
 
 
 @dataclass(frozen=True)
@@ -1214,6 +1215,68 @@ MUTATIONS = (
         "add column scopes text[] not null default '{read,upload,write,keys,share}'",
         "add column scopes text[] not null default '{read}'",
         ("tests/test_scopes.py::test_keys_from_before_the_scopes_keep_full_rights",),
+    ),
+    # Share links (issue 26).
+    Mutation(
+        "a link still shows a picture made private again",
+        "sql/migrations/0014_sharing.sql",
+        "  and (i.privatised_at is null or i.privatised_at < l.created_at)\n", "",
+        (SH + "test_deleting_or_making_private_again_ends_every_link",),
+    ),
+    Mutation(
+        "saving a private image's form again ends its links", "sql/queries/images.sql",
+        "case when visibility = 'public' and :visibility = 'private' then now()",
+        "case when :visibility = 'private' then now()",
+        (SH + "test_deleting_or_making_private_again_ends_every_link",),
+    ),
+    Mutation(
+        "an expired link still shows", "sql/migrations/0014_sharing.sql",
+        "where (l.expires_at is null or l.expires_at > now())\n  and (i.privatised_at",
+        "where (i.privatised_at",
+        (SH + "test_expiry_ends_a_link",),
+    ),
+    Mutation(
+        "a link shows any image by id", "sql/queries/shares.sql",
+        "join image_view v on v.id = s.image_id\nwhere s.image_id = :image_id;",
+        "join image_view v on v.id = :image_id\nlimit 1;",
+        (SH + "test_a_link_to_one_image_reveals_nothing_else",),
+    ),
+    Mutation(
+        "a link's token kept in the clear", "server/services/shares.py",
+        "        prefix=token.prefix, allow_download=allow_download,",
+        "        prefix=token.secret, allow_download=allow_download,",
+        (SH + "test_a_link_shows_its_private_image_to_anyone_holding_it",),
+    ),
+    Mutation(
+        "answers to a link's token cacheable", "server/app.py",
+        "    app.on_response_prepare.append(keep_shared_answers_private)\n", "",
+        (SH + "test_a_link_shows_its_private_image_to_anyone_holding_it",),
+    ),
+    Mutation(
+        "a link gives the file without download permission", "server/handlers/shared.py",
+        "    if not link.allow_download:\n", "    if False:\n",
+        (SH + "test_the_file_only_with_download_allowed_and_never_the_gps_original",),
+    ),
+    Mutation(
+        "a link gives the GPS original", "server/handlers/shared.py",
+        "    served = images.as_served(row, None)", "    served = dict(row)",
+        (SH + "test_the_file_only_with_download_allowed_and_never_the_gps_original",),
+    ),
+    Mutation(
+        "a share-only key makes links to what it cannot read", "server/handlers/shares.py",
+        "    require_scope(caller, READ)\n", "",
+        (SH + "test_scopes_a_key_cannot_escalate_through_a_link",),
+    ),
+    Mutation(
+        "anyone revokes anyone's link", "sql/queries/shares.sql",
+        "where id = :share_id and owner_id = :owner_id", "where id = :share_id",
+        (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
+    ),
+    Mutation(
+        "anyone shares anyone's image", "sql/queries/shares.sql",
+        "where exists (select 1 from images where id = :image_id::uuid and owner_id = :owner_id)",
+        "where exists (select 1 from images where id = :image_id::uuid)",
+        (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
     ),
     # Issue 26: the page's albums and share links.
     Mutation(

@@ -208,3 +208,51 @@ def test_scoped_keys_through_a_generated_client(api: ModuleType, server: str) ->
         by_name = {k.name: k for k in listed.keys}
         assert [str(s) for s in by_name["uploader"].scopes] == ["upload"]
         assert by_name["uploader"].expires_at is not None and by_name["default"].expires_at is None
+
+
+def test_share_links_through_a_generated_client(api: ModuleType, server: str) -> None:
+    """Issue 26: the owner makes, lists and revokes a link; a visitor's client sends the token
+    as the ShareToken scheme says (`X-Share-Token`), reads the picture, and gets the file only
+    where the link allows; each error parsed into the error model."""
+    client_mod, models, types = mod("client"), mod("models"), mod("types")
+    with ExitStack() as clients:
+        anonymous = clients.enter_context(
+            client_mod.Client(base_url=server, raise_on_unexpected_status=True))
+        signed = mod("api.accounts.sign_up").sync(client=anonymous, body=models.SignUp(
+            username="gen_sharer", password="a long password"))
+        me = clients.enter_context(client_mod.AuthenticatedClient(
+            base_url=server, token=signed.api_key, raise_on_unexpected_status=True))
+        uploaded = mod("api.images.upload_images").sync(client=me, body=models.UploadImagesBody(
+            file=[types.File(payload=io.BytesIO(original(50)), file_name="p.jpg",
+                             mime_type="image/jpeg")], title="private one"))
+        image_id = uploaded.images[0].id
+
+        made = mod("api.shares.create_share").sync(client=me, body=models.NewShareRequest(
+            image_id=image_id, expires_in_seconds=3600))
+        assert isinstance(made, models.NewShare) and made.token.startswith("irs_")
+        assert made.url == f"/#share={made.token}" and made.expires_at is not None
+
+        def visitor(token: str) -> Any:
+            return clients.enter_context(client_mod.AuthenticatedClient(
+                base_url=server, token=token, auth_header_name="X-Share-Token", prefix="",
+                raise_on_unexpected_status=False))
+
+        shown = mod("api.shared.get_shared").sync(client=visitor(made.token))
+        assert isinstance(shown, models.Shared) and shown.image.title == "private one"
+        assert shown.allow_download is False and shown.owner == "gen_sharer"
+        thumbnail = mod("api.shared.get_shared_image_thumbnail").sync_detailed(
+            image_id, client=visitor(made.token))
+        assert thumbnail.status_code == 200
+        assert thumbnail.headers["Cache-Control"] == "private, no-store"
+        refused = mod("api.shared.get_shared_image_file").sync_detailed(
+            image_id, client=visitor(made.token))
+        assert refused.status_code == 403 and isinstance(refused.parsed, models.Error)
+        assert refused.parsed.error.code == "download_not_allowed"
+
+        listed = mod("api.shares.list_shares").sync(client=me, image_id=image_id)
+        assert isinstance(listed, models.ShareList) and [s.id for s in listed.shares] == [made.id]
+        assert listed.shares[0].active is True
+        revoked = mod("api.shares.revoke_share").sync_detailed(made.id, client=me)
+        assert revoked.status_code == 204
+        gone = mod("api.shared.get_shared").sync_detailed(client=visitor(made.token))
+        assert gone.status_code == 404 and isinstance(gone.parsed, models.Error)
