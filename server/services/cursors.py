@@ -78,8 +78,18 @@ class Cursors:
             ) from None
 
 
+class Position:
+    """The type to decode an album position with (an int of PostgreSQL's `integer`)."""
+
+    MAX = 2**31 - 1
+
+
 def _convert(value: object, kind: type) -> object:
     """Even a signed value is checked: a cursor outlives the code that issued it."""
+    if kind is Position:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= Position.MAX:
+            raise ValueError("position out of range")
+        return value
     if kind is datetime:
         parsed = datetime.fromisoformat(str(value))
         if parsed.tzinfo is None or not EARLIEST <= parsed <= LATEST:

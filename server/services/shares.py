@@ -16,7 +16,7 @@ from ..credentials import SHARE_PREFIX, key_digest, looks_like_share_token, new_
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import NotFound
-from .cursors import Cursors, scope_of
+from .cursors import Cursors, Position, scope_of
 
 MIN_EXPIRES_IN_SECONDS = 60
 MAX_EXPIRES_IN_SECONDS = 10 * 366 * 24 * 3600
@@ -110,7 +110,7 @@ async def images(
 ) -> tuple[list[Record], str | None]:
     """One page of the link's images, in the album's order."""
     scope = scope_of("shared", link.id)
-    after_position, after_id = (cursors.decode(cursor, scope, int, UUID) if cursor
+    after_position, after_id = (cursors.decode(cursor, scope, Position, UUID) if cursor
                                 else (None, None))
     rows = [row async for row in queries.shared_images(
         conn, digest=link.digest, after_position=after_position,  # type: ignore[arg-type]

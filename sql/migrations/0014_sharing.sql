@@ -71,19 +71,26 @@ where (l.expires_at is null or l.expires_at > now())
   and (a.privatised_at is null or a.privatised_at < l.created_at);
 
 -- The images a live link shows, with their place (an image link's one image is first).
--- Plain SQL and stable, so the planner inlines it into the query that calls it.
+-- Plain SQL and stable, so the planner inlines it into the query that calls it. The link is
+-- found first (one row, by the digest's unique index); an album's images are then excluded
+-- only if made private since, which the tiny partial index below answers.
 create function share_link_images(link_digest bytea)
 returns table (link_id uuid, image_id uuid, "position" integer)
 language sql stable
 as $$
+    with link as materialized (
+        select * from live_share_links where digest = link_digest
+    )
     select l.id, l.image_id, 1
-    from live_share_links l
-    where l.digest = link_digest and l.image_id is not null
+    from link l
+    where l.image_id is not null
     union all
     select l.id, ai.image_id, ai.position
-    from live_share_links l
+    from link l
     join album_images ai on ai.album_id = l.album_id
-    join images i on i.id = ai.image_id
-    where l.digest = link_digest
-      and (i.privatised_at is null or i.privatised_at < greatest(l.created_at, ai.added_at))
+    where not exists (select 1 from images i
+                      where i.id = ai.image_id
+                        and i.privatised_at >= greatest(l.created_at, ai.added_at))
 $$;
+
+create index images_privatised on images (id) where privatised_at is not null;

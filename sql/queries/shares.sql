@@ -53,14 +53,17 @@ join image_view v on v.id = s.image_id
 where s.image_id = :image_id;
 
 -- name: shared_images(digest, after_position, after_id, limit)
--- The link's images in the album's order, keyset on (position, id).
+-- The link's images in the album's order, keyset on (position, id): the page is chosen
+-- first, so only its rows are joined to their owners.
 select v.*, s.position
-from share_link_images(:digest) s
+from (select s.image_id, s.position
+      from share_link_images(:digest) s
+      where :after_position::integer is null
+         or (s.position, s.image_id) > (:after_position::integer, :after_id::uuid)
+      order by s.position, s.image_id
+      limit :limit) s
 join image_view v on v.id = s.image_id
-where :after_position::integer is null
-   or (s.position, v.id) > (:after_position::integer, :after_id::uuid)
-order by s.position, v.id
-limit :limit;
+order by s.position, s.image_id;
 
 -- name: shared_image_ids(digest)
 -- Every image the link shows: the `within` of a search inside the link.
