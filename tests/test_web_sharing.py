@@ -292,6 +292,8 @@ def test_an_album_is_made_ordered_and_shared(
         dialog.get_by_role("button", name="Add", exact=True).click()
         expect(dialog.locator(".add-to-album")).to_contain_text("Added to Summer trip.")
         page.keyboard.press("Escape")
+    # The list counts them.
+    expect(page.locator("#album-list")).to_contain_text("3 images")
     page.locator("#album-list").get_by_role("button", name=re.compile("Summer trip")).click()
     expect(page.locator("#results-title")).to_have_text("Album: Summer trip")
     assert album_order(page) == names

@@ -32,7 +32,8 @@ function metadata(image) {
     el("dt", {}, name), el("dd", {}, value)]));
 }
 
-export function setupDetail({ dialog, results, onChanged }) {
+// onChanged: an image changed or went; onAlbums: an album got an image.
+export function setupDetail({ dialog, results, onChanged, onAlbums = () => {} }) {
   let pictures = new Pictures();
 
   function close() {
@@ -136,7 +137,7 @@ export function setupDetail({ dialog, results, onChanged }) {
         confirm.querySelector("button").focus();
       } }, "Delete…"),
     ];
-    const album = addToAlbum(image, status);
+    const album = addToAlbum(image, status, onAlbums);
     const shares = el("div", { class: "shares", hidden: true });
     buttons.push(album.button, el("button", { type: "button", "aria-expanded": "false",
       onclick: (event) => {

@@ -47,7 +47,8 @@ function app() {
     onChanged: () => albums.reload(), onGone: () => browse.run() });
   albums = setupAlbums({ section: $("albums"), list: $("album-list"), more: $("albums-more"),
     form: $("album-new"), error: $("albums-error"), onOpen: albumView.open });
-  detail = setupDetail({ dialog: $("detail"), results, onChanged: () => results.refresh() });
+  detail = setupDetail({ dialog: $("detail"), results, onChanged: () => results.refresh(),
+    onAlbums: () => albums.reload() });
 
   const openById = (id) => detail.openById(id).catch((error) => notice.error(error));
   const imageSearch = setupImageSearch({ picker: $("query-file"), orientations: $("orientations"),
