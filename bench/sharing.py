@@ -113,6 +113,7 @@ async def main() -> None:
     conn = await asyncpg.connect(os.environ["DATABASE_URL"])
     await init_connection(conn)
     await migrate(conn)
+    await conn.execute("set statement_timeout = 0")  # filling takes minutes
     queries = load_queries()
     started = time.perf_counter()
     made = await fill(conn, args.images, args.album, args.links)

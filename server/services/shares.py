@@ -17,6 +17,7 @@ from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import NotFound
 from .cursors import Cursors, Position, scope_of
+from .keys import TOUCH_INTERVAL
 
 MIN_EXPIRES_IN_SECONDS = 60
 MAX_EXPIRES_IN_SECONDS = 10 * 366 * 24 * 3600
@@ -90,7 +91,7 @@ async def open_link(conn: Connection, queries: Queries, token: str) -> OpenLink:
     if row is None:
         raise gone()
     last_used = row["last_used_at"]
-    if last_used is None or (datetime.now(UTC) - last_used).total_seconds() >= 60:
+    if last_used is None or datetime.now(UTC) - last_used >= TOUCH_INTERVAL:
         await queries.touch_share(conn, share_id=row["id"])
     return OpenLink(row["id"], digest, row["owner_id"], row["owner"], row["image_id"],
                     row["album_id"], row["allow_download"], row["expires_at"])
