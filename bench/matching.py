@@ -187,12 +187,14 @@ async def run(total: int, n_queries: int, exact_checks: int, reuse: bool) -> Non
         verified.append(len(found))
         variants_n.append(len(f.query_variants))
         params = matching.candidate_params(f.query_variants)
-        rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
+        rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, within=None,
+                                                           **params)]
         candidates.append(len({(r["image_id"], r["region"]) for r in rows}))
     exact = 0
     for f in facts[:exact_checks]:
         params = matching.candidate_params(f.query_variants)
-        rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, **params)]
+        rows = [r async for r in queries.signal_candidates(conn, viewer_id=None, within=None,
+                                                           **params)]
         exact += {(r["image_id"], r["region"]) for r in rows} == brute_force(
             per_region, f.query_variants)
     version = "PostgreSQL " + str(await conn.fetchval("show server_version"))

@@ -188,7 +188,8 @@ async def main(total: int, n_queries: int, reload: bool) -> None:
     args = positional_args(
         queries, "similar_probe", query=signed[0], others=[], c0=c0, c1=c1, c2=c2, c3=c3,
         viewer_id=viewer, max_distance=12, exclude_id=None, q=None, head=None, last_word=None,
-        tag=None, owner_id=None, after_distance=None, after_id=None, limit=LIMIT + 1)
+        tag=None, owner_id=None, within=None, after_distance=None, after_id=None,
+        limit=LIMIT + 1)
     plan = await conn.fetch("explain (analyze, costs off) " + sql_of(queries, "similar_probe"),
                             *args)
     print("\nEXPLAIN ANALYZE of the probe query at r = 12:")
@@ -208,7 +209,7 @@ async def _scan(conn: asyncpg.Connection, queries: Queries, query: int, viewer: 
     args = positional_args(
         queries, "similar_scan", query=query, others=[], viewer_id=viewer, max_distance=radius,
         exclude_id=None, q=None, head=None, last_word=None, tag=None, owner_id=None,
-        after_distance=None, after_id=None, limit=LIMIT + 1)
+        within=None, after_distance=None, after_id=None, limit=LIMIT + 1)
     return await conn.fetch(sql_of(queries, "similar_scan"), *args)
 
 

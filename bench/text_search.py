@@ -236,7 +236,7 @@ async def main(total: int, per_bucket: int, repeat: int, reload: bool) -> None:
         args = positional_args(
             queries, mode, q=q, head=head, last_word=last, in_head=plan_name == "head",
             viewer_id=viewer, owner_id=None,
-            tag=None, visibility=None, created_after=None, created_before=None,
+            tag=None, visibility=None, within=None, created_after=None, created_before=None,
             after_rank=None, after_created=None, after_id=None, limit=21,
             candidates=RECENT_CANDIDATES)
         plan = await conn.fetch("explain (analyze, costs off, timing off) "

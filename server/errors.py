@@ -61,6 +61,12 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class AlbumFull(Conflict):
+    """An album holds at most albums.MAX_IMAGES images."""
+
+    status, code = 409, "album_full"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

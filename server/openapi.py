@@ -96,6 +96,14 @@ OPERATION_IDS = {
     ("get", "/images/{id}/similar"): "find_similar_images",
     ("get", "/search"): "search_text",
     ("post", "/search/image"): "search_by_image",
+    ("post", "/albums"): "create_album",
+    ("get", "/albums"): "list_albums",
+    ("get", "/albums/{id}"): "get_album",
+    ("patch", "/albums/{id}"): "update_album",
+    ("delete", "/albums/{id}"): "delete_album",
+    ("get", "/albums/{id}/images"): "list_album_images",
+    ("post", "/albums/{id}/images"): "add_album_images",
+    ("post", "/albums/{id}/images/remove"): "remove_album_images",
     ("post", "/shares"): "create_share",
     ("get", "/shares"): "list_shares",
     ("delete", "/shares/{id}"): "revoke_share",
@@ -165,8 +173,9 @@ def clean_spec(spec: dict[str, Any]) -> None:
                       if name.startswith("Error") and "error" in schemas[name].get(
                           "properties", {})), None)
     # Rules marshmallow cannot state: a change names at least one field.
-    if "ImageChanges" in schemas:
-        schemas["ImageChanges"]["minProperties"] = 1
+    for changes in ("ImageChanges", "AlbumChanges"):
+        if changes in schemas:
+            schemas[changes]["minProperties"] = 1
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import images, keys, search, shared, shares, similar, system, thumbnails, users
+from .handlers import (
+    albums,
+    images,
+    keys,
+    search,
+    shared,
+    shares,
+    similar,
+    system,
+    thumbnails,
+    users,
+)
 from .handlers.web import setup_web
 
 # One path, one resource: an image id is anything but the literals `delete` and `known`
@@ -39,6 +50,15 @@ def setup_routes(app: web.Application) -> None:
 
     app.router.add_get("/search", search.text_search)
     app.router.add_post("/search/image", similar.search_by_image)
+
+    app.router.add_post("/albums", albums.create_album)
+    app.router.add_get("/albums", albums.list_albums)
+    app.router.add_get("/albums/{id}", albums.get_album)
+    app.router.add_patch("/albums/{id}", albums.update_album)
+    app.router.add_delete("/albums/{id}", albums.delete_album)
+    app.router.add_get("/albums/{id}/images", albums.list_album_images)
+    app.router.add_post("/albums/{id}/images", albums.add_album_images)
+    app.router.add_post("/albums/{id}/images/remove", albums.remove_album_images)
 
     app.router.add_post("/shares", shares.create_share)
     app.router.add_get("/shares", shares.list_shares)

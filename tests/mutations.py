@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 OPS = "tests/test_operability.py::"
 SH = "tests/test_shares.py::"
+ALBUMS = "tests/test_albums.py::"
 
 
 @dataclass(frozen=True)
@@ -1277,6 +1278,120 @@ MUTATIONS = (
         "where exists (select 1 from images where id = :image_id::uuid and owner_id = :owner_id)",
         "where exists (select 1 from images where id = :image_id::uuid)",
         (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
+    ),
+    Mutation(
+        "albums: the images' rule dropped from an album's listing", "sql/queries/albums.sql",
+        "  and (a.visibility = 'public' or a.owner_id = :viewer_id)\n"
+        "  and (v.visibility = 'public' or v.owner_id = :viewer_id)\n",
+        "  and (a.visibility = 'public' or a.owner_id = :viewer_id)\n",
+        (ALBUMS + "test_others_see_a_public_album_with_its_public_images_only",),
+    ),
+    Mutation(
+        "albums: someone else's private album readable", "sql/queries/albums.sql",
+        "where a.id = :album_id\n  and (a.visibility = 'public' or a.owner_id = :viewer_id);\n"
+        "\n-- name: list_albums",
+        "where a.id = :album_id;\n\n-- name: list_albums",
+        (ALBUMS + "test_create_read_change_delete",),
+    ),
+    Mutation(
+        "albums: within ignored in text search", "sql/queries/search.sql",
+        "           or (:in_head and i.search_head @@ image_search_query(:q, :head, :last_word)))\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n"
+        "      and (:owner_id::uuid is null or i.owner_id = :owner_id)\n"
+        "      and (:tag::text is null or i.tags @> array[:tag::text])\n"
+        "      and (:visibility::text is null or i.visibility = :visibility)\n"
+        "      and (:within::uuid[] is null or i.id = any(:within::uuid[]))\n",
+        "           or (:in_head and i.search_head @@ image_search_query(:q, :head, :last_word)))\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n"
+        "      and (:owner_id::uuid is null or i.owner_id = :owner_id)\n"
+        "      and (:tag::text is null or i.tags @> array[:tag::text])\n"
+        "      and (:visibility::text is null or i.visibility = :visibility)\n",
+        (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
+    ),
+    Mutation(
+        "albums: the set ignored by text search's plan for frequent words",
+        "sql/queries/search.sql",
+        "    where i.id = any(:within::uuid[])\n      and (i.visibility = 'public'",
+        "    where (i.visibility = 'public'",
+        (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
+    ),
+    Mutation(
+        "albums: visibility dropped from text search's plan for frequent words",
+        "sql/queries/search.sql",
+        "    where i.id = any(:within::uuid[])\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
+        "    where i.id = any(:within::uuid[])\n",
+        (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
+    ),
+    Mutation(
+        "albums: within ignored in exact search by image", "sql/queries/similar.sql",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n", "",
+        (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
+    ),
+    Mutation(
+        "albums: the album dropped from search by image", "server/handlers/similar.py",
+        "owner_id=owner_id, exclude_id=exclude_id, within=within)",
+        "owner_id=owner_id, exclude_id=exclude_id)",
+        (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
+    ),
+    Mutation(
+        "albums: another's image appended", "sql/queries/albums.sql",
+        "    select i.id, row_number() over (order by w.n) as n\n"
+        "    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
+        "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
+        "    select i.id, row_number() over (order by w.n) as n\n"
+        "    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
+        "    join images i on i.id = w.id\n",
+        (ALBUMS + "test_only_own_images_go_in",),
+    ),
+    Mutation(
+        "albums: another's image inserted before one", "sql/queries/albums.sql",
+        "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
+        "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
+        "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
+        "    join images i on i.id = w.id\n",
+        (ALBUMS + "test_only_own_images_go_in",),
+    ),
+    Mutation(
+        "albums: deleting an album deletes its images", "sql/queries/albums.sql",
+        "-- Its album_images rows go by cascade; the images stay.\ndelete from albums\n",
+        "with doomed as (delete from images where id in (\n"
+        "    select image_id from album_images where album_id = :album_id) returning 1)\n"
+        "delete from albums\n",
+        (ALBUMS + "test_deleting_an_album_keeps_its_images_and_deleting_an_image_leaves_albums",),
+    ),
+    Mutation(
+        "albums: making an album private leaves privatised_at", "sql/queries/albums.sql",
+        "then now() else privatised_at end", "then privatised_at else privatised_at end",
+        (ALBUMS + "test_making_an_album_private_stamps_privatised_at",),
+    ),
+    Mutation(
+        "albums: adds do not hold the album's row", "sql/queries/albums.sql",
+        "  and owner_id = :owner_id\nfor update;", "  and owner_id = :owner_id;",
+        (ALBUMS + "test_concurrent_adds_keep_positions_distinct_and_complete",),
+    ),
+    Mutation(
+        "albums: inserting before an image does not renumber", "sql/queries/albums.sql",
+        "row_number() over (order by part, k)::int as position",
+        "k::int as position",
+        (ALBUMS + "test_order_add_before_move_remove",),
+    ),
+    Mutation(
+        "albums: a full album takes more", "server/services/albums.py",
+        'if album["image_count"] + len(added) > MAX_IMAGES:',
+        'if album["image_count"] > MAX_IMAGES:',
+        (ALBUMS + "test_a_full_album_refuses_more",),
+    ),
+    Mutation(
+        "albums: an album's images cursor not bound to the album", "server/services/albums.py",
+        'scope_of("album_images", viewer_id, album_id)', 'scope_of("album_images", viewer_id)',
+        (ALBUMS + "test_album_images_cursor_is_bound_to_the_album",),
+    ),
+    Mutation(
+        "albums: the album left out of a text search's cursor", "server/services/search.py",
+        "return [getattr(self, f.name) for f in fields(self)]",
+        'return [getattr(self, f.name) for f in fields(self) if f.name != "within"]',
+        (ALBUMS + "test_a_search_cursor_does_not_cross_albums",),
     ),
     # Issue 26: the page's albums and share links.
     Mutation(

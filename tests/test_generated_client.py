@@ -156,6 +156,8 @@ def main_flow(server: str, clients: ExitStack) -> None:
     like = mod("api.search.find_similar_images").sync(ids[0], client=me)
     assert isinstance(like, models.SimilarPage)
 
+    albums_flow(me, ids, anonymous)
+
     gone = mod("api.images.delete_images").sync(client=me, body=models.BulkDelete(ids=ids[1:]))
     assert isinstance(gone, models.BulkDeleted) and set(gone.deleted) == set(ids[1:])
 
@@ -169,6 +171,41 @@ def main_flow(server: str, clients: ExitStack) -> None:
         file=[types.File(payload=io.BytesIO(b"not an image"), file_name="x.jpg")]))
     assert bad.status_code == 415 and isinstance(bad.parsed, models.Error)
 
+
+
+def albums_flow(me: Any, ids: list[Any], anonymous: Any) -> None:
+    """Issue 26: an album made, filled in an order, read, searched within, changed, deleted."""
+    models = mod("models")
+    album = mod("api.albums.create_album").sync(client=me, body=models.NewAlbum(title="Trip"))
+    assert isinstance(album, models.Album) and album.visibility == "private"
+    assert album.cover is None and album.image_count == 0
+    done = mod("api.albums.add_album_images").sync(album.id, client=me, body=models.AddImages(
+        image_ids=[ids[2], ids[0]]))
+    assert isinstance(done, models.Added) and done.added == [ids[2], ids[0]]
+    moved = mod("api.albums.add_album_images").sync(album.id, client=me, body=models.AddImages(
+        image_ids=[ids[1], ids[0]], before=ids[2]))
+    assert moved.added == [ids[1]] and moved.moved == [ids[0]]
+    page = mod("api.albums.list_album_images").sync(album.id, client=me, limit=2)
+    assert isinstance(page, models.AlbumImagePage) and page.next_cursor
+    rest = mod("api.albums.list_album_images").sync(album.id, client=me, cursor=page.next_cursor)
+    assert [(i.id, i.position) for i in page.images + rest.images] == [
+        (ids[1], 1), (ids[0], 2), (ids[2], 3)]
+    found = mod("api.search.search_text").sync(client=me, q="generated", album=album.id)
+    assert {r.id for r in found.results} == {ids[1], ids[2]}  # ids[0] was renamed
+    like = mod("api.search.find_similar_images").sync(ids[0], client=me, album=album.id)
+    assert isinstance(like, models.SimilarPage)
+    removed = mod("api.albums.remove_album_images").sync(
+        album.id, client=me, body=models.RemoveImages(image_ids=[ids[1]]))
+    assert isinstance(removed, models.Removed) and removed.removed == [ids[1]]
+    hidden = mod("api.albums.get_album").sync_detailed(album.id, client=anonymous)
+    assert hidden.status_code == 404 and isinstance(hidden.parsed, models.Error)
+    changed = mod("api.albums.update_album").sync(album.id, client=me, body=models.AlbumChanges(
+        visibility=models.AlbumChangesVisibility.PUBLIC))
+    assert isinstance(changed, models.Album) and changed.cover.id == ids[0]
+    listed = mod("api.albums.list_albums").sync(client=anonymous, owner="gen_user")
+    assert isinstance(listed, models.AlbumPage) and [a.id for a in listed.albums] == [album.id]
+    gone = mod("api.albums.delete_album").sync_detailed(album.id, client=me)
+    assert gone.status_code == 204
 
 
 def test_scoped_keys_through_a_generated_client(api: ModuleType, server: str) -> None:

@@ -301,7 +301,7 @@ async def test_signal_probes_equal_brute_force(clean_db: str) -> None:
             variants = [Signal(rng.choice(REGIONS), to_signed(rng.choice(centres) ^ (
                 1 << rng.randrange(64))), 0, bytes(256)) for _ in range(6)]
             rows = [r async for r in queries.signal_candidates(
-                conn, viewer_id=None, **matching.candidate_params(variants))]
+                conn, viewer_id=None, within=None, **matching.candidate_params(variants))]
             found = {(r["image_id"], r["region"], r["variant"]) for r in rows}
             expected = {(image_id, region, n)
                         for n, v in enumerate(variants, start=1)

@@ -36,9 +36,12 @@ KEYLESS = {
 EXPECTED = {
     "get_profile": "read", "list_images": "read", "get_image": "read", "get_image_file": "read",
     "get_image_thumbnail": "read", "find_similar_images": "read", "search_text": "read",
-    "search_by_image": "read",
+    "search_by_image": "read", "list_albums": "read", "get_album": "read",
+    "list_album_images": "read",
     "upload_images": "upload", "find_known_images": "upload",
     "update_image": "write", "delete_image": "write", "delete_images": "write",
+    "create_album": "write", "update_album": "write", "delete_album": "write",
+    "add_album_images": "write", "remove_album_images": "write",
     "create_key": "keys", "list_keys": "keys", "revoke_key": "keys",
     "create_share": "share", "list_shares": "share", "revoke_share": "share",
 }

@@ -245,6 +245,7 @@ async def test_the_ranked_query_uses_the_gin_index(
         args = positional_args(
             client.app[QUERIES], "search_ranked", q="zebra", head="", last_word="zebra",
             in_head=in_head, viewer_id=uuid.uuid4(), owner_id=None, tag=None, visibility=None,
+            within=None,
             created_after=None, created_before=None, after_rank=None, after_created=None,
             after_id=None, limit=20)
         plan = "\n".join(r[0] for r in await conn.fetch("explain " + sql, *args))

@@ -323,7 +323,8 @@ async def test_probes_are_index_only_scans(
     args = positional_args(
         queries, "similar_probe", query=hashes[0], others=[], c0=c0, c1=c1, c2=c2, c3=c3,
         viewer_id=uuid.UUID(owner), max_distance=8, exclude_id=None, q=None, head=None,
-        last_word=None, tag=None, owner_id=None, after_distance=None, after_id=None, limit=21)
+        last_word=None, tag=None, owner_id=None, within=None, after_distance=None, after_id=None,
+        limit=21)
     conn = await asyncpg.connect(clean_db)
     try:
         await conn.execute("set enable_seqscan = off; set enable_bitmapscan = off")

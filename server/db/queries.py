@@ -161,7 +161,7 @@ class Queries(Protocol):
     def search_ranked(
         self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
         last_word: str | None, in_head: bool, owner_id: UUID | None, tag: str | None,
-        visibility: str | None,
+        visibility: str | None, within: list[UUID] | None,
         created_after: datetime | None, created_before: datetime | None,
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int,
@@ -173,20 +173,28 @@ class Queries(Protocol):
         after_rank: float | None, after_created: datetime | None, after_id: UUID | None,
         limit: int, candidates: int,
     ) -> AsyncIterator[Record]: ...
+    def search_within(
+        self, conn: Connection, *, viewer_id: UUID | None, q: str, head: str,
+        last_word: str | None, owner_id: UUID | None, tag: str | None, visibility: str | None,
+        within: list[UUID] | None, created_after: datetime | None,
+        created_before: datetime | None, after_rank: float | None,
+        after_created: datetime | None, after_id: UUID | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
 
     # similar.sql
     def similar_probe(
         self, conn: Connection, *, query: int, others: list[int], c0: list[int], c1: list[int],
         c2: list[int], c3: list[int], viewer_id: UUID | None, max_distance: int,
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
-        tag: str | None, owner_id: UUID | None, after_distance: int | None,
-        after_id: UUID | None, limit: int,
+        tag: str | None, owner_id: UUID | None, within: list[UUID] | None,
+        after_distance: int | None, after_id: UUID | None, limit: int,
     ) -> AsyncIterator[Record]: ...
     def similar_scan(
         self, conn: Connection, *, query: int, others: list[int], viewer_id: UUID | None,
         max_distance: int, exclude_id: UUID | None, q: str | None, head: str | None,
         last_word: str | None, tag: str | None, owner_id: UUID | None,
-        after_distance: int | None, after_id: UUID | None, limit: int,
+        within: list[UUID] | None, after_distance: int | None, after_id: UUID | None,
+        limit: int,
     ) -> AsyncIterator[Record]: ...
     async def get_hashes(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
@@ -201,6 +209,7 @@ class Queries(Protocol):
         self, conn: Connection, *, regions: list[int], hashes: list[int], radii: list[int],
         p0: list[int], n0: list[int], p1: list[int], n1: list[int], p2: list[int],
         n2: list[int], p3: list[int], n3: list[int], viewer_id: UUID | None,
+        within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
     def signals_of(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
@@ -220,7 +229,7 @@ class Queries(Protocol):
     def visible_images(
         self, conn: Connection, *, ids: list[UUID], viewer_id: UUID | None,
         exclude_id: UUID | None, q: str | None, head: str | None, last_word: str | None,
-        tag: str | None, owner_id: UUID | None,
+        tag: str | None, owner_id: UUID | None, within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
 
     # features.sql
@@ -234,8 +243,9 @@ class Queries(Protocol):
     ) -> Record: ...
     def visible_features(
         self, conn: Connection, *, seqs: list[int], viewer_id: UUID | None,
-        exclude_id: UUID | None,
+        exclude_id: UUID | None, within: list[UUID] | None,
     ) -> AsyncIterator[Record]: ...
+    async def feature_seqs_of(self, conn: Connection, *, ids: list[UUID]) -> list[int]: ...
     def features_by_seqs(self, conn: Connection, *, seqs: list[int]) -> AsyncIterator[Record]: ...
     async def features_of(
         self, conn: Connection, *, viewer_id: UUID | None, image_id: UUID
@@ -243,6 +253,59 @@ class Queries(Protocol):
     def features_by_ids(self, conn: Connection, *, ids: list[UUID]) -> AsyncIterator[Record]: ...
     async def merge_postings(self, conn: Connection, *, limit: int) -> int: ...
     async def count_recent_postings(self, conn: Connection) -> int: ...
+
+    # albums.sql
+    async def insert_album(
+        self, conn: Connection, *, owner_id: UUID, title: str, description: str,
+        visibility: str,
+    ) -> UUID: ...
+    async def get_album(
+        self, conn: Connection, *, viewer_id: UUID | None, album_id: UUID
+    ) -> Record | None: ...
+    def list_albums(
+        self, conn: Connection, *, viewer_id: UUID | None, owner_id: UUID | None,
+        after_created: datetime | None, after_id: UUID | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
+    async def update_album(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID, title: str | None,
+        description: str | None, visibility: str | None,
+    ) -> UUID | None: ...
+    async def delete_album(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID
+    ) -> UUID | None: ...
+    def list_album_images(
+        self, conn: Connection, *, viewer_id: UUID | None, album_id: UUID,
+        after_position: int | None, limit: int,
+    ) -> AsyncIterator[Record]: ...
+    async def visible_album_image_ids(
+        self, conn: Connection, *, viewer_id: UUID | None, album_id: UUID
+    ) -> Record | None: ...
+    async def lock_album(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID
+    ) -> UUID | None: ...
+    async def album_size(self, conn: Connection, *, album_id: UUID) -> Record: ...
+    def album_members(
+        self, conn: Connection, *, album_id: UUID, ids: list[UUID]
+    ) -> AsyncIterator[Record]: ...
+    def own_images(
+        self, conn: Connection, *, owner_id: UUID, ids: list[UUID]
+    ) -> AsyncIterator[Record]: ...
+    async def album_position(
+        self, conn: Connection, *, album_id: UUID, image_id: UUID
+    ) -> int | None: ...
+    async def append_album_images(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID, ids: list[UUID],
+        last_position: int,
+    ) -> str: ...
+    async def insert_album_images_before(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID, ids: list[UUID],
+        before: UUID,
+    ) -> str: ...
+    async def renumber_album(self, conn: Connection, *, album_id: UUID) -> str: ...
+    def remove_album_images(
+        self, conn: Connection, *, owner_id: UUID, album_id: UUID, ids: list[UUID]
+    ) -> AsyncIterator[Record]: ...
+    async def touch_album(self, conn: Connection, *, album_id: UUID) -> str: ...
 
 
 def load_queries() -> Queries:

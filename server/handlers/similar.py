@@ -26,7 +26,7 @@ from ..schemas.similar import (
     SimilarParamsSchema,
 )
 from ..scopes import READ
-from ..services import copies, matching, similar
+from ..services import albums, copies, matching, similar
 from ..services.images import resolve_owner
 
 
@@ -45,13 +45,16 @@ async def _filters(
     conn: Connection, queries: Queries, viewer_id: UUID | None, args: dict[str, Any],
     exclude_id: UUID | None,
 ) -> similar.SimilarFilters | None:
-    """The filters the arguments ask for; None when they can match nothing (no such owner)."""
+    """The filters the arguments ask for; None when they can match nothing (no such owner);
+    404 for an album the viewer may not see."""
+    album = args.get("album")
+    within = None if album is None else await albums.within(conn, queries, viewer_id, album)
     owner_id = await resolve_owner(conn, queries, viewer_id, args.get("owner"))
     if owner_id is False:
         return None
     return similar.SimilarFilters(
         q=args.get("q"), tag=(args.get("tag") or "").strip().lower() or None,
-        owner_id=owner_id, exclude_id=exclude_id)
+        owner_id=owner_id, exclude_id=exclude_id, within=within)
 
 
 async def _exact(conn: Connection, request: web.Request, hashes: list[int],
@@ -86,12 +89,13 @@ def _answer(query_hashes: dict[str, Any], results: Results | None) -> web.Respon
 @access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["search"], summary="Find images similar to a posted one (it is not stored)",
       description="Multipart: `file`, and optionally `match`, `max_distance`, `limit`, "
-                  "`cursor`, `q`, `tag`, `owner`, `orientations`. The query image goes through "
-                  "the upload pipeline (limits, sniffing, EXIF orientation). `match=robust` "
-                  "(default): verified matches through crops, caption bands, borders and "
-                  "small rotations, best score first; `match=exact`: whole-picture pHash "
-                  "within `max_distance`, by (distance, id).",
-      requestBody=IMAGE_SEARCH_BODY, responses=error_responses(400, 401, 413, 415, 422))
+                  "`cursor`, `q`, `tag`, `owner`, `album`, `orientations`. The query image "
+                  "goes through the upload pipeline (limits, sniffing, EXIF orientation). "
+                  "`match=robust` (default): verified matches through crops, caption bands, "
+                  "borders and small rotations, best score first; `match=exact`: "
+                  "whole-picture pHash within `max_distance`, by (distance, id).",
+      requestBody=IMAGE_SEARCH_BODY,
+      responses=error_responses(400, 401, 403, 404, 413, 415, 422))
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
 async def search_by_image(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
@@ -126,7 +130,9 @@ async def search_by_image(request: web.Request) -> web.Response:
 
 @access(Access.OPTIONAL_KEY, scope=READ)
 @docs(tags=["search"], summary="Images similar to a stored one (the image itself left out)",
-      responses=error_responses(401, 404, 422))
+      description="With `album`, only that album's images you may see (404 unless the "
+                  "album is public or yours); the stored image itself need not be in it.",
+      responses=error_responses(401, 403, 404, 422))
 @match_info_schema(ImagePathSchema)
 @querystring_schema(SimilarParamsSchema)
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")

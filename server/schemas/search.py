@@ -9,6 +9,9 @@ from ..services.search import MAX_QUERY_CHARS
 from .common import Moment, Text
 from .images import ImageSchema
 
+ALBUM_DESCRIPTION = ("Search only this album's images (those you may see); 404 unless the "
+                     "album is public or yours")
+
 
 class SearchQuerySchema(Schema):
     q = Text(
@@ -23,6 +26,7 @@ class SearchQuerySchema(Schema):
     created_after = Moment(metadata={"description": "ISO 8601 with an offset, inclusive"})
     created_before = Moment(metadata={"description": "ISO 8601 with an offset, exclusive; "
                                                      "must be later than created_after"})
+    album = fields.UUID(metadata={"description": ALBUM_DESCRIPTION})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = Text(validate=validate.Length(max=300))
 

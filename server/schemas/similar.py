@@ -8,6 +8,7 @@ from ..services.images import MAX_TAG_CHARS
 from ..services.search import MAX_QUERY_CHARS
 from .common import NO_NUL, Text
 from .images import HashesSchema, ImageSchema, MatchedBySchema
+from .search import ALBUM_DESCRIPTION
 
 MATCH_DESCRIPTION = (
     "`robust` (default): the picture is found again through crops, caption bands, borders, "
@@ -29,6 +30,7 @@ class SimilarParamsSchema(Schema):
     tag = Text(validate=validate.Length(min=1, max=MAX_TAG_CHARS))
     owner = Text(validate=validate.Length(min=1, max=32),
                           metadata={"description": "`me` or a username"})
+    album = fields.UUID(metadata={"description": ALBUM_DESCRIPTION})
 
 
 class ImageSearchParamsSchema(SimilarParamsSchema):
@@ -85,6 +87,8 @@ IMAGE_SEARCH_BODY = {
                               "pattern": NO_NUL, "description": "`me` or a username"},
                     "orientations": {"type": "string", "enum": ["none", "all"],
                                      "default": "none"},
+                    "album": {"type": "string", "format": "uuid",
+                              "description": ALBUM_DESCRIPTION},
                 },
             },
         }

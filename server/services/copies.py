@@ -34,6 +34,7 @@ from ..imaging.features import (
 )
 from ..imaging.regions import Corners
 from ..observability import metrics
+from .within import Within, param
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,15 @@ def top_votes(seqs: np.ndarray, min_votes: int, limit: int) -> tuple[list[int], 
 
 
 def _rankings(row: Record, regions: Sequence[Sequence[int]], min_votes: int,
-              limits: Sequence[int]) -> list[tuple[list[int], list[int]]]:
-    """The best voted of the whole query, then of each region's keys alone."""
+              limits: Sequence[int], allowed: Sequence[int] | None = None,
+              ) -> list[tuple[list[int], list[int]]]:
+    """The best voted of the whole query, then of each region's keys alone; only among
+    the `allowed` feature numbers, if given (a search within an album's images)."""
     postings = Postings.of(row)
     groups = [postings.seqs, *(postings.holding(keys) for keys in regions)]
+    if allowed is not None:
+        kept = np.asarray(allowed, np.int32)
+        groups = [seqs[np.isin(seqs, kept)] for seqs in groups]
     return [top_votes(seqs, min_votes, limit)
             for seqs, limit in zip(groups, limits, strict=True)]
 
@@ -149,7 +155,7 @@ async def candidates(
     conn: Connection, queries: Queries, cpu: Executor, query_keys: list[int],
     viewer_id: UUID | None, *, regions: Sequence[Sequence[int]] = (),
     exclude_id: UUID | None = None, max_df: int = MAX_DF, min_votes: int = MIN_VOTES,
-    limit: int | None = None, region_limit: int | None = None,
+    limit: int | None = None, region_limit: int | None = None, within: Within | None = None,
 ) -> list[Candidate]:
     """The stored pictures the viewer may see sharing the most keys with the query (at least
     `min_votes`): the `limit` (CANDIDATES) best of the whole query, and the `region_limit`
@@ -159,7 +165,7 @@ async def candidates(
 
     The votes are ranked before any join: at a million images a quarter of the library may
     reach min_votes, and only the best few (4 x the limit: room for the visibility filter)
-    are looked up."""
+    are looked up. With `within`, the votes of those images only are ranked."""
     try:
         async with plan_cache_mode(conn, "auto", timeout=CANDIDATES_TIMEOUT):
             row = await queries.feature_postings_of(conn, keys=query_keys, max_df=max_df)
@@ -169,12 +175,15 @@ async def candidates(
         return []
     quotas = ([CANDIDATES if limit is None else limit]
               + [REGION_CANDIDATES if region_limit is None else region_limit] * len(regions))
-    ranked = await run_cpu(cpu, _rankings, row, regions, min_votes, [4 * q for q in quotas])
+    allowed = (None if within is None
+               else await queries.feature_seqs_of(conn, ids=list(within.ids)))
+    ranked = await run_cpu(cpu, _rankings, row, regions, min_votes, [4 * q for q in quotas],
+                           allowed)
     wanted = sorted({seq for seqs, _ in ranked for seq in seqs})
     if not wanted:
         return []
     visible = {r["seq"]: r async for r in queries.visible_features(
-        conn, seqs=wanted, viewer_id=viewer_id, exclude_id=exclude_id)}
+        conn, seqs=wanted, viewer_id=viewer_id, exclude_id=exclude_id, within=param(within))}
     chosen: dict[int, int] = {}  # seq: votes (the whole query's where it has them)
     for (seqs, votes), quota in zip(ranked, quotas, strict=True):
         shown = [(seq, v) for seq, v in zip(seqs, votes, strict=True) if seq in visible]
@@ -210,6 +219,7 @@ def _verify_all(query: Features, stored: Sequence[Features], scale: tuple[float,
 async def find(
     conn: Connection, queries: Queries, cpu: Executor, query: Features,
     viewer_id: UUID | None, *, size: tuple[int, int], exclude_id: UUID | None = None,
+    within: Within | None = None,
 ) -> list[FeatureMatch]:
     """The stored pictures the viewer may see that the query holds (or that hold it), by
     geometry; corners in the pixels of a query of `size` (its features' working size
@@ -221,7 +231,7 @@ async def find(
     with metrics.image_search_stage("feature_candidates"):
         whole, regions = await run_cpu(cpu, query_keys, query)  # ~1 ms of numpy: not on the loop
         found = await candidates(conn, queries, cpu, whole, viewer_id, regions=regions,
-                                 exclude_id=exclude_id)
+                                 exclude_id=exclude_id, within=within)
     metrics.image_search_candidates("features", len(found))
     if not found:
         return []

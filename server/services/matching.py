@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +28,7 @@ from ..observability import metrics
 from . import copies, similar
 from .cursors import Cursors, scope_of
 from .similar import CHUNKS, SimilarFilters, chunk_probe_values, filter_params
+from .within import Within, param
 
 NEAR_DUPLICATES_SHOWN = 10
 
@@ -98,17 +99,19 @@ def candidate_params(variants: Sequence[Signal]) -> dict[str, list[int]]:
 
 
 async def find(
-    conn: Connection, queries: Queries, variants: Sequence[Signal], viewer_id: UUID | None
+    conn: Connection, queries: Queries, variants: Sequence[Signal], viewer_id: UUID | None,
+    within: Within | None = None,
 ) -> list[Match]:
-    """Every image the viewer may see with a verified match, best first."""
+    """Every image the viewer may see (of `within`, if given) with a verified match, best
+    first."""
     if not variants:
         return []
     params = candidate_params(variants)
     with metrics.image_search_stage("signal_candidates"):
         # One plan for every query: the probes' shape never changes, only their values.
         async with plan_cache_mode(conn, "force_generic_plan"):
-            rows = [r async for r in queries.signal_candidates(conn, viewer_id=viewer_id,
-                                                               **params)]
+            rows = [r async for r in queries.signal_candidates(
+                conn, viewer_id=viewer_id, within=param(within), **params)]
     metrics.image_search_candidates("signals", len(rows))
     best: dict[UUID, Match] = {}
     for row in rows:
@@ -129,7 +132,7 @@ async def find(
 
 async def unsignalled(
     conn: Connection, queries: Queries, whole: Sequence[int], *, viewer_id: UUID | None,
-    max_distance: int,
+    max_distance: int, within: Within | None = None,
 ) -> list[Match]:
     """Across the transition to region signals: images not yet rehashed are matched as
     before, on their whole-picture pHash within `max_distance` (unverified: they have no
@@ -137,7 +140,8 @@ async def unsignalled(
     if not whole or not await queries.any_unsignalled(conn):
         return []
     rows = await similar.matches(conn, queries, whole, viewer_id=viewer_id,
-                                 max_distance=max_distance, filters=SimilarFilters(), limit=1000)
+                                 max_distance=max_distance, filters=SimilarFilters(within=within),
+                                 limit=1000)
     return [Match(r["id"], 1 - r["distance"] / 64, r["distance"], "whole", "whole")
             for r in rows if r["hash_version"] < SIGNALS_VERSION]
 
@@ -182,16 +186,18 @@ class LocalQuery:
 
 
 async def by_features(conn: Connection, queries: Queries, local: LocalQuery | None,
-                      viewer_id: UUID | None, query_phash: int) -> list[Match]:
+                      viewer_id: UUID | None, query_phash: int,
+                      within: Within | None = None) -> list[Match]:
     if local is None:
         return []
     found = await copies.find(conn, queries, local.cpu, local.features, viewer_id,
-                              size=local.size, exclude_id=local.exclude_id)
+                              size=local.size, exclude_id=local.exclude_id, within=within)
     matches = [from_features(f, query_phash) for f in found]
     if local.mirrored is not None:
         width = local.size[0]
         for f in await copies.find(conn, queries, local.cpu, local.mirrored, viewer_id,
-                                   size=local.size, exclude_id=local.exclude_id):
+                                   size=local.size, exclude_id=local.exclude_id,
+                                   within=within):
             corners = tuple((width - x, y) for x, y in f.corners)
             matches.append(replace(from_features(f, query_phash), variant="local features, "
                                    "mirrored", corners=corners))  # type: ignore[arg-type]
@@ -207,12 +213,13 @@ async def page(
     `whole` and `max_distance` find the images that have no signals yet; `local` adds the
     matches by local features."""
     scope = scope_of("matching", viewer_id, max_distance, *whole,
-                     *((v.region, v.phash) for v in variants), *astuple(filters),
+                     *((v.region, v.phash) for v in variants), *filters.scope(),
                      *(local.digest() if local else ()))
-    matches = await find(conn, queries, variants, viewer_id)
+    matches = await find(conn, queries, variants, viewer_id, filters.within)
     matches += await unsignalled(conn, queries, whole, viewer_id=viewer_id,
-                                 max_distance=max_distance)
-    featured = await by_features(conn, queries, local, viewer_id, whole[0] if whole else 0)
+                                 max_distance=max_distance, within=filters.within)
+    featured = await by_features(conn, queries, local, viewer_id, whole[0] if whole else 0,
+                                 filters.within)
     matches = await confirmed(conn, queries, union(matches, featured), local)
     if cursor:
         after_score, after_id = cursors.decode(cursor, scope, float, UUID)

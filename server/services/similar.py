@@ -9,7 +9,7 @@ index probes at r = 4, 8 and 12; each candidate's exact distance is then verifie
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from itertools import combinations
 from typing import Any
@@ -20,6 +20,7 @@ from ..db.queries import Queries, Record
 from ..errors import NotFound, ValidationFailed
 from .cursors import Cursors, scope_of
 from .search import check_query, split_last_word
+from .within import Within, param
 
 CHUNKS = 4
 CHUNK_BITS = 16
@@ -35,6 +36,11 @@ class SimilarFilters:
     tag: str | None = None
     owner_id: UUID | None = None
     exclude_id: UUID | None = None
+    within: Within | None = None  # only these images (an album's, a share link's)
+
+    def scope(self) -> list[object]:
+        """What of the filters goes into a cursor's scope (of `within`, its source)."""
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 @cache
@@ -74,7 +80,7 @@ def filter_params(filters: SimilarFilters) -> dict[str, Any]:
     q = check_query(filters.q) if filters.q else None
     head, last_word = split_last_word(q) if q else (None, None)
     return {"exclude_id": filters.exclude_id, "q": q, "head": head, "last_word": last_word,
-            "tag": filters.tag, "owner_id": filters.owner_id}
+            "tag": filters.tag, "owner_id": filters.owner_id, "within": param(filters.within)}
 
 
 async def matches(
@@ -106,7 +112,7 @@ async def within(
 ) -> tuple[list[Record], str | None]:
     """One page of visible images within `max_distance` bits of any of `hashes`, by
     (distance, id); and the signed cursor of the next page."""
-    scope = scope_of("similar", viewer_id, max_distance, *hashes, *astuple(filters))
+    scope = scope_of("similar", viewer_id, max_distance, *hashes, *filters.scope())
     after = cursors.decode(cursor, scope, int, UUID) if cursor else (None, None)
     rows = await matches(conn, queries, hashes, viewer_id=viewer_id, max_distance=max_distance,
                           filters=filters, after=(after[0], after[1]), limit=limit + 1)

@@ -37,14 +37,20 @@ from (
     where r.key = any(:keys::int4[])
 ) r;
 
--- name: visible_features(seqs, viewer_id, exclude_id)
--- Of these feature numbers (the best voted), those of images the viewer may see.
+-- name: visible_features(seqs, viewer_id, exclude_id, within)
+-- Of these feature numbers (the best voted), those of images the viewer may see (and, with
+-- :within, among those images; null: any).
 select f.seq, f.image_id, i.phash
 from image_features f
 join images i on i.id = f.image_id
 where f.seq = any(:seqs::int4[])
   and (i.visibility = 'public' or i.owner_id = :viewer_id)
-  and (:exclude_id::uuid is null or i.id <> :exclude_id);
+  and (:exclude_id::uuid is null or i.id <> :exclude_id)
+  and (:within::uuid[] is null or i.id in (select unnest(:within::uuid[])));
+
+-- name: feature_seqs_of(ids)$
+-- The feature numbers of these images (a search within them counts only their votes).
+select coalesce(array_agg(seq), '{}') from image_features where image_id = any(:ids::uuid[]);
 
 -- name: features_by_seqs(seqs)
 -- The features to verify (of candidates found visible just before).

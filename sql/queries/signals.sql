@@ -11,11 +11,12 @@ from unnest(:regions::smallint[], :phashes::bigint[], :dhashes::bigint[], :thumb
 on conflict (image_id, region) do update
     set phash = excluded.phash, dhash = excluded.dhash, thumb = excluded.thumb;
 
--- name: signal_candidates(regions, hashes, radii, p0, n0, p1, n1, p2, n2, p3, n3, viewer_id)
+-- name: signal_candidates(regions, hashes, radii, p0, n0, p1, n1, p2, n2, p3, n3, viewer_id, within)
 -- :regions/:hashes/:radii describe the query's variants (1-based position n); :pK/:nK are
 -- the chunk-K values to probe and the variant each belongs to. A hit is a stored signal of
 -- the variant's region within the variant's radius, checked on the index tuple; each hit is
--- then read whole (dHash, thumbnail) with its image's visibility, for verification.
+-- then read whole (dHash, thumbnail) with its image's visibility, for verification; with
+-- :within (uuid[]: an album's images, a share link's), only those images; null: all.
 with variants as (
     select v.region, v.hash, v.radius, v.n
     from unnest(:regions::smallint[], :hashes::bigint[], :radii::int[])
@@ -51,7 +52,8 @@ select distinct on (h.image_id, h.region, h.n)
 from hits h
 join image_signals s on s.image_id = h.image_id and s.region = h.region
 join images i on i.id = h.image_id
-where i.visibility = 'public' or i.owner_id = :viewer_id
+where (i.visibility = 'public' or i.owner_id = :viewer_id)
+  and (:within::uuid[] is null or h.image_id in (select unnest(:within::uuid[])))
 order by h.image_id, h.region, h.n;
 
 -- name: signals_of(viewer_id, image_id)
@@ -89,7 +91,7 @@ where id = :image_id;
 -- Whether some image still lacks signals (the old whole-picture search then covers it).
 select exists (select from images where hash_version < 2);
 
--- name: visible_images(ids, viewer_id, exclude_id, q, head, last_word, tag, owner_id)
+-- name: visible_images(ids, viewer_id, exclude_id, q, head, last_word, tag, owner_id, within)
 -- The rows of matched images that the viewer may see and that pass the filters.
 select v.*
 from image_view v
@@ -99,4 +101,5 @@ where v.id = any(:ids::uuid[])
   and (:exclude_id::uuid is null or v.id <> :exclude_id)
   and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
   and (:tag::text is null or v.tags @> array[:tag::text])
-  and (:owner_id::uuid is null or v.owner_id = :owner_id);
+  and (:owner_id::uuid is null or v.owner_id = :owner_id)
+  and (:within::uuid[] is null or v.id in (select unnest(:within::uuid[])));

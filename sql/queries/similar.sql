@@ -2,9 +2,10 @@
 -- viewer's own, decided on the covering indexes' columns so the probes stay index-only.
 -- :query is the query's pHash and :others those of its rotations and flips (or none); an
 -- image's distance is the smallest Hamming distance to any of them. Results: (distance, id)
--- ascending, keyset pages.
+-- ascending, keyset pages. :within (uuid[]) restricts the search to those images (an
+-- album's, a share link's); null searches them all.
 
--- name: similar_probe(query, others, c0, c1, c2, c3, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
+-- name: similar_probe(query, others, c0, c1, c2, c3, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, within, after_distance, after_id, limit)
 -- Multi-index hashing: four index-only probes with the enumerated chunk values, the exact
 -- distance checked on the index tuples themselves (the hash is an INCLUDE column), the few
 -- matches then joined to their rows. With a single hash (:others empty) the EXISTS arm folds
@@ -49,12 +50,13 @@ where (:exclude_id::uuid is null or s.id <> :exclude_id)
   and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
   and (:tag::text is null or i.tags @> array[:tag::text])
   and (:owner_id::uuid is null or i.owner_id = :owner_id)
+  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))
   and (:after_distance::int is null
        or (s.distance, s.id) > (:after_distance::int, :after_id::uuid))
 order by s.distance, s.id
 limit :limit;
 
--- name: similar_scan(query, others, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, after_distance, after_id, limit)
+-- name: similar_scan(query, others, viewer_id, max_distance, exclude_id, q, head, last_word, tag, owner_id, within, after_distance, after_id, limit)
 -- Every visible image's distance: for radii where enumerating chunk values would cost more
 -- than reading everything (and the baseline of the benchmark).
 with scored as (
@@ -71,6 +73,7 @@ with scored as (
       and (:q::text is null or i.search_doc @@ image_search_query(:q, :head, :last_word))
       and (:tag::text is null or i.tags @> array[:tag::text])
       and (:owner_id::uuid is null or i.owner_id = :owner_id)
+      and (:within::uuid[] is null or i.id in (select unnest(:within::uuid[])))
 ),
 page as (
     select * from scored
