@@ -112,6 +112,8 @@ OPERATION_IDS = {
     ("get", "/shared/images/{id}"): "get_shared_image",
     ("get", "/shared/images/{id}/file"): "get_shared_image_file",
     ("get", "/shared/images/{id}/thumbnail"): "get_shared_image_thumbnail",
+    ("get", "/shared/search"): "search_shared_text",
+    ("post", "/shared/search/image"): "search_shared_by_image",
 }
 
 

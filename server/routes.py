@@ -70,6 +70,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/shared/images/{id}", shared.get_shared_image)
     app.router.add_get("/shared/images/{id}/file", shared.shared_file)
     app.router.add_get("/shared/images/{id}/thumbnail", shared.shared_thumbnail)
+    app.router.add_get("/shared/search", shared.shared_text_search)
+    app.router.add_post("/shared/search/image", shared.shared_image_search)
 
     # The web page (at /app, and at / for browsers) and its files: outside the API's spec.
     setup_web(app)

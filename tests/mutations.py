@@ -1280,6 +1280,31 @@ MUTATIONS = (
         (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
     ),
     Mutation(
+        "a search inside a link searches all the owner's images", "server/handlers/shared.py",
+        "        filters = search.SearchFilters(within=await _within(conn, request, link))",
+        "        filters = search.SearchFilters()",
+        (SH + "test_an_album_link_shows_its_images_in_order_and_nothing_else",),
+    ),
+    Mutation(
+        "a search by image inside a link searches all the owner's images",
+        "server/handlers/shared.py",
+        "                                      within=await _within(conn, request, link))",
+        "                                      within=None)",
+        (SH + "test_an_album_link_shows_its_images_in_order_and_nothing_else",),
+    ),
+    Mutation(
+        "an album link shows a picture made private again", "sql/migrations/0014_sharing.sql",
+        "                        and i.privatised_at >= greatest(l.created_at, ai.added_at))",
+        "                        and false)",
+        (SH + "test_an_album_link_follows_the_album",),
+    ),
+    Mutation(
+        "an album link shows the album made private again", "sql/migrations/0014_sharing.sql",
+        "  and (a.privatised_at is null or a.privatised_at < l.created_at);",
+        "  and true;",
+        (SH + "test_an_album_link_follows_the_album",),
+    ),
+    Mutation(
         "albums: the images' rule dropped from an album's listing", "sql/queries/albums.sql",
         "  and (a.visibility = 'public' or a.owner_id = :viewer_id)\n"
         "  and (v.visibility = 'public' or v.owner_id = :viewer_id)\n",

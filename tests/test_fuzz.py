@@ -54,6 +54,10 @@ def _unexpressible(case: Any) -> list[Any]:
     # length counts (blank is 422): rules of the data and of text, not of the shapes.
     if body.get("before") is not None or str(body.get("title", "x")).strip() == "":
         excluded.append(positive_data_acceptance)
+    # Schemathesis infers a link from a request's `image_ids` (adding to an album) to an
+    # image's `id`: the whole list lands in the path, which no schema of ours can accept.
+    if any(isinstance(v, list) for v in (case.path_parameters or {}).values()):
+        excluded.append(positive_data_acceptance)
     # Multipart fields are text on the wire: a value "of another type" arrives as a string.
     if case.media_type == "multipart/form-data":
         excluded.append(negative_data_rejection)

@@ -159,6 +159,8 @@ async def test_the_spec_declares_415_for_every_json_body(client: Client) -> None
                 with_json.add((method, path))
                 assert "415" in operation["responses"], (method, path)
     assert with_json == {("post", "/users"), ("post", "/keys"), ("patch", "/images/{id}"),
-                         ("post", "/images/delete"), ("post", "/images/known")}
+                         ("post", "/images/delete"), ("post", "/images/known"),
+                         ("post", "/albums"), ("patch", "/albums/{id}"),
+                         ("post", "/albums/{id}/images"), ("post", "/albums/{id}/images/remove")}
     keys = spec["paths"]["/keys"]["post"]
     assert keys["requestBody"]["required"] is False

@@ -30,6 +30,7 @@ KEYLESS = {
     "get_shared": "a share link's token", "list_shared_images": "a share link's token",
     "get_shared_image": "a share link's token", "get_shared_image_file": "a share link's token",
     "get_shared_image_thumbnail": "a share link's token",
+    "search_shared_text": "a share link's token", "search_shared_by_image": "a share link's token",
 }
 # The scope each operation taking a key needs (docs/api.md has the same table). An operation
 # missing here, or declaring another scope, fails the test below.

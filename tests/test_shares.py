@@ -317,3 +317,118 @@ async def test_revoking_while_the_link_is_in_use(client: Client, alice: str) -> 
     assert set(results[:-1]) <= {200, 404}
     after = await asyncio.gather(*[use() for _ in range(10)])
     assert after == [404] * 10
+
+
+async def new_album(client: Client, key: str, image_ids: list[str],
+                    visibility: str = "private") -> str:
+    resp = await client.post("/albums", headers=bearer(key),
+                             json={"title": "Lake trip", "visibility": visibility})
+    album_id = str((await resp.json())["id"])
+    resp = await client.post(f"/albums/{album_id}/images", headers=bearer(key),
+                             json={"image_ids": image_ids})
+    assert resp.status == 200, await resp.text()
+    return album_id
+
+
+async def shared_ids(client: Client, token: str, path: str = "/shared/images",
+                     field: str = "images", **params: str) -> list[str]:
+    resp = await client.get(path, headers=share_token(token), params=params)
+    body = await resp.json()
+    assert resp.status == 200, body
+    return [i["id"] for i in body[field]]
+
+
+async def test_an_album_link_shows_its_images_in_order_and_nothing_else(
+    client: Client, alice: str, library: dict[str, Any],
+) -> None:
+    """With the owner's other images and another user's private ones present, alike in words
+    and in picture, as data each of these reads would otherwise return."""
+    first = await upload(client, alice, make_image("JPEG", seed=11), title="lake first")
+    album_id = await new_album(client, alice, [first["id"], library["secret"]["id"]])
+    link = await share(client, alice, album_id=album_id)
+    assert link["kind"] == "album" and link["album_id"] == album_id
+    token = link["token"]
+
+    shown = await (await client.get("/shared", headers=share_token(token))).json()
+    assert shown["kind"] == "album" and shown["image"] is None
+    assert shown["album"]["id"] == album_id and shown["album"]["title"] == "Lake trip"
+    assert shown["album"]["image_count"] == 2
+    in_order = [first["id"], library["secret"]["id"]]
+    assert await shared_ids(client, token) == in_order
+    page = await (await client.get("/shared/images", headers=share_token(token),
+                                   params={"limit": "1"})).json()
+    assert [i["id"] for i in page["images"]] == in_order[:1] and page["images"][0]["position"]
+    assert await shared_ids(client, token, cursor=page["next_cursor"], limit="1") == in_order[1:]
+    for name in ("other", "public", "bobs"):
+        assert await shared_status(client, token, f"/shared/images/{library[name]['id']}") == 404
+
+    # Searches inside the link find only its images: "lake" is in every title, and Bob's and
+    # Alice's other pictures share the words and, for these two, the very picture.
+    bobs_copy = await upload(client, str((await sign_up(client, "bobby"))["api_key"]),
+                             make_image("JPEG", seed=11), title="lake first")
+    found = await shared_ids(client, token, "/shared/search", "results", q="lake")
+    assert sorted(found) == sorted(in_order)
+    for seed, expected in ((11, [first["id"]]), (2, [])):
+        resp = await client.post("/shared/search/image", headers=share_token(token),
+                                 data=form([("q.jpg", make_image("JPEG", seed=seed))]))
+        body = await resp.json()
+        assert resp.status == 200, body
+        ids = [r["id"] for r in body["results"]]
+        assert ids[:1] == expected and bobs_copy["id"] not in ids
+        assert set(ids) <= set(in_order), seed  # seed 2 is Alice's "other": not in the album
+        for result in body["results"]:
+            assert result["file_url"].startswith("/shared/images/")
+    resp = await client.post("/shared/search/image", headers=share_token(token),
+                             data=form([("q.jpg", make_image("JPEG", seed=11))],
+                                       [("album", album_id)]))
+    assert resp.status == 422  # no `album` or `owner` inside a link: it is one set already
+
+
+async def test_an_album_link_follows_the_album(
+    client: Client, alice: str, library: dict[str, Any],
+) -> None:
+    """Removing an image, making one private again, or the album private again, and deleting
+    the album: each ends what the link shows, at once. Adding one shows it."""
+    public, secret = library["public"], library["secret"]
+    album_id = await new_album(client, alice, [public["id"], secret["id"]], "public")
+    token = (await share(client, alice, album_id=album_id))["token"]
+    assert await shared_ids(client, token) == [public["id"], secret["id"]]
+
+    resp = await client.post(f"/albums/{album_id}/images/remove", headers=bearer(alice),
+                             json={"image_ids": [secret["id"]]})
+    assert resp.status == 200
+    assert await shared_ids(client, token) == [public["id"]]
+    assert await shared_status(client, token, f"/shared/images/{secret['id']}") == 404
+
+    resp = await client.patch(f"/images/{public['id']}", headers=bearer(alice),
+                              json={"visibility": "private"})
+    assert resp.status == 200
+    assert await shared_ids(client, token) == []  # made private after it was shared
+    assert await shared_status(client, token, f"/shared/images/{public['id']}") == 404
+    # Moving it within the album shares nothing; taken out and put in again after that, it is
+    # shared again, by the owner's choice.
+    resp = await client.post(f"/albums/{album_id}/images", headers=bearer(alice),
+                             json={"image_ids": [public["id"]], "before": None})
+    assert resp.status == 200 and await shared_ids(client, token) == []
+    resp = await client.post(f"/albums/{album_id}/images/remove", headers=bearer(alice),
+                             json={"image_ids": [public["id"]]})
+    for image in (secret, public):
+        resp = await client.post(f"/albums/{album_id}/images", headers=bearer(alice),
+                                 json={"image_ids": [image["id"]]})
+        assert resp.status == 200
+    assert sorted(await shared_ids(client, token)) == sorted([secret["id"], public["id"]])
+
+    resp = await client.patch(f"/albums/{album_id}", headers=bearer(alice),
+                              json={"visibility": "private"})
+    assert resp.status == 200
+    assert await shared_status(client, token) == 404
+    assert await shared_status(client, token, f"/shared/images/{secret['id']}") == 404
+    again = (await share(client, alice, album_id=album_id))["token"]
+    assert await shared_status(client, again) == 200
+    resp = await client.delete(f"/albums/{album_id}", headers=bearer(alice))
+    assert resp.status == 204
+    assert await shared_status(client, again) == 404
+    # The album's images stay, and stay Alice's only.
+    assert await shared_status(client, "", f"/images/{secret['id']}") == 404
+    resp = await client.get(f"/images/{secret['id']}", headers=bearer(alice))
+    assert resp.status == 200

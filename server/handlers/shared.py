@@ -14,6 +14,7 @@ from aiohttp import hdrs, web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, response_schema
 
 from ..auth import Access, access
+from ..db.pool import Connection
 from ..errors import DownloadNotAllowed, Unauthorized
 from ..keys import CONFIG, CURSORS, POOL, QUERIES, STORAGE
 from ..openapi import SHARE_TOKEN
@@ -26,18 +27,25 @@ from ..schemas.images import (
     ImagePathSchema,
     ThumbnailQuerySchema,
 )
+from ..schemas.search import SearchPageSchema
 from ..schemas.shares import (
+    SHARED_IMAGE_SEARCH_BODY,
+    SHARED_IMAGE_SEARCH_PARAMS,
     SHARED_PREFIX,
     SharedAlbumSchema,
     SharedImagePageSchema,
     SharedImageSchema,
     SharedImagesQuerySchema,
     SharedSchema,
+    SharedSearchQuerySchema,
     shared_image_json,
 )
-from ..services import images, shares
+from ..schemas.similar import SimilarPageSchema
+from ..services import images, search, shares, similar
 from ..services.shares import HEADER, OpenLink
+from ..services.within import Within
 from .downloads import serve_image_file
+from .similar import answer_image_search
 from .thumbnails import serve_thumbnail
 
 NOT_STORED = {"Cache-Control": "private, no-store"}
@@ -159,3 +167,49 @@ async def shared_file(request: web.Request) -> web.StreamResponse:
     return await serve_image_file(
         request, app[STORAGE], served, public_seconds=app[CONFIG].public_cache_seconds,
         caching={**NOT_STORED, "Vary": HEADER})
+
+
+async def _within(conn: Connection, request: web.Request, link: OpenLink) -> Within:
+    return Within(f"share:{link.id}",
+                  tuple(await shares.image_ids(conn, request.app[QUERIES], link)))
+
+
+@access(Access.PUBLIC)
+@docs(tags=["shared"], summary="Full-text search among a share link's images",
+      description="As `GET /search`, among the images the link shows and no others.",
+      security=SHARE_TOKEN, responses={**_TOKEN_ERRORS, **error_responses(422, 503)})
+@querystring_schema(SharedSearchQuerySchema)
+@response_schema(SearchPageSchema, 200, description="One page of results, best first")
+async def shared_text_search(request: web.Request) -> web.Response:
+    link = await _open(request)
+    args = request["querystring"]
+    app = request.app
+    async with app[POOL].acquire() as conn:
+        filters = search.SearchFilters(within=await _within(conn, request, link))
+        # The owner's view of the owner's images, narrowed to the link's: `within` is the rule.
+        rows, next_cursor = await search.search(
+            conn, app[QUERIES], app[CURSORS], viewer_id=link.owner_id, q=args["q"],
+            filters=filters, cursor=args.get("cursor"), limit=args["limit"],
+            timeout=app[CONFIG].search_timeout)
+    results = [{**shared_image_json(row), "score": row["score"], "headline": row["headline"]}
+               for row in rows]
+    return web.json_response({"results": results, "next_cursor": next_cursor})
+
+
+@access(Access.PUBLIC)
+@docs(tags=["shared"], summary="Search by image among a share link's images",
+      description="As `POST /search/image` (without `owner` and `album`), among the images "
+                  "the link shows and no others. The query image is not stored.",
+      security=SHARE_TOKEN, requestBody=SHARED_IMAGE_SEARCH_BODY,
+      responses={**_TOKEN_ERRORS, **error_responses(400, 413, 415, 422)})
+@response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
+async def shared_image_search(request: web.Request) -> web.Response:
+    link = await _open(request)
+
+    async def filters_for(conn: Connection, args: dict[str, Any]) -> similar.SimilarFilters:
+        return similar.SimilarFilters(q=args.get("q"),
+                                      tag=(args.get("tag") or "").strip().lower() or None,
+                                      within=await _within(conn, request, link))
+
+    return await answer_image_search(request, SHARED_IMAGE_SEARCH_PARAMS, link.owner_id,
+                                     filters_for, shared_image_json)

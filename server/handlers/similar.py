@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, response_schema
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from ..auth import Access, access, current_user_id
 from ..db.pool import Connection
-from ..db.queries import Queries
+from ..db.queries import Queries, Record
 from ..errors import UnsupportedMediaType, ValidationFailed
 from ..imaging import to_hex
 from ..imaging.signals import Signal
@@ -57,26 +58,30 @@ async def _filters(
         owner_id=owner_id, exclude_id=exclude_id, within=within)
 
 
+ToJson = Callable[[Record], dict[str, Any]]  # a result's image, as this caller sees it
+FiltersFor = Callable[[Connection, dict[str, Any]], Awaitable[similar.SimilarFilters | None]]
+
+
 async def _exact(conn: Connection, request: web.Request, hashes: list[int],
-                 args: dict[str, Any], filters: similar.SimilarFilters) -> Results:
+                 args: dict[str, Any], filters: similar.SimilarFilters,
+                 viewer_id: UUID | None, to_json: ToJson) -> Results:
     rows, next_cursor = await similar.within(
         conn, request.app[QUERIES], request.app[CURSORS], hashes,
-        viewer_id=current_user_id(request), max_distance=args["max_distance"],
+        viewer_id=viewer_id, max_distance=args["max_distance"],
         filters=filters, cursor=args.get("cursor"), limit=args["limit"])
-    viewer_id = current_user_id(request)
-    return [{**image_json(row, viewer_id), "distance": row["distance"],
+    return [{**to_json(row), "distance": row["distance"],
              "score": 1 - row["distance"] / 64, "matched_by": _WHOLE} for row in rows], next_cursor
 
 
 async def _robust(conn: Connection, request: web.Request, variants: list[Signal],
                   whole: list[int], args: dict[str, Any], filters: similar.SimilarFilters,
-                  local: matching.LocalQuery | None) -> Results:
+                  local: matching.LocalQuery | None, viewer_id: UUID | None,
+                  to_json: ToJson) -> Results:
     found, next_cursor = await matching.page(
         conn, request.app[QUERIES], request.app[CURSORS], variants,
-        viewer_id=current_user_id(request), filters=filters, cursor=args.get("cursor"),
+        viewer_id=viewer_id, filters=filters, cursor=args.get("cursor"),
         limit=args["limit"], whole=whole, max_distance=args["max_distance"], local=local)
-    viewer_id = current_user_id(request)
-    return [{**image_json(row, viewer_id), "distance": match.distance, "score": match.score,
+    return [{**to_json(row), "distance": match.distance, "score": match.score,
              "matched_by": match.json()} for row, match in found], next_cursor
 
 
@@ -98,6 +103,21 @@ def _answer(query_hashes: dict[str, Any], results: Results | None) -> web.Respon
       responses=error_responses(400, 401, 403, 404, 413, 415, 422))
 @response_schema(SimilarPageSchema, 200, description="Matches, nearest first")
 async def search_by_image(request: web.Request) -> web.Response:
+    viewer_id = current_user_id(request)
+
+    async def filters_for(conn: Connection, args: dict[str, Any]) -> similar.SimilarFilters | None:
+        return await _filters(conn, request.app[QUERIES], viewer_id, args, None)
+
+    return await answer_image_search(request, ImageSearchParamsSchema(), viewer_id, filters_for,
+                                     lambda row: image_json(row, viewer_id))
+
+
+async def answer_image_search(
+    request: web.Request, params: Schema, viewer_id: UUID | None, filters_for: FiltersFor,
+    to_json: ToJson,
+) -> web.Response:
+    """A posted query image's matches among the images `viewer_id` may see, narrowed by
+    `filters_for` (None: nothing can match), shown by `to_json`."""
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType("Send the query image as multipart/form-data",
                                    details={"content_type": request.content_type})
@@ -107,23 +127,23 @@ async def search_by_image(request: web.Request) -> web.Response:
                     config.min_upload_rate)
     facts, fields = await query_facts(await open_multipart(request), app[CPU_POOL], limits)
     try:
-        args = ImageSearchParamsSchema().load(fields)
+        args = params.load(fields)
     except ValidationError as exc:
         raise ValidationFailed("Invalid search parameters", details=exc.messages_dict) from None
     hashes = [facts.phash]
     if args["orientations"] == "all":
         hashes += list(facts.variant_phashes)
     async with app[POOL].acquire() as conn:
-        filters = await _filters(conn, app[QUERIES], current_user_id(request), args, None)
+        filters = await filters_for(conn, args)
         results = None
         if filters is not None and args["match"] == "exact":
-            results = await _exact(conn, request, hashes, args, filters)
+            results = await _exact(conn, request, hashes, args, filters, viewer_id, to_json)
         elif filters is not None:
             local = None if facts.features is None else matching.LocalQuery(
                 facts.features, (facts.width, facts.height), app[CPU_POOL],
                 mirrored=facts.mirrored_features)
             results = await _robust(conn, request, list(facts.query_variants), hashes, args,
-                                    filters, local)
+                                    filters, local, viewer_id, to_json)
     return _answer(_hashes_json(facts.phash, facts.dhash, facts.ahash, facts.whash,
                                 facts.colorhash), results)
 
@@ -140,6 +160,10 @@ async def similar_to_image(request: web.Request) -> web.Response:
     viewer_id = current_user_id(request)
     image_id = request["match_info"]["id"]
     args = request["querystring"]
+
+    def to_json(row: Record) -> dict[str, Any]:
+        return image_json(row, viewer_id)
+
     async with request.app[POOL].acquire() as conn:
         queries = request.app[QUERIES]
         stored = await similar.stored_hashes(conn, queries, viewer_id, image_id)
@@ -147,13 +171,14 @@ async def similar_to_image(request: web.Request) -> web.Response:
         filters = await _filters(conn, queries, viewer_id, args, image_id)
         results = None
         if filters is not None and args["match"] == "exact":
-            results = await _exact(conn, request, [phash], args, filters)
+            results = await _exact(conn, request, [phash], args, filters, viewer_id, to_json)
         elif filters is not None:
             # The image's own regions are the query's variants: the same probes and checks.
             variants = await matching.stored_variants(conn, queries, viewer_id, image_id)
             own = await copies.stored(conn, queries, viewer_id, image_id)
             local = None if own is None else matching.LocalQuery(
                 own, (stored["width"], stored["height"]), request.app[CPU_POOL], image_id)
-            results = await _robust(conn, request, variants, [phash], args, filters, local)
+            results = await _robust(conn, request, variants, [phash], args, filters, local,
+                                    viewer_id, to_json)
     return _answer(_hashes_json(phash, stored["dhash"], stored["ahash"], stored["whash"],
                                 stored["colorhash"]), results)

@@ -3,15 +3,18 @@ link shows)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..db.queries import Record
+from ..services.search import MAX_QUERY_CHARS
 from ..services.shares import MAX_EXPIRES_IN_SECONDS, MIN_EXPIRES_IN_SECONDS
 from .common import Text
 from .images import ImageSchema, image_json
+from .similar import IMAGE_SEARCH_BODY, ImageSearchParamsSchema
 
 _SECRET_NOTE = "shown only in the answer that made the link"
 
@@ -110,6 +113,21 @@ class SharedImagesQuerySchema(Schema):
     cursor = Text(validate=validate.Length(max=1000))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
+
+class SharedSearchQuerySchema(Schema):
+    q = Text(required=True, validate=validate.Length(max=MAX_QUERY_CHARS), metadata={
+        "description": "As `GET /search`'s, among the link's images only"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = Text(validate=validate.Length(max=300))
+
+
+# POST /shared/search/image: the fields of POST /search/image but `owner` and `album` (a
+# link's images are one owner's, in one set).
+_NOT_WITHIN_A_LINK = ("owner", "album")
+SHARED_IMAGE_SEARCH_PARAMS = ImageSearchParamsSchema(exclude=_NOT_WITHIN_A_LINK)
+SHARED_IMAGE_SEARCH_BODY: dict[str, Any] = copy.deepcopy(IMAGE_SEARCH_BODY)
+for _name in _NOT_WITHIN_A_LINK:
+    del SHARED_IMAGE_SEARCH_BODY["content"]["multipart/form-data"]["schema"]["properties"][_name]
 
 SHARED_PREFIX = "/shared"
 
