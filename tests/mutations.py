@@ -1458,6 +1458,12 @@ MUTATIONS = (
         "      return { items: page.images.reverse(), next_cursor: page.next_cursor };\n",
         ("tests/test_web_sharing.py::test_an_album_is_made_ordered_and_shared",),
     ),
+    Mutation(
+        "page: a shared album searched outside the link", "server/web/js/shared-view.js",
+        '        const page = await call("/shared/search",\n',
+        '        const page = await call("/search",\n',
+        ("tests/test_web_sharing.py::test_an_album_is_made_ordered_and_shared",),
+    ),
 )
 
 

@@ -354,6 +354,14 @@ def test_an_album_is_made_ordered_and_shared(
     expect(dialog.get_by_role("button", name="Edit")).to_have_count(0)
     other.keyboard.press("Escape")
     expect(dialog).not_to_be_visible()
+    # Searched by words, among the link's images only ("Not in it" has the tag too).
+    other.get_by_label("Search in this album").fill("trip")
+    other.get_by_role("button", name="Search in album").click()
+    expect(other.locator("#results-title")).to_have_text("Images in this album — trip")
+    expect(cards(other)).to_have_count(2)
+    assert sorted(album_order(other)) == ["First shot", "Second shot"]
+    other.get_by_role("button", name="Whole album").click()
+    expect(other.locator("#results-title")).to_have_text("Images in this album")
     assert_tokens_only_in_headers(recorded, [link], served.log)
 
     # Renamed and made public; then deleted, its images kept, and its link with it gone.

@@ -93,17 +93,43 @@ export function setupSharedView({ token, section, grid, results, dialog, notice 
       ...rest, status);
   }
 
+  function wholeAlbum() {
+    return results.show("Images in this album", async (cursor) => {
+      const page = await call("/shared/images", { share: token, query: { limit: PAGE, cursor } });
+      return { items: page.images, next_cursor: page.next_cursor };
+    });
+  }
+
+  // Text search among the link's images only (GET /shared/search).
+  function searchForm() {
+    const words = el("input", { type: "search", name: "q", maxlength: 1000 });
+    const form = el("form", { class: "album-search", role: "search" },
+      el("label", {}, "Search in this album ", words),
+      el("button", { type: "submit" }, "Search in album"),
+      el("button", { type: "button", onclick: () => { words.value = ""; wholeAlbum(); } },
+        "Whole album"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const q = words.value.trim();
+      if (!q) return wholeAlbum();
+      return results.show(`Images in this album — ${q}`, async (cursor) => {
+        const page = await call("/shared/search",
+          { share: token, query: { q, limit: PAGE, cursor } });
+        return { items: page.results, next_cursor: page.next_cursor };
+      });
+    });
+    return form;
+  }
+
   function showAlbum() {
     const album = link.album;
     section.replaceChildren(
       el("h2", { id: "shared-title", class: "shared-title" }, album.title),
       el("p", { class: "shared-note" }, `An album shared with you by ${link.owner}. ${expiry()}`));
     if (album.description) section.append(el("p", { class: "description" }, album.description));
+    section.append(searchForm());
     for (const part of grid) part.hidden = false;
-    return results.show("Images in this album", async (cursor) => {
-      const page = await call("/shared/images", { share: token, query: { limit: PAGE, cursor } });
-      return { items: page.images, next_cursor: page.next_cursor };
-    });
+    return wholeAlbum();
   }
 
   async function start() {
