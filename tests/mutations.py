@@ -1491,6 +1491,52 @@ MUTATIONS = (
         'return [getattr(self, f.name) for f in fields(self) if f.name != "within"]',
         (ALBUMS + "test_a_search_cursor_does_not_cross_albums",),
     ),
+    # Issue 26: the page's albums and share links.
+    Mutation(
+        "page: a share token sent in a query string", "server/web/js/api.js",
+        "    response = await fetch(url(path, query), { method,",
+        "    response = await fetch(url(path, share ? { ...query, share } : query), { method,",
+        ("tests/test_web_sharing.py::test_an_image_link_shows_that_picture_to_a_visitor_and_nothing_more",),
+    ),
+    Mutation(
+        "page: the signed-in key sent with a share token", "server/web/js/api.js",
+        "  if (share) {\n    result[\"X-Share-Token\"] = share;\n    return result;\n  }\n"
+        "  if (SHARED.test(path)) return result; // never the signed-in key to a link's routes\n",
+        "  if (share) result[\"X-Share-Token\"] = share;\n",
+        ("tests/test_web_sharing.py::test_an_image_link_shows_that_picture_to_a_visitor_and_nothing_more",),
+    ),
+    Mutation(
+        "page: a shared image's download offered without permission",
+        "server/web/js/shared-view.js",
+        "  if (link.allow_download) {\n", "  if (link) {\n",
+        ("tests/test_web_sharing.py::test_an_image_link_shows_that_picture_to_a_visitor_and_nothing_more",),
+    ),
+    Mutation(
+        "page: a revoked link shown as a failure, not said to be revoked",
+        "server/web/js/shared-view.js",
+        "      if (error.status === 404 || error.status === 401) gone();\n",
+        "      if (error.status === 401) gone();\n",
+        ("tests/test_web_sharing.py::test_an_image_link_shows_that_picture_to_a_visitor_and_nothing_more",),
+    ),
+    Mutation(
+        "page: an album's image moved up goes to the end", "server/web/js/album-view.js",
+        "        if (index > 0) move(image, items[index - 1].id,",
+        "        if (index > 0) move(image, null,",
+        ("tests/test_web_sharing.py::test_an_album_is_made_ordered_and_shared",),
+    ),
+    Mutation(
+        "page: a shared album's images in the owner's grid order, not the album's",
+        "server/web/js/shared-view.js",
+        "      return { items: page.images, next_cursor: page.next_cursor };\n",
+        "      return { items: page.images.reverse(), next_cursor: page.next_cursor };\n",
+        ("tests/test_web_sharing.py::test_an_album_is_made_ordered_and_shared",),
+    ),
+    Mutation(
+        "page: a shared album searched outside the link", "server/web/js/shared-view.js",
+        '        const page = await call("/shared/search",\n',
+        '        const page = await call("/search",\n',
+        ("tests/test_web_sharing.py::test_an_album_is_made_ordered_and_shared",),
+    ),
 )
 
 

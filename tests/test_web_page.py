@@ -510,7 +510,8 @@ def test_a_stranger_uses_the_page(
     status, listed = api(f"{server}/keys", key=signed_in["key"])
     assert status == 200
     (own,) = [k for k in listed["keys"] if k["id"] == signed_in["id"]]
-    assert own["scopes"] == ["read", "upload", "write", "keys"] and own["name"] == "web page"
+    assert own["scopes"] == ["read", "upload", "write", "keys", "share"]
+    assert own["name"] == "web page"
 
     # The README's picture: the cropped photo searched for again, its results under a
     # heading that says so.

@@ -6,9 +6,10 @@ import * as session from "./session.js";
 
 const KEY_NAME = "web page";
 // What the page does with its key, and no more (issue 26): it shows, searches and finds
-// images (read), uploads them (upload), changes and deletes them (write), and revokes its
-// own key at sign-out (keys). Not `share`.
-export const KEY_SCOPES = ["read", "upload", "write", "keys"];
+// images and albums (read), uploads images (upload), changes and deletes them and keeps
+// albums (write), revokes its own key at sign-out (keys), and makes and revokes share links
+// (share).
+export const KEY_SCOPES = ["read", "upload", "write", "keys", "share"];
 
 const bearer = (key) => `Bearer ${key}`;
 

@@ -1,5 +1,7 @@
 // The JSON API, on this origin. Every call goes through here: the key, the error envelope
-// ({"error": {"code", "message", "details"}}) and what a refused key means.
+// ({"error": {"code", "message", "details"}}) and what a refused key means. A share link's
+// token goes in its own header, never in a URL (URLs are logged), and a request made with it
+// carries no key: /shared/* answers for the link alone.
 
 import * as session from "./session.js";
 
@@ -19,8 +21,15 @@ export function basicAuth(username, password) {
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
-function headers(accept, authorization) {
+const SHARED = /^\/shared(\/|$)/;
+
+function headers(accept, authorization, share, path = "") {
   const result = { Accept: accept };
+  if (share) {
+    result["X-Share-Token"] = share;
+    return result;
+  }
+  if (SHARED.test(path)) return result; // never the signed-in key to a link's routes
   const key = session.key();
   if (authorization) result.Authorization = authorization;
   else if (key) result.Authorization = `Bearer ${key}`;
@@ -38,11 +47,11 @@ export function url(path, query = {}) {
 }
 
 // options: method, query, json (a body), form (FormData), authorization (instead of the
-// key), as ("json" or "blob").
+// key), share (a share link's token, instead of the key), as ("json" or "blob").
 export async function call(path, options = {}) {
-  const { method = "GET", query, json, form, authorization, as = "json" } = options;
+  const { method = "GET", query, json, form, authorization, share, as = "json" } = options;
   const accept = as === "json" ? "application/json" : "image/webp,image/*;q=0.9,*/*;q=0.8";
-  const sent = headers(accept, authorization);
+  const sent = headers(accept, authorization, share, new URL(path, location.origin).pathname);
   let body = form;
   if (json !== undefined) {
     sent["Content-Type"] = "application/json";

@@ -1,10 +1,13 @@
 // The detail view: a modal <dialog> (Escape closes it, focus returns to the card) with the
-// preview, the metadata, download and "find similar", and for the owner edit and delete.
+// preview, the metadata, download and "find similar", and for the owner edit, delete, add to
+// an album and share links.
 
+import { addToAlbum } from "./album-add.js";
 import { call } from "./api.js";
 import { el, errorText, formatBytes, formatDate } from "./dom.js";
 import { Pictures } from "./pictures.js";
 import * as session from "./session.js";
+import { sharePanel } from "./shares.js";
 
 const PAGE = 24;
 
@@ -29,7 +32,8 @@ function metadata(image) {
     el("dt", {}, name), el("dd", {}, value)]));
 }
 
-export function setupDetail({ dialog, results, onChanged }) {
+// onChanged: an image changed or went; onAlbums: an album got an image.
+export function setupDetail({ dialog, results, onChanged, onAlbums = () => {} }) {
   let pictures = new Pictures();
 
   function close() {
@@ -133,7 +137,15 @@ export function setupDetail({ dialog, results, onChanged }) {
         confirm.querySelector("button").focus();
       } }, "Delete…"),
     ];
-    return { buttons, extra: [form, confirm] };
+    const album = addToAlbum(image, status, onAlbums);
+    const shares = el("div", { class: "shares", hidden: true });
+    buttons.push(album.button, el("button", { type: "button", "aria-expanded": "false",
+      onclick: (event) => {
+        if (!shares.firstChild) shares.append(sharePanel({ image_id: image.id }));
+        shares.hidden = !shares.hidden;
+        event.currentTarget.setAttribute("aria-expanded", String(!shares.hidden));
+      } }, "Share link…"));
+    return { buttons, extra: [form, confirm, album.form, shares] };
   }
 
   function open(image) {

@@ -1,15 +1,18 @@
 // The results grid: one card per image, in the order the API gives them (newest, best
-// ranked, or nearest first), and a "More" button that follows next_cursor.
+// ranked, or nearest first), and a "More" button that follows next_cursor. `share`: a share
+// link's token, which its pictures are fetched with.
 
 import { breakable, el, headline } from "./dom.js";
 import { Pictures } from "./pictures.js";
 
-export function createResults({ list, more, title, notice, onOpen }) {
-  let pictures = new Pictures();
+export function createResults({ list, more, title, notice, onOpen, share = null }) {
+  let pictures = new Pictures(share);
   let heading = title.textContent;
   let loadPage = null; // (cursor) => {items, next_cursor}
   let cursor = null;
-  let hooks = {}; // onEnter(), onPage(items, firstRank), onLeave(): the search's own extras
+  // onEnter(), onPage(items, firstRank), onLeave(), controls(image, rank): the search's own
+  // extras (controls: an element under a card, or null)
+  let hooks = {};
   let shown = 0; // cards so far: a card's rank is its place in the whole answer
   let generation = 0; // a newer search makes older answers stale
 
@@ -34,10 +37,12 @@ export function createResults({ list, more, title, notice, onOpen }) {
       caption.append(el("span", { class: "found-in" },
         el("span", { class: "box-number" }, String(rank)), " Found inside your photo"));
     }
-    if (image.visibility === "private") caption.append(el("span", { class: "badge" }, "private"));
+    if (image.visibility === "private" && !share) {
+      caption.append(el("span", { class: "badge" }, "private"));
+    }
     const button = el("button", { type: "button", class: "card", "data-box": inside && rank,
       onclick: () => onOpen(image) }, img, caption);
-    return el("li", {}, button);
+    return el("li", {}, button, hooks.controls?.(image, rank) ?? null);
   }
 
   async function next() {
@@ -68,7 +73,7 @@ export function createResults({ list, more, title, notice, onOpen }) {
     hooks.onEnter?.();
     shown = 0;
     pictures.release();
-    pictures = new Pictures();
+    pictures = new Pictures(share);
     list.replaceChildren();
     heading = newHeading;
     title.textContent = heading;
