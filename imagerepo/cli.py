@@ -588,10 +588,10 @@ def _when(value: object) -> str:
 
 async def _share(api: Api, args: argparse.Namespace) -> int:
     kind = "album" if args.album else "image"
-    request: dict[str, Any] = {f"{kind}_id": args.id, "allow_download": args.download}
+    request: dict[str, Any] = {"allow_download": args.download}
     if args.expires is not None:
         request["expires_in_seconds"] = args.expires
-    body = await api.call("POST", "/shares", json=request)
+    body = await api.call("POST", f"/{kind}s/{args.id}/shares", json=request)
     token = body.get("token") if isinstance(body, dict) else None
     # The URL printed is ours (the service's address + the fragment): a service's answer
     # can put nothing else on the line a script takes as the link.

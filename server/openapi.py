@@ -104,7 +104,8 @@ OPERATION_IDS = {
     ("get", "/albums/{id}/images"): "list_album_images",
     ("post", "/albums/{id}/images"): "add_album_images",
     ("post", "/albums/{id}/images/remove"): "remove_album_images",
-    ("post", "/shares"): "create_share",
+    ("post", "/images/{id}/shares"): "share_image",
+    ("post", "/albums/{id}/shares"): "share_album",
     ("get", "/shares"): "list_shares",
     ("delete", "/shares/{id}"): "revoke_share",
     ("get", "/shared"): "get_shared",
@@ -178,10 +179,6 @@ def clean_spec(spec: dict[str, Any]) -> None:
     for changes in ("ImageChanges", "AlbumChanges"):
         if changes in schemas:
             schemas[changes]["minProperties"] = 1
-    # ...and a share link is made to exactly one image or album.
-    if "NewShareRequest" in schemas:
-        schemas["NewShareRequest"]["oneOf"] = [{"required": ["image_id"]},
-                                               {"required": ["album_id"]}]
     for path, path_item in spec.get("paths", {}).items():
         path_item.pop("head", None)
         for method, operation in path_item.items():

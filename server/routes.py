@@ -60,7 +60,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/albums/{id}/images", albums.add_album_images)
     app.router.add_post("/albums/{id}/images/remove", albums.remove_album_images)
 
-    app.router.add_post("/shares", shares.create_share)
+    app.router.add_post(IMAGE + "/shares", shares.share_image)
+    app.router.add_post("/albums/{id}/shares", shares.share_album)
     app.router.add_get("/shares", shares.list_shares)
     app.router.add_delete("/shares/{id}", shares.revoke_share)
 

@@ -77,7 +77,8 @@ class FakeService:
         app.router.add_post("/search/image", self._search)
         app.router.add_post("/images/known", self._known)
         app.router.add_post("/images", self._upload)
-        app.router.add_post("/shares", self._share)
+        app.router.add_post("/images/{id}/shares", self._share)
+        app.router.add_post("/albums/{id}/shares", self._share)
         app.router.add_get("/shared", self._shared)
         app.router.add_get("/shares", self._shares)
         app.router.add_get("/shared/images/{id}/file", self._file)
@@ -594,8 +595,8 @@ def test_share_prints_the_link_alone_and_asks_for_the_lifetime_typed(
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{service.url}/#share={TOKEN}\n"  # $(imagerepo share ID)
     assert "only this once" in result.stderr and "view only" in result.stderr
-    assert service.posted == [("/shares", {"image_id": image_id, "allow_download": False,
-                                           "expires_in_seconds": seconds})]
+    assert service.posted == [(f"/images/{image_id}/shares", {
+        "allow_download": False, "expires_in_seconds": seconds})]
 
 
 def test_share_an_album_with_downloads_and_no_expiry(service: FakeService, place: Place) -> None:
@@ -603,7 +604,7 @@ def test_share_an_album_with_downloads_and_no_expiry(service: FakeService, place
     album_id = str(uuid.uuid4())
     result = cli(service, place, "share", album_id, "--album", "--download")
     assert result.returncode == 0, result.stderr
-    assert service.posted == [("/shares", {"album_id": album_id, "allow_download": True})]
+    assert service.posted == [(f"/albums/{album_id}/shares", {"allow_download": True})]
     assert "downloads allowed" in result.stderr and "never expires" in result.stderr
 
 

@@ -264,8 +264,9 @@ def test_share_links_through_a_generated_client(api: ModuleType, server: str) ->
                              mime_type="image/jpeg")], title="private one"))
         image_id = uploaded.images[0].id
 
-        made = mod("api.shares.create_share").sync(client=me, body=models.NewShareRequest(
-            image_id=image_id, expires_in_seconds=3600))
+        made = mod("api.shares.share_image").sync(image_id, client=me,
+                                                  body=models.NewShareRequest(
+                                                      expires_in_seconds=3600))
         assert isinstance(made, models.NewShare) and made.token.startswith("irs_")
         assert made.url == f"/#share={made.token}" and made.expires_at is not None
 

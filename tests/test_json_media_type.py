@@ -162,6 +162,6 @@ async def test_the_spec_declares_415_for_every_json_body(client: Client) -> None
                          ("post", "/images/delete"), ("post", "/images/known"),
                          ("post", "/albums"), ("patch", "/albums/{id}"),
                          ("post", "/albums/{id}/images"), ("post", "/albums/{id}/images/remove"),
-                         ("post", "/shares")}
+                         ("post", "/images/{id}/shares"), ("post", "/albums/{id}/shares")}
     keys = spec["paths"]["/keys"]["post"]
     assert keys["requestBody"]["required"] is False

@@ -44,9 +44,10 @@ EXPECTED = {
     "create_album": "write", "update_album": "write", "delete_album": "write",
     "add_album_images": "write", "remove_album_images": "write",
     "create_key": "keys", "list_keys": "keys", "revoke_key": "keys",
-    "create_share": "share", "list_shares": "share", "revoke_share": "share",
+    "share_image": "share", "share_album": "share", "list_shares": "share", "revoke_share": "share",
 }
 FAKE_ID = "00000000-0000-4000-8000-000000000000"
+ALSO_READ = {"share_image", "share_album"}
 
 
 async def key_with(client: Client, username: str, scopes: list[str], **extra: Any) -> str:
@@ -78,6 +79,7 @@ async def test_every_operation_taking_a_key_names_its_scope_and_enforces_it(
     operations = key_operations(spec)
     assert {op["operationId"]: op.get("x-scope") for _, _, op in operations} == EXPECTED
     keys = {}
+    keys["share and read"] = await key_with(client, "tabula", ["share", "read"])
     for each in SCOPES:
         keys[f"only {each}"] = await key_with(client, "tabula", [each])
         keys[f"all but {each}"] = await key_with(
@@ -99,7 +101,9 @@ async def test_every_operation_taking_a_key_names_its_scope_and_enforces_it(
         assert error["details"] == {"missing_scope": scope}, name
         assert f"`{scope}`" in error["message"], name
 
-        resp = await client.request(method, url, headers=bearer(keys[f"only {scope}"]))
+        # Making a share link needs `read` beside `share`: a link shows what the key could see.
+        enough = "share and read" if operation["operationId"] in ALSO_READ else f"only {scope}"
+        resp = await client.request(method, url, headers=bearer(keys[enough]))
         assert resp.status not in (401, 403), (name, resp.status, await resp.text())
 
 
@@ -237,6 +241,6 @@ async def test_the_sign_in_key_of_the_web_page_has_the_scopes_it_uses() -> None:
     from pathlib import Path
 
     js = (Path(__file__).parents[1] / "server/web/js/account.js").read_text()
-    assert 'KEY_SCOPES = ["read", "upload", "write", "keys"]' in js
+    assert 'KEY_SCOPES = ["read", "upload", "write", "keys", "share"]' in js
     assert "scopes: KEY_SCOPES" in js
 

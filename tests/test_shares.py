@@ -38,8 +38,10 @@ async def upload(client: Client, key: str, data: bytes, *, title: str,
     return image
 
 
-async def share(client: Client, key: str, status: int = 201, **body: Any) -> dict[str, Any]:
-    resp = await client.post("/shares", headers=bearer(key), json=body)
+async def share(client: Client, key: str, status: int = 201, *, image_id: str | None = None,
+                album_id: str | None = None, **body: Any) -> dict[str, Any]:
+    path = f"/images/{image_id}/shares" if album_id is None else f"/albums/{album_id}/shares"
+    resp = await client.post(path, headers=bearer(key), json=body)
     answer: dict[str, Any] = await resp.json()
     assert resp.status == status, answer
     return answer
@@ -182,17 +184,22 @@ async def test_missing_unknown_revoked_and_foreign_tokens(
 async def test_request_rules_are_checked(client: Client, alice: str,
                                          library: dict[str, Any]) -> None:
     image_id = library["secret"]["id"]
-    for body in ({}, {"image_id": image_id, "album_id": image_id},
-                 {"image_id": image_id, "expires_in_seconds": 59},
-                 {"image_id": image_id, "expires_in_seconds": 10 * 366 * 24 * 3600 + 1},
-                 {"image_id": "not-a-uuid"}, {"image_id": image_id, "allow_download": "perhaps"}):
-        answer = await share(client, alice, 422, **body)
-        assert answer["error"]["code"] == "validation_error", body
-    resp = await client.post("/shares", json={"image_id": image_id})
+    for body in ({"expires_in_seconds": 59}, {"expires_in_seconds": 10 * 366 * 24 * 3600 + 1},
+                 {"allow_download": "perhaps"}, {"album_id": image_id}):
+        resp = await client.post(f"/images/{image_id}/shares", headers=bearer(alice), json=body)
+        assert resp.status == 422, body
+        assert (await resp.json())["error"]["code"] == "validation_error", body
+    answer = await share(client, alice, 422, image_id="not-a-uuid")
+    for path in (f"/images/{image_id}/shares", f"/albums/{image_id}/shares"):
+        resp = await client.post(path, headers=bearer(alice), data="{}")  # not JSON typed
+        assert resp.status == 415, path
+    resp = await client.post(f"/images/{image_id}/shares", json={})
     assert resp.status == 401
     # An API key, not the password: a link is made by a key with `share` (and `read`).
-    resp = await client.post("/shares", headers=basic("alice"), json={"image_id": image_id})
+    resp = await client.post(f"/images/{image_id}/shares", headers=basic("alice"), json={})
     assert resp.status == 401
+    # An album id is not an image's, nor the other way round.
+    await share(client, alice, 404, album_id=image_id)
 
 
 async def test_expiry_ends_a_link(client: Client, alice: str, library: dict[str, Any],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
 from aiohttp_apigami import (
     docs,
@@ -13,7 +15,9 @@ from aiohttp_apigami import (
 
 from ..auth import Access, access, require_scope, require_user
 from ..keys import POOL, QUERIES
+from ..schemas.albums import AlbumPathSchema
 from ..schemas.common import error_responses
+from ..schemas.images import ImagePathSchema
 from ..schemas.shares import (
     NewShareRequestSchema,
     NewShareSchema,
@@ -25,28 +29,45 @@ from ..schemas.shares import (
 from ..scopes import READ, SHARE
 from ..services import shares
 
+_MADE = ("Whoever holds the link sees {what} without an account: metadata, previews and "
+         "thumbnails, and the file only with `allow_download` (the copy without location, "
+         "never a GPS original). The token is in this answer only. Revoking the link, "
+         "deleting the {target}, or making it private again ends access at once. The key "
+         "needs the `read` scope too (else 403 `missing_scope`): a link shows what the key "
+         "could see.")
+
 
 @access(Access.KEY, scope=SHARE)
-@docs(tags=["shares"], summary="Make a share link to one of your images or albums",
-      description="Whoever holds the link sees the image (or the album and its images): "
-                  "metadata, previews and thumbnails, and the file only with "
-                  "`allow_download` (the copy without location, never a GPS original), "
-                  "without an account. The token is in this answer only. Revoking the link, "
-                  "deleting the image or album, or making it private again ends access at "
-                  "once. An API key needs the `read` scope too (else 403 `missing_scope`): "
-                  "a link shows what the key could see.",
+@docs(tags=["shares"], summary="Make a share link to one of your images",
+      description=_MADE.format(what="the image", target="image"),
       responses=error_responses(400, 401, 404, 422))
+@match_info_schema(ImagePathSchema)
 @json_schema(NewShareRequestSchema, required=True)
 @response_schema(NewShareSchema, 201, description="The link, with its token shown this once")
-async def create_share(request: web.Request) -> web.Response:
+async def share_image(request: web.Request) -> web.Response:
+    return await _make(request, image_id=request["match_info"]["id"])
+
+
+@access(Access.KEY, scope=SHARE)
+@docs(tags=["shares"], summary="Make a share link to one of your albums",
+      description=_MADE.format(what="the album and its images", target="album"),
+      responses=error_responses(400, 401, 404, 422))
+@match_info_schema(AlbumPathSchema)
+@json_schema(NewShareRequestSchema, required=True)
+@response_schema(NewShareSchema, 201, description="The link, with its token shown this once")
+async def share_album(request: web.Request) -> web.Response:
+    return await _make(request, album_id=request["match_info"]["id"])
+
+
+async def _make(request: web.Request, *, image_id: UUID | None = None,
+                album_id: UUID | None = None) -> web.Response:
     caller = require_user(request)
     require_scope(caller, READ)
     body = request["json"]
     async with request.app[POOL].acquire() as conn:
         link = await shares.create(
-            conn, request.app[QUERIES], caller.id, image_id=body.get("image_id"),
-            album_id=body.get("album_id"), allow_download=body["allow_download"],
-            expires_in_seconds=body["expires_in_seconds"])
+            conn, request.app[QUERIES], caller.id, image_id=image_id, album_id=album_id,
+            allow_download=body["allow_download"], expires_in_seconds=body["expires_in_seconds"])
     return web.json_response(share_json(link), status=201)
 
 

@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from ..db.queries import Record
 from ..services.search import MAX_QUERY_CHARS
@@ -20,8 +20,6 @@ _SECRET_NOTE = "shown only in the answer that made the link"
 
 
 class NewShareRequestSchema(Schema):
-    image_id = fields.UUID(metadata={"description": "One of your images (or `album_id`)"})
-    album_id = fields.UUID(metadata={"description": "One of your albums (or `image_id`)"})
     expires_in_seconds = fields.Integer(
         allow_none=True, load_default=None,
         validate=validate.Range(min=MIN_EXPIRES_IN_SECONDS, max=MAX_EXPIRES_IN_SECONDS),
@@ -31,12 +29,6 @@ class NewShareRequestSchema(Schema):
         "description": "Whether the link also gives the file (the copy without location; never "
                        "the original with a GPS position). Default: previews and thumbnails "
                        "only"})
-
-    @validates_schema
-    def _one_target(self, data: Mapping[str, Any], **_: Any) -> None:
-        if ("image_id" in data) == ("album_id" in data):
-            raise ValidationError("Give exactly one of `image_id` and `album_id`.")
-
 
 class ShareSchema(Schema):
     id = fields.UUID(required=True)

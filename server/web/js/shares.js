@@ -91,10 +91,12 @@ export function sharePanel(target) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { ...target, allow_download: download.checked };
+    const body = { allow_download: download.checked };
     if (expiry.value) body.expires_in_seconds = Number(expiry.value);
+    const [kind, id] = target.image_id ? ["images", target.image_id] : ["albums", target.album_id];
     try {
-      const share = await call("/shares", { method: "POST", json: body });
+      const share = await call(`/${kind}/${encodeURIComponent(id)}/shares`,
+        { method: "POST", json: body });
       status.textContent = "";
       reveal(share);
       await refresh();
