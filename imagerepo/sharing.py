@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
-# POST /shares takes expires_in_seconds from 60 (a minute) to 315360000 (3650 days).
+# Making a share link takes expires_in_seconds from 60 (a minute) to 315360000 (3650 days).
 MIN_SECONDS = 60
 MAX_SECONDS = 3650 * 86400
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
