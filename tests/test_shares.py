@@ -189,7 +189,7 @@ async def test_request_rules_are_checked(client: Client, alice: str,
         resp = await client.post(f"/images/{image_id}/shares", headers=bearer(alice), json=body)
         assert resp.status == 422, body
         assert (await resp.json())["error"]["code"] == "validation_error", body
-    answer = await share(client, alice, 422, image_id="not-a-uuid")
+    await share(client, alice, 422, image_id="not-a-uuid")
     for path in (f"/images/{image_id}/shares", f"/albums/{image_id}/shares"):
         resp = await client.post(path, headers=bearer(alice), data="{}")  # not JSON typed
         assert resp.status == 415, path
