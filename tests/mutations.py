@@ -5,7 +5,13 @@ tests holding the promise they break now fail (issue 17).
 
 Each mutation is applied to a copy of the tracked files in a temporary folder (the working
 tree is never touched), and only the tests named for it run there. The script prints one
-line per mutation and exits non-zero if any mutation survived.
+line per mutation (under a caught one, the first line of the failure: check that it is the
+promise, not an import or SQL load error) and exits non-zero if any mutation survived or no
+longer applies (STALE: its `old` text is not in its file once; tests/test_mutations_apply.py
+says so without a database).
+
+A SQL mutant keeps every declared parameter named (`... or true`): aiosql refuses a query
+that leaves one unused, and a mutant that does not load checks nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ MUTATIONS = (
         "visibility removed from the frequent-word search plan", "sql/queries/search.sql",
         "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n"
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
-        "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n",
+        "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id or true)\n",
         ("tests/test_guarantees.py::test_every_text_search_plan_keeps_others_private_images_out",),
     ),
     Mutation(
@@ -113,7 +120,7 @@ MUTATIONS = (
     Mutation(
         "others' files counted as yours by the import lookup", "sql/queries/idempotency.sql",
         "where owner_id = :owner_id and sha256 = any(:digests::bytea[])\n",
-        "where sha256 = any(:digests::bytea[])\n",
+        "where (owner_id = :owner_id or true) and sha256 = any(:digests::bytea[])\n",
         ("tests/test_idempotency.py::test_known_images_are_the_callers_own",),
     ),
     Mutation(
@@ -281,13 +288,15 @@ MUTATIONS = (
     Mutation(
         "an Idempotency-Key's answer looked up by key alone, whoever asks",
         "sql/queries/idempotency.sql",
-        "where user_id = :user_id and key = :key;\n", "where key = :key;\n",
+        "where user_id = :user_id and key = :key;\n",
+        "where (user_id = :user_id or true) and key = :key;\n",
         ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
     ),
     Mutation(
         "an Idempotency-Key taken under the route instead of its value",
         "sql/queries/idempotency.sql",
-        "values (:user_id, :key, :route, :token,", "values (:user_id, :route, :route, :token,",
+        "values (:user_id, :key, :route, :token,",
+        "values (:user_id, coalesce(:route, :key), :route, :token,",
         ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
     ),
     Mutation(
@@ -482,7 +491,7 @@ MUTATIONS = (
     Mutation(
         "keys held too widely read anyway", "sql/queries/features.sql",
         "where p.key = any(:keys::int4[]) and p.df <= :max_df",
-        "where p.key = any(:keys::int4[])",
+        "where p.key = any(:keys::int4[]) and (p.df <= :max_df or true)",
         ("tests/test_copy_features.py::"
          "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
     ),
@@ -1345,7 +1354,8 @@ MUTATIONS = (
     ),
     Mutation(
         "anyone revokes anyone's link", "sql/queries/shares.sql",
-        "where id = :share_id and owner_id = :owner_id", "where id = :share_id",
+        "where id = :share_id and owner_id = :owner_id",
+        "where id = :share_id and (owner_id = :owner_id or true)",
         (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
     ),
     Mutation(
@@ -1405,14 +1415,15 @@ MUTATIONS = (
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n"
         "      and (:owner_id::uuid is null or i.owner_id = :owner_id)\n"
         "      and (:tag::text is null or i.tags @> array[:tag::text])\n"
-        "      and (:visibility::text is null or i.visibility = :visibility)\n",
+        "      and (:visibility::text is null or i.visibility = :visibility)\n"
+        "      and (:within::uuid[] is null or i.id = any(:within::uuid[]) or true)\n",
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(
         "albums: the set ignored by text search's plan for frequent words",
         "sql/queries/search.sql",
         "    where i.id = any(:within::uuid[])\n      and (i.visibility = 'public'",
-        "    where (i.visibility = 'public'",
+        "    where (i.id = any(:within::uuid[]) or true)\n      and (i.visibility = 'public'",
         (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
     ),
     Mutation(
@@ -1420,12 +1431,14 @@ MUTATIONS = (
         "sql/queries/search.sql",
         "    where i.id = any(:within::uuid[])\n"
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
-        "    where i.id = any(:within::uuid[])\n",
+        "    where i.id = any(:within::uuid[])\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id or true)\n",
         (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
     ),
     Mutation(
         "albums: within ignored in exact search by image", "sql/queries/similar.sql",
-        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n", "",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])) or true)\n",
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(
@@ -1441,7 +1454,7 @@ MUTATIONS = (
         "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
         "    select i.id, row_number() over (order by w.n) as n\n"
         "    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
-        "    join images i on i.id = w.id\n",
+        "    join images i on i.id = w.id and (i.owner_id = :owner_id or true)\n",
         (ALBUMS + "test_only_own_images_go_in",),
     ),
     Mutation(
@@ -1449,7 +1462,7 @@ MUTATIONS = (
         "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
         "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
         "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
-        "    join images i on i.id = w.id\n",
+        "    join images i on i.id = w.id and (i.owner_id = :owner_id or true)\n",
         (ALBUMS + "test_only_own_images_go_in",),
     ),
     Mutation(
@@ -1593,6 +1606,14 @@ def _apply(dest: Path, mutation: Mutation) -> None:
 
 def run(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[bool, float]:
     """Whether the tests failed on a copy with the mutation applied (None: unmutated)."""
+    failed, seconds, _ = run_with_reason(mutation, tests)
+    return failed, seconds
+
+
+def run_with_reason(mutation: Mutation | None,
+                    tests: tuple[str, ...]) -> tuple[bool, float, str]:
+    """As `run`, with the first line pytest gave for the failure (what caught the mutant: a
+    load error there means the mutant checks nothing of its promise)."""
     with tempfile.TemporaryDirectory(prefix="imagerepo-mutant-") as tmp:
         dest = Path(tmp)
         _copy_tree(dest)
@@ -1606,7 +1627,9 @@ def run(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[bool, float]
             capture_output=True, text=True, timeout=900)
         if mutation is None and result.returncode != 0:
             print(result.stdout[-3000:], result.stderr[-2000:])
-        return result.returncode != 0, time.monotonic() - started
+        reason = next((line[1:].strip() for line in result.stdout.splitlines()
+                       if line.startswith("E ") and line[1:].strip()), "")
+        return result.returncode != 0, time.monotonic() - started, reason[:160]
 
 
 def main(names: list[str]) -> int:
@@ -1628,7 +1651,7 @@ def main(names: list[str]) -> int:
         print(f"control   {seconds:5.1f} s  the tests pass on the unmutated copy", flush=True)
     for mutation in chosen:
         try:
-            caught, seconds = run(mutation, mutation.tests)
+            caught, seconds, reason = run_with_reason(mutation, mutation.tests)
         except Stale as exc:  # the copy differs from the working tree (an untracked change)
             print(f"{'STALE':<9} {'':>7}  {mutation.name}: {exc}", flush=True)
             problems[mutation.name] = str(exc)
@@ -1638,6 +1661,8 @@ def main(names: list[str]) -> int:
         verdict = "caught" if caught else "SURVIVED"
         print(f"{verdict:<9} {seconds:5.1f} s  {mutation.name}  ({', '.join(mutation.tests)})",
               flush=True)
+        if caught and reason:
+            print(f"{'':<19}{reason}", flush=True)
     print(f"{caught_count} of {total} mutations caught"
           + (f"; {len(problems)} stale" if problems else ""))
     return 1 if survived or problems else 0

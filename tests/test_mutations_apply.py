@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import aiosql
 import pytest
 
 from tests.mutations import MUTATIONS, ROOT, Mutation, stale
@@ -36,3 +37,22 @@ def test_the_mutations_tests_exist(mutation: Mutation) -> None:
 def test_mutation_names_are_unique() -> None:
     twice = [name for name, n in Counter(m.name for m in MUTATIONS).items() if n > 1]
     assert not twice, f"mutations named twice: {twice}"
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
+def test_the_mutant_still_loads(mutation: Mutation) -> None:
+    """A mutant that does not even load (Python that does not compile, SQL that aiosql
+    refuses) fails every test for that reason alone: it checks nothing of the promise."""
+    if stale(mutation) is not None:
+        pytest.skip("stale: test_the_mutation_applies names it")
+    text = (ROOT / mutation.path).read_text().replace(mutation.old, mutation.new)
+    if mutation.path.endswith(".py"):
+        try:
+            compile(text, mutation.path, "exec")
+        except SyntaxError as exc:
+            pytest.fail(f"mutant {mutation.name!r} does not compile: {exc}")
+    elif mutation.path.startswith("sql/queries/") and mutation.path.endswith(".sql"):
+        try:
+            aiosql.from_str(text, "asyncpg")
+        except aiosql.SQLParseException as exc:
+            pytest.fail(f"mutant {mutation.name!r}: aiosql refuses {mutation.path}: {exc}")
