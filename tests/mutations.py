@@ -5,7 +5,13 @@ tests holding the promise they break now fail (issue 17).
 
 Each mutation is applied to a copy of the tracked files in a temporary folder (the working
 tree is never touched), and only the tests named for it run there. The script prints one
-line per mutation and exits non-zero if any mutation survived.
+line per mutation (under a caught one, the first line of the failure: check that it is the
+promise, not an import or SQL load error) and exits non-zero if any mutation survived or no
+longer applies (STALE: its `old` text is not in its file once; tests/test_mutations_apply.py
+says so without a database).
+
+A SQL mutant keeps every declared parameter named (`... or true`): aiosql refuses a query
+that leaves one unused, and a mutant that does not load checks nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ MUTATIONS = (
         "visibility removed from the frequent-word search plan", "sql/queries/search.sql",
         "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n"
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
-        "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n",
+        "    where i.search_doc @@ image_search_query(:q, :head, :last_word)\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id or true)\n",
         ("tests/test_guarantees.py::test_every_text_search_plan_keeps_others_private_images_out",),
     ),
     Mutation(
@@ -84,7 +91,7 @@ MUTATIONS = (
     ),
     Mutation(
         "clean-up skipped when the database fails after objects were stored",
-        "server/handlers/images.py",
+        "server/ingest/__init__.py",
         "    except BaseException:\n        # Also on cancellation",
         "    except (ConnectionRefusedError, OSError, asyncpg.PostgresConnectionError,\n"
         "            asyncpg.InterfaceError):\n        raise\n"
@@ -94,8 +101,8 @@ MUTATIONS = (
     ),
     Mutation(
         "rare words routed to the bounded recent plan", "server/services/search.py",
-        '    if await estimate(in_head=False) <= EXACT_RANKING_LIMIT:\n        return "exact"',
-        '    if await estimate(in_head=False) <= EXACT_RANKING_LIMIT:\n        return "recent"',
+        '    if matches <= EXACT_RANKING_LIMIT:\n        return "exact"',
+        '    if matches <= EXACT_RANKING_LIMIT:\n        return "recent"',
         ("tests/test_guarantees.py::test_every_text_search_plan_keeps_others_private_images_out",
          "tests/test_guarantees.py::test_a_rare_word_finds_every_match"),
     ),
@@ -113,7 +120,7 @@ MUTATIONS = (
     Mutation(
         "others' files counted as yours by the import lookup", "sql/queries/idempotency.sql",
         "where owner_id = :owner_id and sha256 = any(:digests::bytea[])\n",
-        "where sha256 = any(:digests::bytea[])\n",
+        "where (owner_id = :owner_id or true) and sha256 = any(:digests::bytea[])\n",
         ("tests/test_idempotency.py::test_known_images_are_the_callers_own",),
     ),
     Mutation(
@@ -281,13 +288,15 @@ MUTATIONS = (
     Mutation(
         "an Idempotency-Key's answer looked up by key alone, whoever asks",
         "sql/queries/idempotency.sql",
-        "where user_id = :user_id and key = :key;\n", "where key = :key;\n",
+        "where user_id = :user_id and key = :key;\n",
+        "where (user_id = :user_id or true) and key = :key;\n",
         ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
     ),
     Mutation(
         "an Idempotency-Key taken under the route instead of its value",
         "sql/queries/idempotency.sql",
-        "values (:user_id, :key, :route, :token,", "values (:user_id, :route, :route, :token,",
+        "values (:user_id, :key, :route, :token,",
+        "values (:user_id, coalesce(:route, :key), :route, :token,",
         ("tests/test_idempotency.py::test_keys_are_scoped_per_user",),
     ),
     Mutation(
@@ -313,8 +322,8 @@ MUTATIONS = (
     ),
     Mutation(
         "a search cursor not bound to its viewer", "server/services/search.py",
-        'scope = scope_of("search", viewer_id, q, *astuple(filters))',
-        'scope = scope_of("search", q, *astuple(filters))',
+        'scope = scope_of("search", viewer_id, q, *filters.scope())',
+        'scope = scope_of("search", q, *filters.scope())',
         ("tests/test_search.py::test_a_search_cursor_is_bound_to_who_asked",),
     ),
     Mutation(
@@ -345,7 +354,7 @@ MUTATIONS = (
     ),
     Mutation(
         "rehash batches walked against their key order", "sql/queries/signals.sql",
-        "order by id\nlimit :limit;", "order by id desc\nlimit :limit;",
+        "order by i.id\nlimit :limit;", "order by i.id desc\nlimit :limit;",
         ("tests/test_robust_matching.py::"
          "test_rehash_over_more_than_one_batch_leaves_none_behind",),
     ),
@@ -418,9 +427,10 @@ MUTATIONS = (
         ("tests/test_workers.py::test_a_worker_that_exits_with_status_0_is_replaced",),
     ),
     Mutation(
-        "region proposals: turned off (no larger copy decoded)", "server/imaging/hashing.py",
-        "work = working_image(im, EDGE_SIDE if query else None)",
-        "work = working_image(im, None)",
+        "region proposals: turned off (no picture region looked for in a query)",
+        "server/imaging/hashing.py",
+        "        found = proposals(work.detail) if work.detail is not None else []\n",
+        "        found = []\n",
         ("tests/test_copy_search.py::test_a_copy_finds_each_stored_picture_it_holds_and_where",),
     ),
     Mutation(
@@ -461,14 +471,15 @@ MUTATIONS = (
     # Issue 22: copy detection by local features.
     Mutation(
         "feature candidates ignore visibility", "sql/queries/features.sql",
-        "where (i.visibility = 'public' or i.owner_id = :viewer_id)\n  and (:exclude_id",
-        "where true\n  and (:exclude_id",
+        "  and (i.visibility = 'public' or i.owner_id = :viewer_id)\n  and (:exclude_id",
+        # :viewer_id still named: aiosql refuses a declared parameter the query leaves unused
+        "  and (i.visibility = 'public' or i.owner_id = :viewer_id or true)\n  and (:exclude_id",
         ("tests/test_copy_features.py::test_features_never_reveal_someone_elses_private_picture",),
     ),
     Mutation(
         "recent postings not read by the query", "sql/queries/features.sql",
-        "     from feature_postings_recent r\n     where r.key",
-        "     from feature_postings_recent r\n     where false and r.key",
+        "    from feature_postings_recent r\n    where r.key",
+        "    from feature_postings_recent r\n    where false and r.key",
         ("tests/test_copy_features.py::test_local_features_find_what_the_region_signals_cannot",),
     ),
     Mutation(
@@ -480,7 +491,7 @@ MUTATIONS = (
     Mutation(
         "keys held too widely read anyway", "sql/queries/features.sql",
         "where p.key = any(:keys::int4[]) and p.df <= :max_df",
-        "where p.key = any(:keys::int4[])",
+        "where p.key = any(:keys::int4[]) and (p.df <= :max_df or true)",
         ("tests/test_copy_features.py::"
          "test_votes_count_both_postings_tables_and_skip_keys_held_too_widely",),
     ),
@@ -617,7 +628,7 @@ MUTATIONS = (
     ),
     Mutation(
         "a page's corners probed as crops", "server/imaging/hashing.py",
-        "corners=not _a_page(found, work))", "corners=True)",
+        "corners=not _a_page(found, work.detail))", "corners=True)",
         ("tests/test_copy_features.py::test_a_page_is_not_matched_by_its_corners",),
     ),
     Mutation(
@@ -627,8 +638,8 @@ MUTATIONS = (
     ),
     Mutation(
         "a guess confirmed without the geometry", "server/services/copies.py",
-        '    return {r["image_id"] for r in rows}, {row["image_id"] for row, _ in verified}',
-        '    return {r["image_id"] for r in rows}, {r["image_id"] for r in rows}',
+        '{r["image_id"] for r, v in zip(rows, verified, strict=True) if v is not None}',
+        '{r["image_id"] for r, v in zip(rows, verified, strict=True)}',
         ("tests/test_copy_features.py::test_a_guess_is_not_enough_where_features_disagree",),
     ),
     Mutation(
@@ -1343,7 +1354,8 @@ MUTATIONS = (
     ),
     Mutation(
         "anyone revokes anyone's link", "sql/queries/shares.sql",
-        "where id = :share_id and owner_id = :owner_id", "where id = :share_id",
+        "where id = :share_id and owner_id = :owner_id",
+        "where id = :share_id and (owner_id = :owner_id or true)",
         (SH + "test_missing_unknown_revoked_and_foreign_tokens",),
     ),
     Mutation(
@@ -1403,14 +1415,15 @@ MUTATIONS = (
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n"
         "      and (:owner_id::uuid is null or i.owner_id = :owner_id)\n"
         "      and (:tag::text is null or i.tags @> array[:tag::text])\n"
-        "      and (:visibility::text is null or i.visibility = :visibility)\n",
+        "      and (:visibility::text is null or i.visibility = :visibility)\n"
+        "      and (:within::uuid[] is null or i.id = any(:within::uuid[]) or true)\n",
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(
         "albums: the set ignored by text search's plan for frequent words",
         "sql/queries/search.sql",
         "    where i.id = any(:within::uuid[])\n      and (i.visibility = 'public'",
-        "    where (i.visibility = 'public'",
+        "    where (i.id = any(:within::uuid[]) or true)\n      and (i.visibility = 'public'",
         (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
     ),
     Mutation(
@@ -1418,12 +1431,14 @@ MUTATIONS = (
         "sql/queries/search.sql",
         "    where i.id = any(:within::uuid[])\n"
         "      and (i.visibility = 'public' or i.owner_id = :viewer_id)\n",
-        "    where i.id = any(:within::uuid[])\n",
+        "    where i.id = any(:within::uuid[])\n"
+        "      and (i.visibility = 'public' or i.owner_id = :viewer_id or true)\n",
         (ALBUMS + "test_text_search_within_an_album_by_either_plan",),
     ),
     Mutation(
         "albums: within ignored in exact search by image", "sql/queries/similar.sql",
-        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n", "",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])))\n",
+        "  and (:within::uuid[] is null or s.id in (select unnest(:within::uuid[])) or true)\n",
         (ALBUMS + "test_search_within_an_album_finds_only_its_images_the_viewer_may_see",),
     ),
     Mutation(
@@ -1439,7 +1454,7 @@ MUTATIONS = (
         "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
         "    select i.id, row_number() over (order by w.n) as n\n"
         "    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
-        "    join images i on i.id = w.id\n",
+        "    join images i on i.id = w.id and (i.owner_id = :owner_id or true)\n",
         (ALBUMS + "test_only_own_images_go_in",),
     ),
     Mutation(
@@ -1447,7 +1462,7 @@ MUTATIONS = (
         "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
         "    join images i on i.id = w.id and i.owner_id = :owner_id\n",
         "    select i.id, w.n\n    from unnest(:ids::uuid[]) with ordinality as w(id, n)\n"
-        "    join images i on i.id = w.id\n",
+        "    join images i on i.id = w.id and (i.owner_id = :owner_id or true)\n",
         (ALBUMS + "test_only_own_images_go_in",),
     ),
     Mutation(
@@ -1555,6 +1570,25 @@ def _copy_tree(dest: Path) -> None:
         (dest / "server" / "sql" / package / "__init__.py").touch()
 
 
+def stale(mutation: Mutation, root: Path = ROOT) -> str | None:
+    """Why the mutation no longer applies to the code at `root`, or None when it does: its
+    `old` text must occur exactly once in its file, and `new` must change it."""
+    path = root / mutation.path
+    if not path.is_file():
+        return f"{mutation.path} is gone"
+    count = path.read_text().count(mutation.old)
+    if count != 1:
+        where = "is gone from" if count == 0 else f"occurs {count} times in"
+        return f"the code to mutate {where} {mutation.path}"
+    if mutation.new == mutation.old:
+        return "its new text is its old text"
+    return None
+
+
+class Stale(Exception):
+    """A mutation that does not apply (tests/mutations.py needs updating)."""
+
+
 def _apply(dest: Path, mutation: Mutation) -> None:
     paths = [dest / mutation.path]
     if mutation.path.startswith("sql/"):
@@ -1562,17 +1596,24 @@ def _apply(dest: Path, mutation: Mutation) -> None:
     for path in paths:
         text = path.read_text()
         if text.count(mutation.old) != 1:
-            raise SystemExit(f"{mutation.name}: the code to mutate is gone from {mutation.path}"
-                             " (update tests/mutations.py)")
-        path.write_text(text.replace(mutation.old, mutation.new))
-    if mutation.path == "server/handlers/images.py":  # the mutant names asyncpg
-        path = dest / mutation.path
+            raise Stale(f"the code to mutate is gone from {mutation.path}")
+        text = text.replace(mutation.old, mutation.new)
         future = "from __future__ import annotations\n"
-        path.write_text(path.read_text().replace(future, future + "import asyncpg\n", 1))
+        if "asyncpg." in mutation.new and "import asyncpg\n" not in text and future in text:
+            text = text.replace(future, future + "import asyncpg\n", 1)  # the mutant names it
+        path.write_text(text)
 
 
 def run(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[bool, float]:
     """Whether the tests failed on a copy with the mutation applied (None: unmutated)."""
+    failed, seconds, _ = run_with_reason(mutation, tests)
+    return failed, seconds
+
+
+def run_with_reason(mutation: Mutation | None,
+                    tests: tuple[str, ...]) -> tuple[bool, float, str]:
+    """As `run`, with the first line pytest gave for the failure (what caught the mutant: a
+    load error there means the mutant checks nothing of its promise)."""
     with tempfile.TemporaryDirectory(prefix="imagerepo-mutant-") as tmp:
         dest = Path(tmp)
         _copy_tree(dest)
@@ -1586,26 +1627,45 @@ def run(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[bool, float]
             capture_output=True, text=True, timeout=900)
         if mutation is None and result.returncode != 0:
             print(result.stdout[-3000:], result.stderr[-2000:])
-        return result.returncode != 0, time.monotonic() - started
+        reason = next((line[1:].strip() for line in result.stdout.splitlines()
+                       if line.startswith("E ") and line[1:].strip()), "")
+        return result.returncode != 0, time.monotonic() - started, reason[:160]
 
 
 def main(names: list[str]) -> int:
     chosen = [m for m in MUTATIONS if not names or any(n in m.name for n in names)]
-    every_test = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-    failed, seconds = run(None, every_test)  # the control: they pass on the code as it is
-    if failed:
-        print("the tests fail without any mutation: nothing to learn")
-        return 2
-    print(f"control   {seconds:5.1f} s  the tests pass on the unmutated copy", flush=True)
-    survived = 0
+    problems = {m.name: why for m in chosen if (why := stale(m)) is not None}
     for mutation in chosen:
-        caught, seconds = run(mutation, mutation.tests)
+        if mutation.name in problems:
+            print(f"{'STALE':<9} {'':>7}  {mutation.name}: {problems[mutation.name]}"
+                  " (update tests/mutations.py)", flush=True)
+    total = len(chosen)
+    chosen = [m for m in chosen if m.name not in problems]
+    caught_count = survived = 0
+    if chosen:
+        every_test = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        failed, seconds = run(None, every_test)  # the control: they pass on the code as is
+        if failed:
+            print("the tests fail without any mutation: nothing to learn")
+            return 2
+        print(f"control   {seconds:5.1f} s  the tests pass on the unmutated copy", flush=True)
+    for mutation in chosen:
+        try:
+            caught, seconds, reason = run_with_reason(mutation, mutation.tests)
+        except Stale as exc:  # the copy differs from the working tree (an untracked change)
+            print(f"{'STALE':<9} {'':>7}  {mutation.name}: {exc}", flush=True)
+            problems[mutation.name] = str(exc)
+            continue
         survived += not caught
+        caught_count += caught
         verdict = "caught" if caught else "SURVIVED"
         print(f"{verdict:<9} {seconds:5.1f} s  {mutation.name}  ({', '.join(mutation.tests)})",
               flush=True)
-    print(f"{len(chosen) - survived} of {len(chosen)} mutations caught")
-    return 1 if survived else 0
+        if caught and reason:
+            print(f"{'':<19}{reason}", flush=True)
+    print(f"{caught_count} of {total} mutations caught"
+          + (f"; {len(problems)} stale" if problems else ""))
+    return 1 if survived or problems else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
+from server.keys import CURSORS, POOL, QUERIES
+from server.services.within import Within
 from tests.conftest import bearer
 from tests.families import edited, original
 from tests.images import make_image
@@ -407,6 +409,15 @@ async def test_text_search_within_an_album_by_either_plan(
         if cursor is None:
             break
     assert pages == [in_private, in_public]
+    # The query applies visibility itself, whatever set it is handed (services/within.py):
+    # a set holding private images, as a caller's mistake would, still shows only the public.
+    handed = Within("album:handed", tuple(uuid.UUID(i) for i in (in_public, in_private,
+                                                                 bobs_private)))
+    async with client.app[POOL].acquire() as conn:
+        rows, _ = await search.search(
+            conn, client.app[QUERIES], client.app[CURSORS], viewer_id=None, q="pebble",
+            filters=search.SearchFilters(within=handed), cursor=None, limit=10)
+    assert [str(r["id"]) for r in rows] == [in_public]
 
 
 async def test_a_search_cursor_does_not_cross_albums(client: Client, alice: str) -> None:
