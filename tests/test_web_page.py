@@ -210,6 +210,12 @@ OpenPage = Callable[..., Watched]
 
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[OpenPage]:
+    yield from watched_pages(browser)
+
+
+def watched_pages(browser: Browser) -> Iterator[OpenPage]:
+    """Pages in browser contexts of their own, their console errors and dialogs recorded;
+    every context closed at the end (the body of an `open_page` fixture)."""
     contexts: list[BrowserContext] = []
 
     def open_page(width: int = 1100, height: int = 800, scale: float = 1) -> Watched:

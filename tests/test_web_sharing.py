@@ -15,9 +15,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import (
     Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Dialog,
     Page,
     Request,
     expect,
@@ -29,7 +26,6 @@ from tests.photo_edits import jpeg
 from tests.test_cli import serve_own_database
 from tests.test_web_page import (
     CHROMIUM,
-    TIMEOUT_MS,
     OpenPage,
     Watched,
     api,
@@ -40,6 +36,7 @@ from tests.test_web_page import (
     sign_up,
     until,
     upload,
+    watched_pages,
     write,
 )
 
@@ -71,31 +68,7 @@ def browser(served: Served) -> Iterator[Browser]:
 
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """A page in a browser context of its own (test_web_page's, on this module's browser)."""
-    contexts: list[BrowserContext] = []
-
-    def open_page() -> Watched:
-        context = browser.new_context(viewport={"width": 1100, "height": 800})
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        watched = Watched(context.new_page(), context)
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                watched.errors.append(message.text)
-
-        def on_dialog(dialog: Dialog) -> None:
-            watched.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        watched.page.on("console", on_console)
-        watched.page.on("pageerror", lambda error: watched.errors.append(str(error)))
-        watched.page.on("dialog", on_dialog)
-        return watched
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    yield from watched_pages(browser)
 
 
 @dataclass
