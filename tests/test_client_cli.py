@@ -557,3 +557,5 @@ def test_share_links_made_listed_used_and_revoked(server: str, tmp_path: Path) -
     shown = json.loads(seen.stdout)
     assert shown["kind"] == "album" and shown["album"]["title"] == "Coast"
     assert [i["id"] for i in shown["images"]] == [ids["harbour"], lighthouse]
+    said = run(tmp_path / "stranger", server, "shared", album_link)
+    assert "the album Coast (private, 2 images, by " in said.stderr + said.stdout, said.stderr

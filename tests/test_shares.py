@@ -359,7 +359,8 @@ async def test_an_album_link_shows_its_images_in_order_and_nothing_else(
     shown = await (await client.get("/shared", headers=share_token(token))).json()
     assert shown["kind"] == "album" and shown["image"] is None
     assert shown["album"]["id"] == album_id and shown["album"]["title"] == "Lake trip"
-    assert shown["album"]["image_count"] == 2
+    assert shown["album"]["image_count"] == 2 and shown["album"]["owner"] == "alice"
+    assert shown["album"]["visibility"] == "private"
     in_order = [first["id"], library["secret"]["id"]]
     assert await shared_ids(client, token) == in_order
     page = await (await client.get("/shared/images", headers=share_token(token),

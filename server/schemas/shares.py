@@ -73,8 +73,10 @@ class SharePathSchema(Schema):
 
 class SharedAlbumSchema(Schema):
     id = fields.UUID(required=True)
+    owner = fields.String(required=True, metadata={"description": "The owner's username"})
     title = fields.String(required=True)
     description = fields.String(required=True)
+    visibility = fields.String(required=True, validate=validate.OneOf(["private", "public"]))
     image_count = fields.Integer(required=True, metadata={"description": "Images the link shows"})
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)

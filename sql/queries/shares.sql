@@ -71,8 +71,9 @@ select s.image_id from share_link_images(:digest) s;
 
 -- name: shared_album(digest)^
 -- An album link's album, with how many images the link shows.
-select a.id, a.title, a.description, a.created_at, a.updated_at,
-       (select count(*) from share_link_images(:digest))::integer as image_count
+select a.id, u.username as owner, a.title, a.description, a.visibility, a.created_at,
+       a.updated_at, (select count(*) from share_link_images(:digest))::integer as image_count
 from live_share_links l
 join albums a on a.id = l.album_id
+join users u on u.id = a.owner_id
 where l.digest = :digest;
