@@ -1390,6 +1390,13 @@ MUTATIONS = (
         (SH + "test_an_album_link_follows_the_album",),
     ),
     Mutation(
+        "a link's images numbered by the album's positions", "server/handlers/shared.py",
+        '"images": [{**shared_image_json(row), "position": index} for index, row in page],',
+        '"images": [{**shared_image_json(row), "position": row["position"]}\n'
+        '                   for index, row in page],',
+        (SH + "test_an_album_link_follows_the_album",),
+    ),
+    Mutation(
         "albums: the images' rule dropped from an album's listing", "sql/queries/albums.sql",
         "  and (a.visibility = 'public' or a.owner_id = :viewer_id)\n"
         "  and (v.visibility = 'public' or v.owner_id = :viewer_id)\n",

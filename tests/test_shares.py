@@ -425,6 +425,10 @@ async def test_an_album_link_follows_the_album(
                                  json={"image_ids": [image["id"]]})
         assert resp.status == 200
     assert sorted(await shared_ids(client, token)) == sorted([secret["id"], public["id"]])
+    # Places among what the link shows, not the album's positions (whose gaps would tell
+    # where images it hides lie).
+    listed = await (await client.get("/shared/images", headers=share_token(token))).json()
+    assert [i["position"] for i in listed["images"]] == [1, 2]
 
     resp = await client.patch(f"/albums/{album_id}", headers=bearer(alice),
                               json={"visibility": "private"})

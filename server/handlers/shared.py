@@ -98,11 +98,12 @@ async def list_shared_images(request: web.Request) -> web.Response:
     link = request[SHARED_LINK]
     query = request["querystring"]
     async with request.app[POOL].acquire() as conn:
-        rows, next_cursor = await shares.images(conn, request.app[QUERIES],
+        page, next_cursor = await shares.images(conn, request.app[QUERIES],
                                                 request.app[CURSORS], link,
                                                 cursor=query.get("cursor"), limit=query["limit"])
-    return web.json_response({"images": [shared_image_json(r) for r in rows],
-                              "next_cursor": next_cursor})
+    return web.json_response({
+        "images": [{**shared_image_json(row), "position": index} for index, row in page],
+        "next_cursor": next_cursor})
 
 
 @access(Access.SHARE_LINK)

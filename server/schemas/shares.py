@@ -83,7 +83,8 @@ class SharedAlbumSchema(Schema):
 
 
 class SharedImageSchema(ImageSchema):
-    position = fields.Integer(metadata={"description": "Its place in the album, from 1"})
+    position = fields.Integer(metadata={
+        "description": "In a list of the link's images: its place among them, from 1"})
 
 
 class SharedSchema(Schema):
@@ -132,8 +133,6 @@ def shared_image_json(row: Record | Mapping[str, Any]) -> dict[str, Any]:
     data = image_json(row, None)
     for name in ("file_url", "thumbnail_url", "preview_url"):
         data[name] = SHARED_PREFIX + data[name]
-    if "position" in row:
-        data["position"] = row["position"]
     return data
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
 from ..db.pool import Connection
 from ..db.queries import Queries, Record
 from ..errors import AlbumFull, NotFound, ValidationFailed
-from .cursors import Cursors, scope_of
+from .cursors import Cursors, Position, scope_of
 from .images import resolve_owner
 from .within import Within
 
@@ -86,13 +87,6 @@ async def delete_album(conn: Connection, queries: Queries, owner_id: UUID,
         raise NotFound("No such album")
 
 
-def _checked_int(text: object) -> int:
-    value = int(str(text))
-    if not 0 <= value <= 2**31 - 1:
-        raise ValueError("out of range")
-    return value
-
-
 async def list_images(
     conn: Connection, queries: Queries, cursors: Cursors, *, viewer_id: UUID | None,
     album_id: UUID, cursor: str | None, limit: int,
@@ -102,22 +96,16 @@ async def list_images(
     and index)."""
     await get_visible(conn, queries, viewer_id, album_id)
     scope = scope_of("album_images", viewer_id, album_id)
-    after_position, index = None, 0
-    if cursor:
-        position_text, index_text = cursors.decode(cursor, scope, str, str)
-        try:
-            after_position, index = _checked_int(position_text), _checked_int(index_text)
-        except ValueError:
-            raise ValidationFailed("Malformed cursor",
-                                   details={"cursor": ["Out of range."]}) from None
+    after_position, index = (cursors.decode(cursor, scope, Position, Position) if cursor
+                             else (None, 0))
     rows = [row async for row in queries.list_album_images(
-        conn, viewer_id=viewer_id, album_id=album_id, after_position=after_position,
-        limit=limit + 1)]
-    page = [(index + n, row) for n, row in enumerate(rows[:limit], start=1)]
+        conn, viewer_id=viewer_id, album_id=album_id,
+        after_position=after_position, limit=limit + 1)]  # type: ignore[arg-type]
+    page = [(cast(int, index) + n, row) for n, row in enumerate(rows[:limit], start=1)]
     next_cursor = None
     if len(rows) > limit:
         last_index, last = page[-1]
-        next_cursor = cursors.encode(scope, str(last["album_position"]), str(last_index))
+        next_cursor = cursors.encode(scope, last["album_position"], last_index)
     return page, next_cursor
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 from ..credentials import SHARE_PREFIX, key_digest, looks_like_share_token, new_api_key
@@ -108,19 +109,21 @@ async def image(conn: Connection, queries: Queries, link: OpenLink, image_id: UU
 async def images(
     conn: Connection, queries: Queries, cursors: Cursors, link: OpenLink, *,
     cursor: str | None, limit: int,
-) -> tuple[list[Record], str | None]:
-    """One page of the link's images, in the album's order."""
+) -> tuple[list[tuple[int, Record]], str | None]:
+    """One page of the link's images, in the album's order, each with its 1-based place
+    among them (the album's own positions would show where hidden images lie)."""
     scope = scope_of("shared", link.id)
-    after_position, after_id = (cursors.decode(cursor, scope, Position, UUID) if cursor
-                                else (None, None))
+    after_position, after_id, index = (cursors.decode(cursor, scope, Position, UUID, Position)
+                                       if cursor else (None, None, 0))
     rows = [row async for row in queries.shared_images(
         conn, digest=link.digest, after_position=after_position,  # type: ignore[arg-type]
         after_id=after_id, limit=limit + 1)]  # type: ignore[arg-type]
+    page = [(cast(int, index) + n, row) for n, row in enumerate(rows[:limit], start=1)]
     next_cursor = None
     if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode(scope, rows[-1]["position"], rows[-1]["id"])
-    return rows, next_cursor
+        last_index, last = page[-1]
+        next_cursor = cursors.encode(scope, last["position"], last["id"], last_index)
+    return page, next_cursor
 
 
 async def image_ids(conn: Connection, queries: Queries, link: OpenLink) -> list[UUID]:
