@@ -1394,7 +1394,7 @@ MUTATIONS = (
         '"images": [{**shared_image_json(row), "position": index} for index, row in page],',
         '"images": [{**shared_image_json(row), "position": row["position"]}\n'
         '                   for index, row in page],',
-        (SH + "test_an_album_link_follows_the_album",),
+        (SH + "test_an_album_link_shows_its_images_in_order_and_nothing_else",),
     ),
     Mutation(
         "albums: the images' rule dropped from an album's listing", "sql/queries/albums.sql",
